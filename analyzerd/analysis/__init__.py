@@ -1,0 +1,1 @@
+"""Sans-IO analysis of layer blobs."""

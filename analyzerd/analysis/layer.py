@@ -1,0 +1,205 @@
+"""Analyze one layer blob as its bytes stream past: verify, decompress, read the tar, hash.
+
+``LayerAnalyzer`` is sans-IO: ``feed(chunk)`` the blob as it arrives (from a registry,
+a cache file or a local layout) and ``finish()`` returns the ``LayerResult``. It is CPU
+work and is meant to run in a worker thread; it holds only the current chunk and the
+per-file hash states, whatever the layer's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Final
+
+from ..archive.decompress import StreamDecoder
+from ..archive.tar import END, ENTRY_END, NEED_DATA, Entry, TarReader
+from ..errors import AnalyzerError, ArchiveError, IntegrityError, LimitError
+from ..model import FileKind, FileRecord, LayerResult
+
+__all__ = ["LayerAnalyzer", "LayerLimits", "WHITEOUT_PREFIX", "OPAQUE_MARKER"]
+
+WHITEOUT_PREFIX: Final = ".wh."
+OPAQUE_MARKER: Final = ".wh..wh..opq"
+
+_EMPTY_MD5: Final = hashlib.md5(b"").hexdigest()
+_EMPTY_SHA1: Final = hashlib.sha1(b"").hexdigest()
+_EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerLimits:
+    """Bounds on what one (possibly hostile) layer may make analyzerd do."""
+
+    #: Entries per layer. The largest real layers hold a few hundred thousand files.
+    max_entries: int = 2_000_000
+    #: Uncompressed bytes per layer: stops decompression bombs from running for hours.
+    max_uncompressed_bytes: int = 64 * 1000**3
+
+
+class LayerAnalyzer:
+    """Feed a layer blob in, get its files with MD5/SHA1/SHA256 out.
+
+    Args:
+        digest: the descriptor digest; the compressed bytes must hash to it.
+        size: the descriptor size; more or fewer bytes is an integrity error.
+        media_type: as the manifest says (recorded, not trusted: compression is sniffed).
+        diff_id: the config's diff_id for this layer; when given, the uncompressed stream
+            must hash to it.
+    """
+
+    def __init__(self, *, digest: str, size: int, media_type: str, diff_id: str | None = None,
+                 limits: LayerLimits = LayerLimits()) -> None:
+        algorithm, _, self._expected_hex = digest.partition(":")
+        if algorithm != "sha256":
+            raise IntegrityError(f"layer {digest}: unsupported digest algorithm {algorithm!r}")
+        self.digest = digest
+        self._size = size
+        self._media_type = media_type
+        self._diff_id = diff_id
+        self._limits = limits
+        self._blob_hash = hashlib.sha256()
+        self._diff_hash = hashlib.sha256() if diff_id and diff_id != digest else None
+        self._received = 0
+        self._uncompressed = 0
+        self._decoder = StreamDecoder()
+        self._reader = TarReader()
+        self._files: dict[str, FileRecord] = {}
+        self._deleted: list[str] = []
+        self._opaque: list[str] = []
+        self._warnings: list[str] = []
+        self._failure: AnalyzerError | None = None
+        # the regular file whose data is streaming now
+        self._current: FileRecord | None = None
+        self._hashes: tuple[hashlib._Hash, hashlib._Hash, hashlib._Hash] | None = None
+
+    @property
+    def received(self) -> int:
+        return self._received
+
+    def feed(self, chunk: bytes) -> None:
+        """Add the next bytes of the blob."""
+        self._received += len(chunk)
+        if self._received > self._size:
+            raise IntegrityError(f"layer {self.digest}: the registry sent more than the "
+                                 f"{self._size} bytes its descriptor declares")
+        self._blob_hash.update(chunk)
+        if self._failure is not None:
+            return  # keep hashing: a digest mismatch explains a corrupt stream best
+        try:
+            for piece in self._decoder.decode(chunk):
+                self._consume(piece)
+        except (ArchiveError, LimitError) as exc:
+            self._failure = exc
+
+    def finish(self) -> LayerResult:
+        """Verify size and digest, drain the decoder and return the result."""
+        self._verify_blob()
+        if self._failure is None:
+            try:
+                for piece in self._decoder.finish():
+                    self._consume(piece)
+                self._reader.receive_data(b"")
+                self._events()
+            except (ArchiveError, LimitError) as exc:
+                self._failure = exc
+        if self._failure is not None:
+            raise type(self._failure)(f"layer {self.digest}: {self._failure.message}") from self._failure
+        if self._diff_hash is not None:
+            got = "sha256:" + self._diff_hash.hexdigest()
+            if got != self._diff_id:
+                raise IntegrityError(f"layer {self.digest}: uncompressed content hashes to {got}, "
+                                     f"but the image config says diff_id {self._diff_id}")
+        return LayerResult(
+            digest=self.digest,
+            media_type=self._media_type,
+            compressed_size=self._received,
+            uncompressed_size=self._uncompressed,
+            diff_id=self._diff_id or ("sha256:" + self._blob_hash.hexdigest()
+                                      if self._decoder.compression == "tar" else None),
+            files=list(self._files.values()),
+            deleted=self._deleted,
+            opaque_dirs=self._opaque,
+            entry_count=self._reader.entries,
+            warnings=self._warnings,
+        )
+
+    def _verify_blob(self) -> None:
+        if self._received != self._size:
+            raise IntegrityError(f"layer {self.digest}: got {self._received} bytes, "
+                                 f"its descriptor declares {self._size}")
+        got = self._blob_hash.hexdigest()
+        if got != self._expected_hex:
+            raise IntegrityError(f"layer {self.digest}: digest mismatch, the bytes received "
+                                 f"hash to sha256:{got}")
+
+    def _consume(self, piece: bytes) -> None:
+        self._uncompressed += len(piece)
+        if self._uncompressed > self._limits.max_uncompressed_bytes:
+            raise LimitError(f"uncompressed size exceeds {self._limits.max_uncompressed_bytes} bytes")
+        if self._diff_hash is not None:
+            self._diff_hash.update(piece)
+        self._reader.receive_data(piece)
+        self._events()
+
+    def _events(self) -> None:
+        reader = self._reader
+        while True:
+            event = reader.next_event()
+            if type(event) is memoryview:
+                hashes = self._hashes
+                if hashes is not None:
+                    hashes[0].update(event)
+                    hashes[1].update(event)
+                    hashes[2].update(event)
+            elif event is ENTRY_END:
+                hashes = self._hashes
+                if hashes is not None:
+                    current = self._current
+                    assert current is not None
+                    current.md5 = hashes[0].hexdigest()
+                    current.sha1 = hashes[1].hexdigest()
+                    current.sha256 = hashes[2].hexdigest()
+                    self._hashes = None
+            elif event is NEED_DATA or event is END:
+                return
+            else:
+                assert isinstance(event, Entry)
+                self._entry(event)
+
+    def _entry(self, entry: Entry) -> None:
+        if self._reader.entries > self._limits.max_entries:
+            raise LimitError(f"more than {self._limits.max_entries} entries")
+        path = entry.path
+        if path == "/":
+            return
+        slash = path.rfind("/")
+        name = path[slash + 1:]
+        if name.startswith(WHITEOUT_PREFIX):
+            parent = path[:slash] or "/"
+            if name == OPAQUE_MARKER:
+                self._opaque.append(parent)
+            else:
+                target = name[len(WHITEOUT_PREFIX):]
+                if target and target not in (".", ".."):
+                    self._deleted.append(parent.rstrip("/") + "/" + target)
+            return
+        kind = entry.kind
+        record = FileRecord(path, kind, entry.mode, entry.uid, entry.gid, entry.size,
+                            entry.mtime, entry.link)
+        if kind is FileKind.FILE:
+            if entry.sparse:
+                # The stored data is a sparse map plus the data blocks, not the content.
+                self._warnings.append(f"{path}: GNU sparse file, digests not computed")
+            elif entry.size:
+                self._current = record
+                self._hashes = (hashlib.md5(), hashlib.sha1(), hashlib.sha256())
+            else:
+                record.md5, record.sha1, record.sha256 = _EMPTY_MD5, _EMPTY_SHA1, _EMPTY_SHA256
+        elif kind is FileKind.HARDLINK:
+            target = self._files.get(entry.link or "")
+            if target is not None:
+                record.take_content_of(target)
+        self._files.pop(path, None)  # a later entry for the same path wins, in archive order
+        self._files[path] = record
+

@@ -1,0 +1,1 @@
+"""Pure readers of layer archives: decompression, tar, and the layer squash."""

@@ -1,0 +1,62 @@
+"""Merge layer results into the filesystem a container sees (OCI image spec, "whiteouts").
+
+Layers apply bottom to top. Within a layer, whiteouts act only on the layers below it,
+wherever they stand in the archive:
+
+- ``DIR/.wh.NAME`` deletes ``DIR/NAME`` and everything under it;
+- ``DIR/.wh..wh..opq`` hides everything the lower layers had under ``DIR`` (DIR stays);
+- an entry replaces the lower entry at its path; a non-directory that replaces a
+  directory hides the directory's lower contents too.
+
+Hardlinks take the content of their target: in the same layer (resolved while reading),
+or else in the merged view below the layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..model import FileKind, FileRecord, LayerResult
+
+__all__ = ["squash"]
+
+
+def _ancestors(path: str) -> Iterable[str]:
+    """'/a/b/c' -> '/a/b', '/a' (not '/': nothing deletes the root)."""
+    end = path.rfind("/")
+    while end > 0:
+        path = path[:end]
+        yield path
+        end = path.rfind("/")
+
+
+def squash(layers: list[LayerResult]) -> list[FileRecord]:
+    """The merged view, sorted by path; each record's ``layer`` is its layer's index."""
+    view: dict[str, FileRecord] = {}
+    for index, layer in enumerate(layers):
+        subtree_gone = set(layer.deleted)
+        subtree_gone.update(layer.opaque_dirs)
+        for record in layer.files:
+            if record.kind is not FileKind.DIR:
+                lower = view.get(record.path)
+                if lower is not None and lower.kind is FileKind.DIR:
+                    subtree_gone.add(record.path)
+        if subtree_gone:
+            deleted = set(layer.deleted)
+            view = {
+                path: record
+                for path, record in view.items()
+                if path not in deleted and not any(a in subtree_gone for a in _ancestors(path))
+            }
+        for record in layer.files:
+            record.layer = index
+            if record.kind is FileKind.HARDLINK and record.md5 is None and record.link:
+                target = view.get(record.link)
+                if target is not None:
+                    record.take_content_of(target)
+            view[record.path] = record
+    return sorted(view.values(), key=_path_key)
+
+
+def _path_key(record: FileRecord) -> str:
+    return record.path

@@ -1,0 +1,204 @@
+"""The `analyzerd` command: run | submit | jobs | show | analyze | config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Final
+
+from . import __version__
+from .config import Config, database_path_from, describe, load_config
+from .errors import AnalyzerError, ConfigError, InvalidReferenceError
+from .model import JobStatus, Platform
+from .reference import parse_reference
+
+__all__ = ["main"]
+
+# Exit codes, by name.
+SUCCESS: Final = 0
+FAILED: Final = 1  #: an analysis or job failed
+USAGE: Final = 2  #: bad arguments or configuration
+NOT_FOUND: Final = 3  #: what was asked for is not in the database
+INTERRUPTED: Final = 130
+
+log = logging.getLogger("analyzerd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="analyzerd", description="Streaming container-image analyzer.")
+    parser.add_argument("--version", action="version", version=f"analyzerd {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $ANALYZERD_CONFIG, else built-in defaults)")
+    parser.add_argument("--db", metavar="PATH", help="SQLite database (default: $ANALYZERD_DB, else the config's 'database')")
+    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR (default: the config's log_level)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", help="run the daemon: claim queued jobs and analyze them")
+
+    p = sub.add_parser("submit", help="queue images for the daemon")
+    p.add_argument("references", nargs="+", metavar="REF")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pick from multi-platform images")
+    p.add_argument("--wait", action="store_true", help="wait until the jobs end; exit 1 if any failed")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up after this long")
+
+    p = sub.add_parser("jobs", help="list jobs")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+
+    for name, text in (("show", "print an analyzed image's results"),
+                       ("analyze", "analyze one image in the foreground (no daemon) and store it")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("reference", metavar="REF" if name == "analyze" else "REF|DIGEST")
+        p.add_argument("--json", action="store_true", help="one JSON document")
+        p.add_argument("--files", action="store_true", help="the files section (default: all sections)")
+        if name == "analyze":
+            p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]")
+            p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    sub.add_parser("config", help="print the effective configuration")
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _load(args: argparse.Namespace) -> tuple[Config, str]:
+    config = load_config(args.config or os.environ.get("ANALYZERD_CONFIG") or None)
+    database = args.db or os.environ.get("ANALYZERD_DB")
+    return config, database_path_from(database) if database else config.database_path
+
+
+def _sections(args: argparse.Namespace) -> tuple[str, ...]:
+    chosen = tuple(name for name in ("files",) if getattr(args, name, False))
+    return chosen or ("files",)
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+
+
+async def _cmd_submit(args: argparse.Namespace, config: Config, database: str) -> int:
+    from .store import Store
+
+    if args.platform:
+        Platform.parse(args.platform)
+    for reference in args.references:
+        parse_reference(reference)  # refuse a bad reference now, not in the daemon
+    async with await Store.open(database) as store:
+        ids = await store.enqueue(list(args.references), args.platform)
+        for job_id, reference in zip(ids, args.references):
+            print(f"{job_id}\t{reference}")
+        if not args.wait:
+            return SUCCESS
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + args.timeout if args.timeout else None
+        pending = set(ids)
+        failed = 0
+        while pending:
+            for job_id in sorted(pending):
+                job = await store.get_job(job_id)
+                if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
+                    pending.discard(job_id)
+                    if job is not None and job.status is JobStatus.FAILED:
+                        failed += 1
+                        print(f"job {job.id} {job.reference} failed: {job.error}", file=sys.stderr)
+                    elif job is not None:
+                        print(f"job {job.id} {job.reference} done: {job.image_digest}", file=sys.stderr)
+            if pending:
+                if deadline is not None and loop.time() > deadline:
+                    print(f"error: timeout\ngave up waiting for jobs {sorted(pending)}", file=sys.stderr)
+                    return FAILED
+                await asyncio.sleep(min(config.analyzer.cycle_timer_seconds, 0.5))
+        return FAILED if failed else SUCCESS
+
+
+async def _cmd_jobs(args: argparse.Namespace, database: str) -> int:
+    from .store import Store
+
+    async with await Store.open(database) as store:
+        jobs = await store.list_jobs()
+    if args.json:
+        _print_json({"jobs": [job.as_dict() for job in jobs]})
+        return SUCCESS
+    print(f"{'ID':>5}  {'STATUS':<8} {'TRIES':>5}  REFERENCE / ERROR")
+    for job in jobs:
+        print(f"{job.id:>5}  {job.status.value:<8} {job.attempts:>5}  {job.reference}")
+        if job.error:
+            print(f"{'':>22}{job.error}")
+    return SUCCESS
+
+
+async def _show(store: Any, key: str, args: argparse.Namespace) -> None:
+    from .report import image_document, render_table
+
+    document = await image_document(store, key, _sections(args))
+    if args.json:
+        _print_json(document)
+    else:
+        print(render_table(document))
+
+
+async def _cmd_show(args: argparse.Namespace, database: str) -> int:
+    from .store import Store
+
+    async with await Store.open(database) as store:
+        await _show(store, args.reference, args)
+    return SUCCESS
+
+
+async def _cmd_analyze(args: argparse.Namespace, config: Config, database: str) -> int:
+    from .daemon import services
+
+    if args.platform:
+        Platform.parse(args.platform)
+    async with services(config, database) as svc:
+        result = await svc.analyzer.analyze(args.reference, args.platform, on_resolved=svc.store.start_image)
+        await svc.store.save_image(result)
+        if not args.quiet:
+            await _show(svc.store, result.manifest_digest, args)
+    return SUCCESS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config, database = _load(args)
+        _setup_logging((args.log_level or config.log_level).upper())
+        if args.command == "config":
+            _print_json(describe(config))
+            return SUCCESS
+        from .daemon import run_async, run_daemon
+
+        if args.command == "run":
+            run_async(lambda: run_daemon(config, database))
+            return SUCCESS
+        if args.command == "submit":
+            return run_async(lambda: _cmd_submit(args, config, database))
+        if args.command == "jobs":
+            return run_async(lambda: _cmd_jobs(args, database))
+        if args.command == "show":
+            return run_async(lambda: _cmd_show(args, database))
+        if args.command == "analyze":
+            return run_async(lambda: _cmd_analyze(args, config, database))
+        raise AssertionError(args.command)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except ValueError as exc:  # Platform.parse
+        return _fail(ConfigError(str(exc)), USAGE)
+    except AnalyzerError as exc:
+        code = USAGE if isinstance(exc, (ConfigError, InvalidReferenceError)) else FAILED
+        if exc.reference == "not-found" and args.command == "show":
+            code = NOT_FOUND
+        return _fail(exc, code)
+
+
+def _fail(exc: AnalyzerError, code: int) -> int:
+    print(f"error: {exc.reference}\n{exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+    return code

@@ -1,0 +1,294 @@
+"""Configuration: the Anchore Engine analyzer layout, plus analyzerd's own keys.
+
+An Anchore ``config.yaml`` works unchanged: the analyzer section may stand under
+``services:`` or at the top level, ``${VAR}`` (and ``${VAR:-default}``) is expanded from
+the environment, and the keys analyzerd does not use are accepted (logged at debug
+level). A key that looks like a misspelling of a known one gets a warning with the
+likely intended name. A wrong type or value is refused with an error naming the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final
+
+import yaml
+
+from .errors import ConfigError
+from .model import Platform
+
+__all__ = ["AnalyzerSection", "Config", "Limits", "load_config", "default_database_path"]
+
+log = logging.getLogger(__name__)
+
+#: Anchore's own floor for the layer cache; a smaller cache thrashes on one image.
+MIN_LAYER_CACHE_GIGABYTES: Final = 1
+_VAR: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnalyzerSection:
+    """``services.analyzer`` (Anchore's keys, with Anchore's defaults, plus ours)."""
+
+    enabled: bool = True
+    require_auth: bool = True
+    cycle_timer_seconds: float = 1.0
+    #: concurrent CPU work: layers being decompressed, parsed and hashed at once
+    max_threads: int = 1
+    analyzer_driver: str = "nodocker"
+    endpoint_hostname: str = "localhost"
+    listen: str = "0.0.0.0"
+    port: int = 8084
+    layer_cache_enable: bool = False
+    layer_cache_max_gigabytes: float = 4.0
+    #: images analyzed at once by one daemon (their layers share max_threads)
+    max_concurrent_jobs: int = 2
+    #: a running job's lease; renewed while it runs, retaken by any daemon after expiry
+    lease_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds on what a hostile image can make analyzerd do."""
+
+    max_layer_entries: int = 2_000_000
+    max_layer_uncompressed_gigabytes: float = 64.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    tmp_dir: str = field(default_factory=tempfile.gettempdir)
+    log_level: str = "INFO"
+    #: a path or sqlite:///path; empty means default_database_path()
+    database: str = ""
+    #: the platform picked from multi-platform images unless a job names one
+    default_platform: str = "linux/amd64"
+    registry_retries: int = 4
+    registry_connect_timeout_seconds: float = 30.0
+    registry_read_timeout_seconds: float = 300.0
+    limits: Limits = field(default_factory=Limits)
+    analyzer: AnalyzerSection = field(default_factory=AnalyzerSection)
+    source: str | None = None  #: the file it came from, for messages
+
+    @property
+    def database_path(self) -> str:
+        return database_path_from(self.database)
+
+
+def database_path_from(value: str) -> str:
+    if not value:
+        return default_database_path()
+    if value.startswith("sqlite:///"):
+        # the URL's path is the file's absolute path: sqlite:///var/lib/x.db -> /var/lib/x.db
+        return "/" + value[len("sqlite://"):].lstrip("/")
+    if "://" in value:
+        raise ConfigError(f"database: {value.split('://')[0]}:// databases are not supported; "
+                          "use a path or sqlite:///path")
+    return os.path.expanduser(value)
+
+
+def default_database_path() -> str:
+    """systemd's StateDirectory when run as a unit, else the XDG data directory."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return os.path.join(state.split(":")[0], "analyzerd.db")
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data_home, "analyzerd", "analyzerd.db")
+
+
+# -- typed coercion: YAML gives typed values, ${VAR} expansion gives strings ------------
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str, Any], int]:
+    def convert(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if minimum is not None and number < minimum:
+            raise ConfigError(f"{key}: must be at least {minimum}, got {number}")
+        if maximum is not None and number > maximum:
+            raise ConfigError(f"{key}: must be at most {maximum}, got {number}")
+        return number
+    return convert
+
+
+def _number(minimum: float | None = None, exclusive: bool = False,
+            message: str | None = None) -> Callable[[str, Any], float]:
+    def convert(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        if minimum is not None and (number < minimum or (exclusive and number == minimum)):
+            raise ConfigError(message.format(key=key, value=value) if message else
+                              f"{key}: must be {'more than' if exclusive else 'at least'} {minimum:g}, got {value!r}")
+        return number
+    return convert
+
+
+def _str(key: str, value: Any) -> str:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{key}: expected a string, got {value!r}")
+
+
+def _log_level(key: str, value: Any) -> str:
+    text = _str(key, value).upper()
+    if text not in ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "SPEW"):
+        raise ConfigError(f"{key}: expected one of DEBUG, INFO, WARNING, ERROR, got {value!r}")
+    return {"WARN": "WARNING", "SPEW": "DEBUG"}.get(text, text)
+
+
+def _platform(key: str, value: Any) -> str:
+    text = _str(key, value)
+    try:
+        Platform.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    return text
+
+
+def _database(key: str, value: Any) -> str:
+    text = _str(key, value)
+    try:
+        database_path_from(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc.message.partition(': ')[2]}") from None
+    return text
+
+
+_ANALYZER_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
+    "enabled": _bool,
+    "require_auth": _bool,
+    "cycle_timer_seconds": _number(0, exclusive=True),
+    "max_threads": _int(1, 256),
+    "analyzer_driver": _str,
+    "endpoint_hostname": _str,
+    "listen": _str,
+    "port": _int(1, 65535),
+    "layer_cache_enable": _bool,
+    "layer_cache_max_gigabytes": _number(
+        MIN_LAYER_CACHE_GIGABYTES,
+        message="{key}: the minimum layer cache size is 1 GB (as in Anchore Engine), got {value!r}"),
+    "max_concurrent_jobs": _int(1, 1024),
+    "lease_seconds": _number(5),
+}
+_LIMIT_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
+    "max_layer_entries": _int(1),
+    "max_layer_uncompressed_gigabytes": _number(0, exclusive=True),
+}
+_TOP_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
+    "tmp_dir": _str,
+    "log_level": _log_level,
+    "database": _database,
+    "default_platform": _platform,
+    "registry_retries": _int(1, 100),
+    "registry_connect_timeout_seconds": _number(0, exclusive=True),
+    "registry_read_timeout_seconds": _number(0, exclusive=True),
+}
+
+
+def _expand(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is None:
+                log.debug("config %s: environment variable %s is not set", where, name)
+            return default or ""
+        return _VAR.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, where) for v in value]
+    return value
+
+
+def _section(raw: Mapping[str, Any], schema: Mapping[str, Callable[[str, Any], Any]], prefix: str,
+             known_elsewhere: frozenset[str] = frozenset()) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key in schema:
+            if value is None or value == "":
+                continue  # an unset ${VAR} means "use the default"
+            values[key] = schema[key](name, value)
+        elif key not in known_elsewhere:
+            close = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.8)
+            if close:
+                log.warning("config key %s is not used by analyzerd; did you mean %s%s?", name, prefix, close[0])
+            else:
+                log.debug("config key %s is not used by analyzerd (accepted for Anchore compatibility)", name)
+    return values
+
+
+def parse_config(document: Any, source: str | None = None) -> Config:
+    """Build a Config from a parsed YAML document (None or {} gives the defaults)."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source or 'config'}: the top level must be a mapping of keys")
+    document = _expand(document, "")
+    analyzer_raw: Any = {}
+    services = document.get("services")
+    if isinstance(services, dict) and "analyzer" in services:
+        analyzer_raw = services["analyzer"]
+        where = "services.analyzer"
+    else:
+        analyzer_raw = document.get("analyzer", {})
+        where = "analyzer"
+    if analyzer_raw is None:
+        analyzer_raw = {}
+    if not isinstance(analyzer_raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {analyzer_raw!r}")
+    limits_raw = document.get("limits") or {}
+    if not isinstance(limits_raw, dict):
+        raise ConfigError(f"limits: expected a mapping of keys, got {limits_raw!r}")
+    top = _section(document, _TOP_KEYS, "", known_elsewhere=frozenset({"services", "analyzer", "limits"}))
+    analyzer = AnalyzerSection(**_section(analyzer_raw, _ANALYZER_KEYS, f"{where}."))
+    limits = Limits(**_section(limits_raw, _LIMIT_KEYS, "limits."))
+    return Config(**top, analyzer=analyzer, limits=limits, source=source)
+
+
+def load_config(path: str | None) -> Config:
+    """Read the file at ``path`` (None: built-in defaults)."""
+    if path is None:
+        return parse_config({})
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return parse_config(document, path)
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """The effective settings, for `analyzerd config` and logs."""
+    out = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in ("analyzer", "limits")}
+    out["analyzer"] = {f.name: getattr(config.analyzer, f.name) for f in fields(config.analyzer)}
+    out["limits"] = {f.name: getattr(config.limits, f.name) for f in fields(config.limits)}
+    out["database_path"] = config.database_path
+    return out

@@ -1,0 +1,81 @@
+"""Wiring: build the long-lived objects once, run the loop, stop on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+
+from . import __version__
+from .analyze import ImageAnalyzer
+from .config import Config
+from .registry.client import RegistryClient, RetryPolicy
+from .store import Store
+from .worker import Worker
+
+__all__ = ["Services", "run_async", "run_daemon", "services"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Services:
+    config: Config
+    store: Store
+    client: RegistryClient
+    analyzer: ImageAnalyzer
+
+
+@asynccontextmanager
+async def services(config: Config, database: str) -> AsyncIterator[Services]:
+    """One aiohttp session, one store, one analyzer for the process; closed on exit."""
+    timeout = aiohttp.ClientTimeout(total=None, connect=config.registry_connect_timeout_seconds,
+                                    sock_read=config.registry_read_timeout_seconds)
+    store = await Store.open(database)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False,
+                                         headers={"User-Agent": f"analyzerd/{__version__}"}) as session:
+            client = RegistryClient(session, retry=RetryPolicy(attempts=config.registry_retries))
+            analyzer = ImageAnalyzer(config, client)
+            try:
+                yield Services(config, store, client, analyzer)
+            finally:
+                analyzer.close()
+    finally:
+        await store.close()
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run on uvloop when it is installed (it is a dependency; plain asyncio otherwise)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+async def run_daemon(config: Config, database: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stopper(stop, sig))
+    async with services(config, database) as svc:
+        worker = Worker(config, svc.store, svc.analyzer)
+        await worker.run(stop)
+
+
+def _stopper(stop: asyncio.Event, sig: signal.Signals) -> Callable[[], None]:
+    def handler() -> None:
+        log.info("event=signal signal=%s action=stop_claiming", sig.name)
+        stop.set()
+    return handler
+
+

@@ -1,0 +1,175 @@
+"""Value types shared by every part of analyzerd. A leaf: stdlib only."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Descriptor",
+    "FileKind",
+    "FileRecord",
+    "ImageResult",
+    "Job",
+    "JobStatus",
+    "LayerResult",
+    "Platform",
+]
+
+
+class FileKind(str, enum.Enum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    CHAR = "char"
+    BLOCK = "block"
+    FIFO = "fifo"
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """Parse ``os/arch[/variant]``; raises ValueError."""
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"platform {text!r} is not os/architecture[/variant]")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Descriptor:
+    """An OCI content descriptor: what a manifest says about a blob."""
+
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    urls: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """One entry of an image's filesystem as analyzerd records it.
+
+    Mutable only so the squash can copy a hardlink's target digests in; treat as a value.
+    ``layer`` is the index of the layer that last wrote the path.
+    """
+
+    path: str
+    kind: FileKind
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: int
+    link: str | None = None
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    layer: int = 0
+
+    def take_content_of(self, target: FileRecord) -> None:
+        """A hardlink is the same inode as its target: same content, size and digests."""
+        if target.kind is FileKind.FILE or target.kind is FileKind.HARDLINK:
+            self.size = target.size
+            self.md5, self.sha1, self.sha256 = target.md5, target.sha1, target.sha256
+
+
+@dataclass(slots=True, kw_only=True)
+class LayerResult:
+    """Everything one layer blob contains, independent of the image it is in."""
+
+    digest: str
+    media_type: str
+    compressed_size: int
+    uncompressed_size: int = 0
+    diff_id: str | None = None
+    files: list[FileRecord] = field(default_factory=list)
+    #: paths removed from lower layers by ``.wh.NAME`` entries
+    deleted: list[str] = field(default_factory=list)
+    #: directories whose lower-layer contents are hidden by ``.wh..wh..opq``
+    opaque_dirs: list[str] = field(default_factory=list)
+    entry_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ImageResult:
+    reference: str
+    manifest_digest: str
+    manifest_media_type: str
+    index_digest: str | None
+    config_digest: str
+    platform: Platform
+    config: dict[str, Any]
+    layers: list[LayerResult]
+    files: list[FileRecord]
+
+    @property
+    def created(self) -> str | None:
+        value = self.config.get("created")
+        return value if isinstance(value, str) else None
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    id: int
+    reference: str
+    platform: str | None
+    status: JobStatus
+    attempts: int
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    image_digest: str | None
+    worker: str | None = None
+    lease_until: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        return cls(
+            id=row["id"],
+            reference=row["reference"],
+            platform=row["platform"],
+            status=JobStatus(row["status"]),
+            attempts=row["attempts"],
+            error=row["error"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            image_digest=row["image_digest"],
+            worker=row["worker"],
+            lease_until=row["lease_until"],
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reference": self.reference,
+            "platform": self.platform,
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "error": self.error,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "image_digest": self.image_digest,
+        }

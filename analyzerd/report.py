@@ -1,0 +1,96 @@
+"""What `show` and `analyze` print: one JSON document, or readable tables. Built from the store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import NotFoundError
+from .store import Store
+
+__all__ = ["SECTIONS", "image_document", "render_table"]
+
+SECTIONS = ("files",)
+
+
+async def image_document(store: Store, key: str, sections: Iterable[str] = SECTIONS) -> dict[str, Any]:
+    """The `show --json` document for the image that ``key`` (reference or digest) names."""
+    row = await store.find_image(key)
+    if row is None:
+        raise NotFoundError(f"no analyzed image matches {key!r}",
+                            hint="Run `analyzerd jobs` to see what was analyzed, or `analyzerd analyze REF`.")
+    image_id = row["id"]
+    config = json.loads(row["config_json"]) if row["config_json"] else {}
+    references = await store.image_references(image_id)
+    platform = "/".join(p for p in (row["os"], row["architecture"], row["variant"]) if p)
+    layers = await store.image_layers(image_id)
+    image: dict[str, Any] = {
+        "reference": references[0] if references else None,
+        "references": references,
+        "manifest_digest": row["manifest_digest"],
+        "manifest_media_type": row["manifest_media_type"],
+        "index_digest": row["index_digest"],
+        "config_digest": row["config_digest"],
+        "platform": platform,
+        "created": row["created"],
+        "analysis_status": row["analysis_status"],
+        "analysis_error": row["analysis_error"],
+        "analyzer_version": row["analyzer_version"],
+        "analyzed_at": row["analyzed_at"],
+        "file_count": row["file_count"],
+        "compressed_size": row["compressed_size"],
+        "uncompressed_size": row["uncompressed_size"],
+        "layers": [{"digest": layer["digest"], "diff_id": layer["diff_id"], "media_type": layer["media_type"],
+                    "size": layer["compressed_size"], "uncompressed_size": layer["uncompressed_size"]}
+                   for layer in layers],
+    }
+    image_config = config.get("config") if isinstance(config.get("config"), dict) else {}
+    for key_out, key_in in (("env", "Env"), ("entrypoint", "Entrypoint"), ("cmd", "Cmd"),
+                            ("user", "User"), ("working_dir", "WorkingDir"), ("labels", "Labels"),
+                            ("exposed_ports", "ExposedPorts")):
+        image[key_out] = image_config.get(key_in)
+    document: dict[str, Any] = {"image": image}
+    if "files" in sections:
+        document["files"] = [
+            {"path": f["path"], "type": f["type"], "mode": "%04o" % f["mode"], "uid": f["uid"],
+             "gid": f["gid"], "size": f["size"], "mtime": f["mtime"], "link": f["link"],
+             "md5": f["md5"], "sha1": f["sha1"], "sha256": f["sha256"], "layer": f["layer"]}
+            for f in await store.image_files(image_id)
+        ]
+    return document
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return str(n)
+
+
+def render_table(document: dict[str, Any]) -> str:
+    image = document["image"]
+    lines = [
+        f"image      {image['reference']}",
+        f"digest     {image['manifest_digest']}",
+        f"platform   {image['platform']}",
+        f"status     {image['analysis_status']}",
+        f"layers     {len(image['layers'])}  ({_size(image['compressed_size'])} compressed, "
+        f"{_size(image['uncompressed_size'])} uncompressed)",
+        f"files      {image['file_count']}",
+    ]
+    files = document.get("files")
+    if files is not None:
+        layer_index = {layer["digest"]: i for i, layer in enumerate(image["layers"])}
+        lines.append("")
+        lines.append(f"{'MODE':<5} {'TYPE':<8} {'UID:GID':>11} {'SIZE':>10} {'SHA256':<12} L  PATH")
+        for f in files:
+            target = f" -> {f['link']}" if f["link"] else ""
+            lines.append(f"{f['mode']:<5} {f['type']:<8} {str(f['uid']) + ':' + str(f['gid']):>11} "
+                         f"{f['size']:>10} {(f['sha256'] or '-')[:12]:<12} {layer_index.get(f['layer'], '?'):<2} "
+                         f"{f['path']}{target}")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+-- Every statement analyzerd runs, by name ("-- name --"); store.py loads them.
+
+-- enqueue_job --
+INSERT INTO jobs (reference, platform, created_at) VALUES (:reference, :platform, :now) RETURNING id;
+
+-- claim_job --
+-- The oldest queued job, or a running one whose daemon stopped renewing its lease.
+UPDATE jobs
+SET status = 'running', attempts = attempts + 1, started_at = :now, finished_at = NULL,
+    worker = :worker, lease_until = :lease_until
+WHERE id = (SELECT id FROM jobs
+            WHERE status = 'queued' OR (status = 'running' AND lease_until < :now)
+            ORDER BY id LIMIT 1)
+RETURNING *;
+
+-- renew_lease --
+UPDATE jobs SET lease_until = :lease_until WHERE id = :id AND worker = :worker AND status = 'running';
+
+-- finish_job --
+UPDATE jobs SET status = :status, finished_at = :now, error = :error, image_digest = :image_digest,
+                lease_until = NULL
+WHERE id = :id AND worker = :worker AND status = 'running';
+
+-- get_job --
+SELECT * FROM jobs WHERE id = :id;
+
+-- list_jobs --
+SELECT * FROM jobs ORDER BY id;
+
+-- start_image --
+INSERT INTO images (manifest_digest, manifest_media_type, index_digest, config_digest, os,
+                    architecture, variant, created, layer_count, compressed_size, config_json,
+                    analysis_status)
+VALUES (:manifest_digest, :manifest_media_type, :index_digest, :config_digest, :os,
+        :architecture, :variant, :created, :layer_count, :compressed_size, :config_json, 'analyzing')
+ON CONFLICT (manifest_digest) DO UPDATE SET
+    analysis_status = CASE WHEN analysis_status = 'analyzed' THEN 'analyzed' ELSE 'analyzing' END;
+
+-- fail_image --
+-- A failed re-analysis leaves an earlier good result in place.
+UPDATE images SET analysis_status = 'analysis_failed', analysis_error = :error
+WHERE manifest_digest = :manifest_digest AND analysis_status != 'analyzed';
+
+-- upsert_image --
+INSERT INTO images (manifest_digest, manifest_media_type, index_digest, config_digest, os,
+                    architecture, variant, created, layer_count, compressed_size,
+                    uncompressed_size, file_count, analysis_status, analysis_error,
+                    analyzer_version, analyzed_at, config_json)
+VALUES (:manifest_digest, :manifest_media_type, :index_digest, :config_digest, :os,
+        :architecture, :variant, :created, :layer_count, :compressed_size, :uncompressed_size,
+        :file_count, 'analyzed', NULL, :analyzer_version, :now, :config_json)
+ON CONFLICT (manifest_digest) DO UPDATE SET
+    manifest_media_type = excluded.manifest_media_type, index_digest = excluded.index_digest,
+    config_digest = excluded.config_digest, os = excluded.os, architecture = excluded.architecture,
+    variant = excluded.variant, created = excluded.created, layer_count = excluded.layer_count,
+    compressed_size = excluded.compressed_size, uncompressed_size = excluded.uncompressed_size,
+    file_count = excluded.file_count, analysis_status = 'analyzed', analysis_error = NULL,
+    analyzer_version = excluded.analyzer_version, analyzed_at = excluded.analyzed_at,
+    config_json = excluded.config_json
+RETURNING id;
+
+-- upsert_reference --
+INSERT INTO image_references (reference, image_id, last_seen) VALUES (:reference, :image_id, :now)
+ON CONFLICT (reference, image_id) DO UPDATE SET last_seen = excluded.last_seen;
+
+-- upsert_layer --
+INSERT INTO layers (digest, media_type, compressed_size, uncompressed_size, diff_id, entry_count)
+VALUES (:digest, :media_type, :compressed_size, :uncompressed_size, :diff_id, :entry_count)
+ON CONFLICT (digest) DO UPDATE SET
+    media_type = excluded.media_type, compressed_size = excluded.compressed_size,
+    uncompressed_size = excluded.uncompressed_size, diff_id = excluded.diff_id,
+    entry_count = excluded.entry_count
+RETURNING id;
+
+-- delete_image_layers --
+DELETE FROM image_layers WHERE image_id = :image_id;
+
+-- insert_image_layer --
+INSERT INTO image_layers (image_id, position, layer_id) VALUES (?, ?, ?);
+
+-- delete_image_files --
+DELETE FROM files WHERE image_id = :image_id;
+
+-- insert_file --
+INSERT INTO files (image_id, path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256, layer_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- find_image_by_digest --
+SELECT * FROM images WHERE manifest_digest = :digest OR index_digest = :digest
+ORDER BY analyzed_at DESC LIMIT 1;
+
+-- find_image_by_reference --
+SELECT i.* FROM images i JOIN image_references r ON r.image_id = i.id
+WHERE r.reference = :reference ORDER BY r.last_seen DESC LIMIT 1;
+
+-- image_references --
+SELECT reference FROM image_references WHERE image_id = :image_id ORDER BY last_seen DESC;
+
+-- image_layers --
+SELECT l.* FROM image_layers il JOIN layers l ON l.id = il.layer_id
+WHERE il.image_id = :image_id ORDER BY il.position;
+
+-- image_files --
+SELECT f.path, f.type, f.mode, f.uid, f.gid, f.size, f.mtime, f.link, f.md5, f.sha1, f.sha256,
+       l.digest AS layer
+FROM files f JOIN layers l ON l.id = f.layer_id WHERE f.image_id = :image_id ORDER BY f.path;

@@ -1,0 +1,90 @@
+-- The results database. Each "-- migration N --" block moves the schema from version
+-- N-1 to N (PRAGMA user_version). Blocks are append-only: never edit a released one.
+
+-- migration 1 --
+CREATE TABLE jobs (
+    id           INTEGER PRIMARY KEY,
+    reference    TEXT    NOT NULL,            -- as submitted
+    platform     TEXT,                        -- os/arch[/variant], NULL: the configured default
+    status       TEXT    NOT NULL DEFAULT 'queued'
+                 CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    error        TEXT,
+    created_at   REAL    NOT NULL,            -- Unix time
+    started_at   REAL,
+    finished_at  REAL,
+    image_digest TEXT,                        -- manifest digest of the result
+    worker       TEXT,                        -- host:pid of the daemon holding the lease
+    lease_until  REAL                         -- a running job whose lease passed is retaken
+);
+CREATE INDEX jobs_by_status ON jobs (status, id);
+
+CREATE TABLE images (
+    id                  INTEGER PRIMARY KEY,
+    manifest_digest     TEXT    NOT NULL UNIQUE,
+    manifest_media_type TEXT,
+    index_digest        TEXT,                 -- the index it was chosen from, if any
+    config_digest       TEXT,
+    os                  TEXT,
+    architecture        TEXT,
+    variant             TEXT,
+    created             TEXT,                 -- the config's creation time (RFC 3339)
+    layer_count         INTEGER,
+    compressed_size     INTEGER,              -- sum of layer blob sizes
+    uncompressed_size   INTEGER,              -- sum of layer tar sizes
+    file_count          INTEGER,              -- entries in the merged filesystem
+    analysis_status     TEXT    NOT NULL DEFAULT 'not_analyzed'
+                        CHECK (analysis_status IN ('not_analyzed', 'analyzing', 'analyzed', 'analysis_failed')),
+    analysis_error      TEXT,
+    analyzer_version    TEXT,
+    analyzed_at         REAL,
+    config_json         TEXT                  -- the image config as served
+);
+
+CREATE TABLE image_references (
+    reference TEXT    NOT NULL,
+    image_id  INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    last_seen REAL    NOT NULL,
+    PRIMARY KEY (reference, image_id)
+);
+CREATE INDEX image_references_by_image ON image_references (image_id);
+
+CREATE TABLE layers (
+    id                INTEGER PRIMARY KEY,
+    digest            TEXT    NOT NULL UNIQUE,   -- the blob digest
+    media_type        TEXT,
+    compressed_size   INTEGER,
+    uncompressed_size INTEGER,
+    diff_id           TEXT,                      -- sha256 of the uncompressed tar
+    entry_count       INTEGER
+);
+
+CREATE TABLE image_layers (
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,                   -- 0 is the base layer
+    layer_id INTEGER NOT NULL REFERENCES layers (id),
+    PRIMARY KEY (image_id, position)
+);
+
+CREATE TABLE files (
+    image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    path     TEXT    NOT NULL,                   -- absolute, normalized
+    type     TEXT    NOT NULL,                   -- file dir symlink hardlink char block fifo
+    mode     INTEGER NOT NULL,                   -- permission bits incl. setuid/setgid/sticky
+    uid      INTEGER NOT NULL,
+    gid      INTEGER NOT NULL,
+    size     INTEGER NOT NULL,
+    mtime    INTEGER NOT NULL,
+    link     TEXT,                               -- symlink target, or hardlink target path
+    md5      TEXT,
+    sha1     TEXT,
+    sha256   TEXT,
+    layer_id INTEGER NOT NULL REFERENCES layers (id),  -- the layer that last wrote the path
+    PRIMARY KEY (image_id, path)
+) WITHOUT ROWID;
+CREATE INDEX files_by_sha256 ON files (sha256) WHERE sha256 IS NOT NULL;
+
+CREATE VIEW image_files AS
+SELECT i.manifest_digest, f.path, f.type, printf('%04o', f.mode) AS mode, f.uid, f.gid, f.size,
+       f.mtime, f.link, f.md5, f.sha1, f.sha256, l.digest AS layer_digest
+FROM files f JOIN images i ON i.id = f.image_id JOIN layers l ON l.id = f.layer_id;

@@ -1,0 +1,294 @@
+"""The SQLite store: the job queue and the results, through one aiosqlite connection.
+
+WAL mode and a busy timeout let ``analyzerd submit`` and several daemons share the file.
+Every write is one short ``BEGIN IMMEDIATE`` transaction, so a writer either gets the lock
+up front (waiting up to the busy timeout) or fails before changing anything; an image's
+results are written in a single transaction, so readers see all of them or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, Final
+
+import aiosqlite
+
+from . import ANALYZER_VERSION
+from .errors import StoreError
+from .model import ImageResult, Job
+
+__all__ = ["SCHEMA_VERSION", "Store"]
+
+#: Waiting this long for another process's write lock beats failing a job for it.
+BUSY_TIMEOUT_MS: Final = 30_000
+_BLOCK: Final = re.compile(r"^-- ([a-z0-9_ ]+) --\s*$", re.MULTILINE)
+
+
+def _blocks(name: str) -> dict[str, str]:
+    text = resources.files("analyzerd.sql").joinpath(name).read_text(encoding="utf-8")
+    parts = _BLOCK.split(text)
+    return {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+
+QUERIES: Final = _blocks("queries.sql")
+MIGRATIONS: Final = {int(k.split()[1]): v for k, v in _blocks("schema.sql").items()}
+SCHEMA_VERSION: Final = max(MIGRATIONS)
+
+
+def _check_sqlite() -> None:
+    if sqlite3.sqlite_version_info < (3, 35, 0):
+        raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old: analyzerd needs 3.35 or newer "
+                         "(UPDATE ... RETURNING)")
+
+
+class Store:
+    """Open with ``await Store.open(path)``; close with ``await store.close()``."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str) -> Store:
+        _check_sqlite()
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        conn.row_factory = aiosqlite.Row
+        store = cls(conn, path)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await store._migrate()
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise StoreError(f"cannot use the database {path}: {exc}") from exc
+        return store
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: cannot start a write: {exc}") from exc
+        try:
+            yield self._conn
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        try:
+            await self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            await self._conn.execute("ROLLBACK")
+            raise StoreError(f"database {self.path}: commit failed: {exc}") from exc
+
+    async def _migrate(self) -> None:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        if row is not None and row[0] >= SCHEMA_VERSION:
+            if row[0] > SCHEMA_VERSION:
+                raise StoreError(f"database {self.path} has schema version {row[0]}, newer than this "
+                                 f"analyzerd's {SCHEMA_VERSION}; upgrade analyzerd")
+            return
+        async with self._write() as conn:
+            async with conn.execute("PRAGMA user_version") as cur:
+                row = await cur.fetchone()
+            version = row[0] if row is not None else 0  # re-read: another process may have won
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(MIGRATIONS[number]):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {number}")
+
+    async def schema_version(self) -> int:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- jobs --------------------------------------------------------------------------
+
+    async def enqueue(self, references: list[str], platform: str | None) -> list[int]:
+        ids = []
+        async with self._write() as conn:
+            for reference in references:
+                async with conn.execute(QUERIES["enqueue_job"], {
+                        "reference": reference, "platform": platform, "now": time.time()}) as cur:
+                    row = await cur.fetchone()
+                    assert row is not None
+                    ids.append(int(row[0]))
+        return ids
+
+    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+        now = time.time()
+        async with self._write() as conn:
+            async with conn.execute(QUERIES["claim_job"], {
+                    "now": now, "worker": worker, "lease_until": now + lease_seconds}) as cur:
+                row = await cur.fetchone()
+        return Job.from_row(row) if row is not None else None
+
+    async def renew_lease(self, job_id: int, worker: str, lease_seconds: float) -> bool:
+        async with self._write() as conn:
+            cur = await conn.execute(QUERIES["renew_lease"], {
+                "id": job_id, "worker": worker, "lease_until": time.time() + lease_seconds})
+            return cur.rowcount == 1
+
+    async def finish_job(self, job_id: int, worker: str, *, image_digest: str | None = None,
+                         error: str | None = None) -> bool:
+        """Record the end of a job; False if this worker no longer held its lease."""
+        async with self._write() as conn:
+            cur = await conn.execute(QUERIES["finish_job"], {
+                "id": job_id, "worker": worker, "now": time.time(),
+                "status": "failed" if error is not None else "done",
+                "error": error, "image_digest": image_digest})
+            return cur.rowcount == 1
+
+    async def get_job(self, job_id: int) -> Job | None:
+        async with self._conn.execute(QUERIES["get_job"], {"id": job_id}) as cur:
+            row = await cur.fetchone()
+        return Job.from_row(row) if row is not None else None
+
+    async def list_jobs(self) -> list[Job]:
+        async with self._conn.execute(QUERIES["list_jobs"]) as cur:
+            return [Job.from_row(row) for row in await cur.fetchall()]
+
+    # -- images ------------------------------------------------------------------------
+
+    @staticmethod
+    def _image_params(result: ImageResult) -> dict[str, Any]:
+        return {
+            "manifest_digest": result.manifest_digest,
+            "manifest_media_type": result.manifest_media_type,
+            "index_digest": result.index_digest,
+            "config_digest": result.config_digest,
+            "os": result.platform.os,
+            "architecture": result.platform.architecture,
+            "variant": result.platform.variant,
+            "created": result.created,
+            "layer_count": len(result.layers),
+            "compressed_size": sum(layer.compressed_size for layer in result.layers),
+            "config_json": json.dumps(result.config, sort_keys=True),
+        }
+
+    async def start_image(self, result: ImageResult) -> None:
+        """Mark the image 'analyzing' (an analyzed one keeps its results until replaced)."""
+        async with self._write() as conn:
+            await conn.execute(QUERIES["start_image"], self._image_params(result))
+
+    async def fail_image(self, manifest_digest: str, error: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(QUERIES["fail_image"], {"manifest_digest": manifest_digest, "error": error})
+
+    async def save_image(self, result: ImageResult) -> int:
+        """Store an image's complete results in one transaction; returns its id."""
+        params = self._image_params(result)
+        params.update(
+            uncompressed_size=sum(layer.uncompressed_size for layer in result.layers),
+            file_count=len(result.files),
+            analyzer_version=ANALYZER_VERSION,
+            now=time.time(),
+        )
+        try:
+            async with self._write() as conn:
+                async with conn.execute(QUERIES["upsert_image"], params) as cur:
+                    row = await cur.fetchone()
+                    assert row is not None
+                    image_id = int(row[0])
+                await conn.execute(QUERIES["upsert_reference"], {
+                    "reference": result.reference, "image_id": image_id, "now": params["now"]})
+                layer_ids = []
+                for layer in result.layers:
+                    async with conn.execute(QUERIES["upsert_layer"], {
+                            "digest": layer.digest, "media_type": layer.media_type,
+                            "compressed_size": layer.compressed_size,
+                            "uncompressed_size": layer.uncompressed_size,
+                            "diff_id": layer.diff_id, "entry_count": layer.entry_count}) as cur:
+                        row = await cur.fetchone()
+                        assert row is not None
+                        layer_ids.append(int(row[0]))
+                await conn.execute(QUERIES["delete_image_layers"], {"image_id": image_id})
+                await conn.executemany(QUERIES["insert_image_layer"],
+                                       [(image_id, i, lid) for i, lid in enumerate(layer_ids)])
+                await conn.execute(QUERIES["delete_image_files"], {"image_id": image_id})
+                # A generator: the rows are built in the database thread, not on the event loop.
+                await conn.executemany(QUERIES["insert_file"], _file_rows(image_id, result, layer_ids))
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: storing {result.manifest_digest} failed: {exc}") from exc
+        return image_id
+
+    async def find_image(self, reference_or_digest: str) -> aiosqlite.Row | None:
+        """By manifest/index digest (full or sha256 prefix), or by reference as submitted."""
+        key = reference_or_digest.strip()
+        if re.fullmatch(r"(sha256:)?[0-9a-f]{64}", key):
+            digest = key if key.startswith("sha256:") else "sha256:" + key
+            async with self._conn.execute(QUERIES["find_image_by_digest"], {"digest": digest}) as cur:
+                return await cur.fetchone()
+        if "@" in key:
+            digest = key.rsplit("@", 1)[1]
+            async with self._conn.execute(QUERIES["find_image_by_digest"], {"digest": digest}) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return row
+        async with self._conn.execute(QUERIES["find_image_by_reference"], {"reference": key}) as cur:
+            return await cur.fetchone()
+
+    async def image_references(self, image_id: int) -> list[str]:
+        async with self._conn.execute(QUERIES["image_references"], {"image_id": image_id}) as cur:
+            return [row[0] for row in await cur.fetchall()]
+
+    async def image_layers(self, image_id: int) -> list[aiosqlite.Row]:
+        async with self._conn.execute(QUERIES["image_layers"], {"image_id": image_id}) as cur:
+            return list(await cur.fetchall())
+
+    async def image_files(self, image_id: int) -> list[aiosqlite.Row]:
+        async with self._conn.execute(QUERIES["image_files"], {"image_id": image_id}) as cur:
+            return list(await cur.fetchall())
+
+
+def _file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
+    for r in result.files:
+        yield (image_id, _text(r.path), r.kind.value, r.mode, r.uid, r.gid, r.size, r.mtime,
+               _text(r.link) if r.link else r.link, r.md5, r.sha1, r.sha256, layer_ids[r.layer])
+
+
+def _text(name: str) -> str:
+    """Names that are not UTF-8 in the image are kept readable, with \\x escapes."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement knows the grammar)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

@@ -1,0 +1,102 @@
+"""The daemon's job loop: claim, analyze, store, renew leases, stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from .analyze import ImageAnalyzer
+from .config import Config
+from .errors import AnalyzerError
+from .model import ImageResult, Job
+from .store import Store
+
+__all__ = ["Worker", "worker_id"]
+
+log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(self, config: Config, store: Store, analyzer: ImageAnalyzer) -> None:
+        self._config = config
+        self._store = store
+        self._analyzer = analyzer
+        self.id = worker_id()
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and process jobs until ``stop`` is set; then let running jobs finish."""
+        section = self._config.analyzer
+        slots = asyncio.Semaphore(section.max_concurrent_jobs)
+        log.info("event=worker_started worker=%s database=%s max_threads=%d max_concurrent_jobs=%d",
+                 self.id, self._store.path, section.max_threads, section.max_concurrent_jobs)
+        while not stop.is_set():
+            await slots.acquire()
+            job = None
+            try:
+                job = await self._store.claim(self.id, section.lease_seconds)
+            except AnalyzerError as exc:
+                log.error("event=claim_failed worker=%s error=%r", self.id, exc.message)
+            if job is None:
+                slots.release()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), section.cycle_timer_seconds)
+                continue
+            task = asyncio.create_task(self.process(job), name=f"job {job.id} {job.reference}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _t: slots.release())
+        if self._running:
+            log.info("event=worker_stopping running_jobs=%d", len(self._running))
+            await asyncio.gather(*self._running, return_exceptions=True)
+        log.info("event=worker_stopped worker=%s", self.id)
+
+    async def _keep_lease(self, job: Job) -> None:
+        lease = self._config.analyzer.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                if not await self._store.renew_lease(job.id, self.id, lease):
+                    log.warning("event=lease_lost job=%d ref=%s", job.id, job.reference)
+                    return
+            except AnalyzerError as exc:
+                log.warning("event=lease_renew_failed job=%d error=%r", job.id, exc.message)
+
+    async def process(self, job: Job) -> None:
+        log.info("event=job_started job=%d ref=%s attempt=%d", job.id, job.reference, job.attempts)
+        keeper = asyncio.create_task(self._keep_lease(job), name=f"lease of job {job.id}")
+        resolved: list[ImageResult] = []
+
+        async def started(result: ImageResult) -> None:
+            resolved.append(result)
+            await self._store.start_image(result)
+
+        try:
+            result = await self._analyzer.analyze(job.reference, job.platform, on_resolved=started)
+            await self._store.save_image(result)
+        except Exception as exc:  # noqa: BLE001 - any failure ends this job, never the daemon
+            if isinstance(exc, AnalyzerError):
+                error = exc.message
+                log.error("event=job_failed job=%d ref=%s error=%r", job.id, job.reference, error)
+            else:
+                error = f"internal error: {type(exc).__name__}: {exc}"
+                log.exception("event=job_failed job=%d ref=%s error=%r", job.id, job.reference, error)
+            keeper.cancel()
+            with contextlib.suppress(Exception):
+                if resolved:
+                    await self._store.fail_image(resolved[0].manifest_digest, error)
+                await self._store.finish_job(job.id, self.id, error=error)
+            return
+        finally:
+            keeper.cancel()
+        if not await self._store.finish_job(job.id, self.id, image_digest=result.manifest_digest):
+            log.warning("event=job_lease_lost job=%d ref=%s (another daemon took it over)", job.id, job.reference)
+        log.info("event=job_done job=%d ref=%s digest=%s files=%d", job.id, job.reference,
+                 result.manifest_digest, len(result.files))
