@@ -126,7 +126,7 @@ class _Multi:
                         break
                     yield out
                     data = self._leftover(obj)
-            except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            except (zlib.error, _gzip_impl.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
                 raise self._error(exc) from None
             except Exception as exc:  # zstd's own error type lives in an optional module
                 if _zstd is not None and isinstance(exc, _zstd.ZstdError):

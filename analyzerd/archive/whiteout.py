@@ -9,7 +9,8 @@ wherever they stand in the archive:
   directory hides the directory's lower contents too.
 
 Hardlinks take the content of their target: in the same layer (resolved while reading),
-or else in the merged view below the layer.
+or else in the merged view below the layer. Parent directories that no layer lists exist
+all the same, as extraction creates them.
 """
 
 from __future__ import annotations
@@ -55,7 +56,19 @@ def squash(layers: list[LayerResult]) -> list[FileRecord]:
                 if target is not None:
                     record.take_content_of(target)
             view[record.path] = record
+        _add_implicit_parents(view, layer.files, index)
     return sorted(view.values(), key=_path_key)
+
+
+def _add_implicit_parents(view: dict[str, FileRecord], added: list[FileRecord], layer: int) -> None:
+    """Layers may omit a file's parent directories; extracting them creates the
+    directories anyway (root-owned, 0755), so the container sees them."""
+    for record in added:
+        path = record.path
+        parent = path[:path.rfind("/")]
+        while parent and parent not in view:
+            view[parent] = FileRecord(parent, FileKind.DIR, 0o755, 0, 0, 0, 0, layer=layer)
+            parent = parent[:parent.rfind("/")]
 
 
 def _path_key(record: FileRecord) -> str:

@@ -1,0 +1,331 @@
+"""Test tools shipped with analyzerd: build layers and images in code, push them to a
+real registry, write OCI layouts, and run a throwaway Distribution registry.
+
+Used by the test suite and the benchmark harness; plain stdlib so it runs anywhere.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Blob",
+    "LocalRegistry",
+    "Member",
+    "build_image",
+    "free_port",
+    "make_layer",
+    "push_image",
+    "raw_header",
+    "write_oci_layout",
+]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+LAYER_TYPES = {
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "none": "application/vnd.oci.image.layer.v1.tar",
+}
+
+
+@dataclass
+class Member:
+    """One tar member to write. ``kind``: file dir symlink hardlink char block fifo."""
+
+    name: str
+    data: bytes = b""
+    kind: str = "file"
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    mtime: int = 1_700_000_000
+    link: str = ""
+    devmajor: int = 0
+    devminor: int = 0
+    uname: str = ""
+    gname: str = ""
+
+
+_TAR_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+              "hardlink": tarfile.LNKTYPE, "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE,
+              "fifo": tarfile.FIFOTYPE}
+_FORMATS = {"gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT, "ustar": tarfile.USTAR_FORMAT}
+
+
+def make_layer(members: Iterable[Member], fmt: str = "pax") -> bytes:
+    """An uncompressed layer tar written by Python's tarfile in the given format."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=_FORMATS[fmt]) as tar:
+        for m in members:
+            info = tarfile.TarInfo(m.name)
+            info.type = _TAR_TYPES[m.kind]
+            info.mode, info.uid, info.gid, info.mtime = m.mode, m.uid, m.gid, m.mtime
+            info.linkname = m.link
+            info.uname, info.gname = m.uname, m.gname
+            info.devmajor, info.devminor = m.devmajor, m.devminor
+            if m.kind == "file":
+                info.size = len(m.data)
+                tar.addfile(info, io.BytesIO(m.data))
+            else:
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def raw_header(name: bytes, *, size: int = 0, typeflag: bytes = b"0", mode: int = 0o644,
+               uid: int | bytes = 0, gid: int = 0, mtime: int = 1_700_000_000, link: bytes = b"",
+               magic: bytes = b"ustar\x0000", prefix: bytes = b"", checksum: int | None = None) -> bytes:
+    """A tar header block built by hand, for what tarfile will not write: old-style
+    headers without magic, base-256 numbers, bad checksums, prefix fields."""
+    hdr = bytearray(512)
+    hdr[0:len(name)] = name
+    hdr[100:108] = _octal(mode, 8)
+    hdr[108:116] = uid if isinstance(uid, bytes) else _octal(uid, 8)
+    hdr[116:124] = _octal(gid, 8)
+    hdr[124:136] = _octal(size, 12)
+    hdr[136:148] = _octal(mtime, 12)
+    hdr[156:157] = typeflag
+    hdr[157:157 + len(link)] = link
+    hdr[257:257 + len(magic)] = magic
+    hdr[345:345 + len(prefix)] = prefix
+    hdr[148:156] = b" " * 8
+    value = sum(hdr) if checksum is None else checksum
+    hdr[148:156] = b"%06o\0 " % value
+    return bytes(hdr)
+
+
+def raw_member(header: bytes, data: bytes = b"") -> bytes:
+    return header + data + bytes(-len(data) % 512)
+
+
+def compress(data: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(data, compresslevel=1, mtime=0)
+    if compression == "zstd":
+        from backports import zstd
+        return zstd.compress(data)
+    return data
+
+
+@dataclass
+class Blob:
+    data: bytes
+    media_type: str
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+
+    def descriptor(self, **extra: Any) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data), **extra}
+
+
+@dataclass
+class Image:
+    manifest: Blob
+    config: Blob
+    layers: list[Blob]
+    diff_ids: list[str] = field(default_factory=list)
+
+    def blobs(self) -> list[Blob]:
+        return [self.config, *self.layers]
+
+
+def build_image(layer_tars: Sequence[bytes], *, compression: str | Sequence[str] = "gzip",
+                os_name: str = "linux", architecture: str = "amd64", variant: str | None = None,
+                docker: bool = False, config_extra: dict[str, Any] | None = None) -> Image:
+    """An OCI (or Docker schema2) image from uncompressed layer tars."""
+    kinds = [compression] * len(layer_tars) if isinstance(compression, str) else list(compression)
+    layers = []
+    for tar_bytes, kind in zip(layer_tars, kinds):
+        media = LAYER_TYPES[kind]
+        if docker:
+            media = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        layers.append(Blob(compress(tar_bytes, kind), media))
+    diff_ids = ["sha256:" + hashlib.sha256(t).hexdigest() for t in layer_tars]
+    config_doc = {"architecture": architecture, "os": os_name, "created": "2024-01-01T00:00:00Z",
+                  "config": {"Env": ["PATH=/usr/bin"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                  **(config_extra or {})}
+    if variant:
+        config_doc["variant"] = variant
+    config = Blob(json.dumps(config_doc).encode(), DOCKER_CONFIG if docker else OCI_CONFIG)
+    manifest_doc = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
+                    "config": config.descriptor(), "layers": [layer.descriptor() for layer in layers]}
+    manifest = Blob(json.dumps(manifest_doc).encode(), manifest_doc["mediaType"])
+    return Image(manifest, config, layers, diff_ids)
+
+
+def build_index(images: Sequence[Image], platforms: Sequence[str]) -> Blob:
+    entries = []
+    for image, platform in zip(images, platforms):
+        parts = platform.split("/")
+        plat = {"os": parts[0], "architecture": parts[1]}
+        if len(parts) > 2:
+            plat["variant"] = parts[2]
+        entries.append(image.manifest.descriptor(platform=plat))
+    return Blob(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode(), OCI_INDEX)
+
+
+# -- pushing over the distribution API ---------------------------------------------------
+
+def _request(method: str, url: str, data: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def push_blob(base: str, repo: str, blob: Blob, *, chunk_size: int | None = None) -> None:
+    """Monolithic upload (POST then PUT), or chunked (POST, PATCH..., PUT)."""
+    status, headers, _ = _request("HEAD", f"{base}/v2/{repo}/blobs/{blob.digest}")
+    if status == 200:
+        return
+    status, headers, body = _request("POST", f"{base}/v2/{repo}/blobs/uploads/")
+    assert status == 202, (status, body)
+    location = headers["Location"]
+    if not location.startswith("http"):
+        location = base + location
+    if chunk_size:
+        offset = 0
+        while offset < len(blob.data):
+            piece = blob.data[offset:offset + chunk_size]
+            status, headers, body = _request("PATCH", location, piece, {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{offset}-{offset + len(piece) - 1}"})
+            assert status == 202, (status, body)
+            location = headers["Location"] if headers["Location"].startswith("http") else base + headers["Location"]
+            offset += len(piece)
+        data = b""
+    else:
+        data = blob.data
+    sep = "&" if "?" in location else "?"
+    status, _, body = _request("PUT", f"{location}{sep}digest={blob.digest}", data,
+                               {"Content-Type": "application/octet-stream"})
+    assert status == 201, (status, body)
+
+
+def push_manifest(base: str, repo: str, reference: str, manifest: Blob) -> None:
+    status, _, body = _request("PUT", f"{base}/v2/{repo}/manifests/{reference}", manifest.data,
+                               {"Content-Type": manifest.media_type})
+    assert status == 201, (status, body)
+
+
+def push_image(base: str, repo: str, tag: str, image: Image, *, chunk_size: int | None = None) -> str:
+    """Push blobs and manifest; returns the manifest digest."""
+    for blob in image.blobs():
+        push_blob(base, repo, blob, chunk_size=chunk_size)
+    push_manifest(base, repo, tag, image.manifest)
+    return image.manifest.digest
+
+
+def write_oci_layout(directory: str, images: dict[str, Image]) -> None:
+    """An OCI image layout with each image tagged (org.opencontainers.image.ref.name)."""
+    blobs_dir = os.path.join(directory, "blobs", "sha256")
+    os.makedirs(blobs_dir, exist_ok=True)
+    manifests = []
+    for tag, image in images.items():
+        for blob in (image.manifest, *image.blobs()):
+            with open(os.path.join(blobs_dir, blob.digest.split(":")[1]), "wb") as f:
+                f.write(blob.data)
+        manifests.append(image.manifest.descriptor(annotations={"org.opencontainers.image.ref.name": tag}))
+    with open(os.path.join(directory, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    with open(os.path.join(directory, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, f, indent=1)
+
+
+# -- a throwaway registry ----------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+REGISTRY_BINARIES = ("docker-registry", "registry")
+
+
+class LocalRegistry:
+    """The CNCF Distribution registry (Debian's ``docker-registry``) on 127.0.0.1."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.binary = next((shutil.which(b) for b in REGISTRY_BINARIES if shutil.which(b)), None)
+        if self.binary is None:
+            raise RuntimeError("no registry server: apt-get install docker-registry")
+        self.root = root or tempfile.mkdtemp(prefix="analyzerd-registry-")
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        self.log_path = os.path.join(self.root, "registry.log")
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocalRegistry:
+        config = os.path.join(self.root, "config.yml")
+        with open(config, "w") as f:
+            f.write(f"""version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: {self.root}/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{self.port}
+""")
+        log = open(self.log_path, "ab")
+        self._proc = subprocess.Popen([self.binary, "serve", config], stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"registry exited: {open(self.log_path).read()[-2000:]}")
+            try:
+                status, _, _ = _request("GET", f"{self.url}/v2/")
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("registry did not start within 30 s")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        self._proc = None
+
+    def blob_gets(self) -> int:
+        """GET requests for blobs served so far, from the access log."""
+        with open(self.log_path, errors="replace") as f:
+            return sum(1 for line in f if '"GET /v2/' in line and "/blobs/sha256:" in line)

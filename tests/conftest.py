@@ -1,0 +1,38 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from analyzerd.testing import LocalRegistry
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """A real Distribution registry on 127.0.0.1, for the whole session."""
+    reg = LocalRegistry(str(tmp_path_factory.mktemp("registry"))).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "analyzerd.db")
+
+
+@pytest.fixture
+def cli(db_path, tmp_path):
+    """Run `analyzerd` as a user would: a subprocess with its own database."""
+
+    def run(*args, check=True, timeout=120, env=None):
+        environment = dict(os.environ, ANALYZERD_DB=db_path, TMPDIR=str(tmp_path))
+        environment.update(env or {})
+        proc = subprocess.run([sys.executable, "-m", "analyzerd", *args], capture_output=True,
+                              text=True, timeout=timeout, env=environment, cwd=ROOT)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"analyzerd {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+        return proc
+
+    return run

@@ -1,0 +1,184 @@
+"""The squash against an independent merge: the layers extracted onto a real filesystem
+with whiteouts applied the way a container runtime does, then walked."""
+
+import hashlib
+import io
+import os
+import random
+import shutil
+import stat
+import tarfile
+
+import pytest
+
+from analyzerd.analysis.layer import LayerAnalyzer
+from analyzerd.archive.whiteout import squash
+from analyzerd.model import FileKind
+from analyzerd.testing import Member, make_layer
+
+
+def analyze(tar_bytes):
+    la = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar_bytes).hexdigest(), size=len(tar_bytes),
+                       media_type="application/vnd.oci.image.layer.v1.tar")
+    la.feed(tar_bytes)
+    return la.finish()
+
+
+def filesystem_merge(layers, root):
+    """Extract each layer over the previous ones: whiteouts first (they act on lower
+    layers only), then the members; a non-directory replaces a directory wholesale."""
+    for tar_bytes in layers:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+            members = tar.getmembers()
+            for m in members:
+                base = os.path.basename(m.name.rstrip("/"))
+                parent = os.path.join(root, os.path.dirname(m.name.rstrip("/")))
+                if base == ".wh..wh..opq":
+                    if os.path.isdir(parent) and not os.path.islink(parent):
+                        for child in os.listdir(parent):
+                            _remove(os.path.join(parent, child))
+                elif base.startswith(".wh."):
+                    _remove(os.path.join(parent, base[4:]))
+            for m in members:
+                if os.path.basename(m.name.rstrip("/")).startswith(".wh."):
+                    continue
+                target = os.path.join(root, m.name.rstrip("/"))
+                if not m.isdir() and os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                elif os.path.lexists(target) and not m.isdir():
+                    os.unlink(target)
+                tar.extract(m, root, set_attrs=False, filter="fully_trusted")
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            path = "/" + os.path.relpath(full, root)
+            if stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as f:
+                    out[path] = ("file", hashlib.sha256(f.read()).hexdigest())
+            elif stat.S_ISDIR(st.st_mode):
+                out[path] = ("dir", None)
+            elif stat.S_ISLNK(st.st_mode):
+                out[path] = ("symlink", os.readlink(full))
+    return out
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def squashed(layers):
+    records = squash([analyze(t) for t in layers])
+    out = {}
+    for r in records:
+        if r.kind is FileKind.FILE or r.kind is FileKind.HARDLINK:
+            out[r.path] = ("file", r.sha256)
+        elif r.kind is FileKind.DIR:
+            out[r.path] = ("dir", None)
+        else:
+            out[r.path] = ("symlink", r.link)
+    return out
+
+
+def D(name):
+    return Member(name, kind="dir", mode=0o755)
+
+
+def F(name, data=None):
+    return Member(name, data if data is not None else name.encode() * 3)
+
+
+HAND_WRITTEN_MEMBERS = [
+    [D("etc"), F("etc/keep"), F("etc/removed"), D("usr"), D("usr/lib"), D("usr/lib/a"), D("usr/lib/a/b"),
+     F("usr/lib/a/b/deep"), D("var"), D("var/cache"), F("var/cache/old1"), D("var/cache/sub"),
+     F("var/cache/sub/old2"), D("opt"), D("opt/app"), F("opt/app/x"), F("data", b"base data"),
+     Member("etc/alias", kind="symlink", link="keep")],
+    [F("etc/.wh.removed", b""), F("usr/lib/.wh.a", b""), D("var/cache"), F("var/cache/.wh..wh..opq", b""),
+     F("var/cache/new"), F("opt/app", b"now a file"), Member("hard", kind="hardlink", link="data"),
+     F("etc/temp"), Member("etc/alias", kind="symlink", link="temp")],
+    [D("usr/lib/a"), F("usr/lib/a/again"), F("etc/.wh.temp", b""), F("data", b"changed above the hardlink"),
+     F("etc/.wh.keep", b""), F("etc/keep", b"re-added in the same layer"),
+     F("implicit/parent/file")],  # parents without entries of their own exist all the same
+]
+HAND_WRITTEN = [make_layer(members, "pax") for members in HAND_WRITTEN_MEMBERS]
+
+
+def test_hand_written_layers(tmp_path):
+    expected = filesystem_merge(HAND_WRITTEN, str(tmp_path))
+    got = squashed(HAND_WRITTEN)
+    assert got == expected
+    # spot checks that say what the rules are
+    assert "/usr/lib/a/b/deep" not in got and "/usr/lib/a/again" in got
+    assert "/var/cache/old1" not in got and "/var/cache/sub" not in got and "/var/cache/new" in got
+    assert got["/opt/app"][0] == "file" and "/opt/app/x" not in got
+    assert got["/hard"][1] == hashlib.sha256(b"base data").hexdigest()  # the inode kept its content
+    assert got["/etc/keep"][1] == hashlib.sha256(b"re-added in the same layer").hexdigest()
+    assert not any("/.wh." in p for p in got)
+    assert got["/implicit"] == ("dir", None) and got["/implicit/parent"] == ("dir", None)
+
+
+def random_layers(rng, count=4):
+    """Layers a real builder could produce: parents before children, no children under
+    a non-directory, whiteouts of what exists and of what does not."""
+    names = ["a", "b", "c", "lib", "x.so"]
+    view = {}  # path -> "dir" | "file" | "symlink"
+    layers = []
+    for _ in range(count):
+        members, seen = [], set()
+
+        def ensure_dirs(path):
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                d = "/".join(parts[:i])
+                if view.get(d) not in (None, "dir"):
+                    return False
+            for i in range(1, len(parts) + 1):
+                d = "/".join(parts[:i])
+                if d not in seen and view.get(d) != "dir":
+                    members.append(D(d))
+                    seen.add(d)
+                    view[d] = "dir"
+            return True
+
+        for _ in range(rng.randint(3, 12)):
+            depth = rng.randint(1, 3)
+            path = "/".join(rng.choice(names) for _ in range(depth))
+            op = rng.random()
+            if path in seen:
+                continue
+            if op < 0.45:
+                if ensure_dirs(path) and view.get(path) != "dir":
+                    members.append(F(path, rng.randbytes(rng.randint(0, 2000))))
+                    view[path] = "file"
+            elif op < 0.6:
+                if ensure_dirs(path) and path not in view:
+                    members.append(D(path))
+                    view[path] = "dir"
+            elif op < 0.7:
+                if ensure_dirs(path) and view.get(path) != "dir":
+                    members.append(Member(path, kind="symlink", link=rng.choice(names)))
+                    view[path] = "symlink"
+            elif op < 0.9:
+                if ensure_dirs(path):
+                    parent, _, base = path.rpartition("/")
+                    members.append(F((parent + "/" if parent else "") + ".wh." + base, b""))
+                    for p in [p for p in view if p == path or p.startswith(path + "/")]:
+                        del view[p]
+            else:
+                if view.get(path) == "dir" and ensure_dirs(path + "/x"):
+                    members.append(F(path + "/.wh..wh..opq", b""))
+                    for p in [p for p in view if p.startswith(path + "/")]:
+                        del view[p]
+            seen.add(path)
+        layers.append(make_layer(members, rng.choice(["gnu", "pax"])))
+    return layers
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_layers(seed, tmp_path):
+    layers = random_layers(random.Random(seed))
+    assert squashed(layers) == filesystem_merge(layers, str(tmp_path))

@@ -1,0 +1,211 @@
+"""The sans-IO tar reader, against tarfile's own writer and hand-made headers."""
+
+import hashlib
+import io
+import os
+import random
+import tarfile
+
+import pytest
+
+from analyzerd.archive.tar import END, ENTRY_END, NEED_DATA, Entry, TarReader
+from analyzerd.errors import ArchiveError, LimitError
+from analyzerd.model import FileKind
+from analyzerd.testing import Member, make_layer, raw_header, raw_member
+
+
+def read_all(data: bytes, step: int | None = None, trailing: bytes = b""):
+    """Feed ``data`` whole or in ``step``-byte pieces; returns [(entry, sha256 of data)]."""
+    reader = TarReader()
+    out, current, digest = [], None, None
+    pieces = [data] if step is None else [data[i:i + step] for i in range(0, len(data), step)]
+    pieces.append(trailing)
+    pieces.append(b"")
+    for piece in pieces:
+        reader.receive_data(piece)
+        while True:
+            event = reader.next_event()
+            if event is NEED_DATA:
+                break
+            if event is END:
+                return out
+            if isinstance(event, Entry):
+                current, digest = event, hashlib.sha256()
+            elif isinstance(event, memoryview):
+                digest.update(event)
+            elif event is ENTRY_END:
+                out.append((current, digest.hexdigest()))
+    raise AssertionError("no END event")
+
+
+def summary(results):
+    return [(e.path, e.kind, e.mode, e.uid, e.gid, e.size, e.mtime, e.link, d) for e, d in results]
+
+
+CORPUS = [
+    Member("etc/", kind="dir", mode=0o755),
+    Member("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n" * 40),
+    Member("usr/bin/su", os.urandom(70_000), mode=0o4755, uid=0, gid=0),
+    Member("tmp/", kind="dir", mode=0o1777),
+    Member("usr/local/sgid", b"x", mode=0o2711, uid=1000, gid=50),
+    Member("srv/" + "deep/" * 30 + "file.txt", b"long name"),  # > 100 characters
+    Member("srv/caf\u00e9/\u00fcber", b"utf-8 names"),
+    Member("etc/link-to-passwd", kind="hardlink", link="etc/passwd"),
+    Member("etc/alternatives/x", kind="symlink", link="../../usr/bin/" + "y" * 120),
+    Member("dev/null", kind="char", mode=0o666, devmajor=1, devminor=3),
+    Member("dev/sda", kind="block", mode=0o660, devmajor=8, devminor=0),
+    Member("run/pipe", kind="fifo"),
+    Member("empty", b""),
+    Member("exact-block", b"z" * 512),
+]
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "pax"])
+def test_formats_match_tarfile(fmt):
+    data = make_layer(CORPUS, fmt)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        expected = {"/" + m.name.rstrip("/"): (m, hashlib.sha256(tar.extractfile(m).read() if m.isreg() else b"").hexdigest())
+                    for m in tar.getmembers()}
+    got = read_all(data)
+    assert len(got) == len(expected)
+    for entry, digest in got:
+        member, want = expected[entry.path]
+        assert entry.mode == member.mode and entry.uid == member.uid and entry.gid == member.gid
+        assert entry.mtime == member.mtime
+        assert digest == want
+        if member.issym():
+            assert entry.kind is FileKind.SYMLINK and entry.link == member.linkname
+        if member.islnk():
+            assert entry.kind is FileKind.HARDLINK and entry.link == "/" + member.linkname
+        if member.ischr() or member.isblk():
+            assert (entry.devmajor, entry.devminor) == (member.devmajor, member.devminor)
+        if member.isreg():
+            assert entry.size == member.size and entry.kind is FileKind.FILE
+
+
+def test_ustar_prefix_field_and_short_names():
+    corpus = [m for m in CORPUS if len(m.name) < 100 and len(m.link) < 100 and m.name.isascii()]
+    corpus.append(Member("a" * 90 + "/" + "b" * 60, b"split by prefix"))
+    results = read_all(make_layer(corpus, "ustar"))
+    assert "/" + "a" * 90 + "/" + "b" * 60 in [e.path for e, _ in results]
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "pax", "ustar"])
+def test_byte_at_a_time_and_trailing_data_give_the_same_events(fmt):
+    corpus = [m for m in CORPUS if fmt != "ustar" or (len(m.name) < 100 and len(m.link) < 100 and m.name.isascii())]
+    data = make_layer(corpus, fmt)
+    whole = summary(read_all(data))
+    assert summary(read_all(data, step=1)) == whole
+    assert summary(read_all(data, trailing=b"\0" * 5000 + b"garbage after the end marker")) == whole
+    rng = random.Random(7)
+    for _ in range(20):
+        assert summary(read_all(data, step=rng.randint(2, 3000))) == whole
+
+
+def test_pax_overrides_large_values():
+    """uid 3,000,000 and a 12-digit mtime do not fit ustar fields; PAX carries them."""
+    data = make_layer([Member("big-uid", b"data", uid=3_000_000, gid=4_000_000, mtime=99_999_999_999)], "pax")
+    (entry, _), = read_all(data)
+    assert (entry.uid, entry.gid, entry.mtime) == (3_000_000, 4_000_000, 99_999_999_999)
+
+
+def test_gnu_base256_numbers():
+    data = make_layer([Member("big-uid", b"data", uid=3_000_000, gid=4_000_000)], "gnu")
+    (entry, _), = read_all(data)
+    assert (entry.uid, entry.gid) == (3_000_000, 4_000_000)
+
+
+def test_hand_made_headers_tarfile_does_not_write():
+    base256_uid = b"\x80" + (3_000_000).to_bytes(7, "big")
+    data = b"".join([
+        # pre-POSIX (v7) header: no magic; a directory marked only by its trailing slash
+        raw_member(raw_header(b"olddir/", magic=b"", mode=0o755)),
+        raw_member(raw_header(b"olddir/file", size=5, magic=b""), b"hello"),
+        # base-256 uid in an otherwise ustar header
+        raw_member(raw_header(b"b256", size=3, uid=base256_uid), b"abc"),
+        # ustar prefix field
+        raw_member(raw_header(b"name", size=1, prefix=b"some/prefix"), b"x"),
+        # leading "./" and "/" and "..": normalized, confined to the root
+        raw_member(raw_header(b"./a/./b/../c", size=0)),
+        raw_member(raw_header(b"/../../etc/escape", size=0)),
+        # contiguous file type '7' is a regular file
+        raw_member(raw_header(b"contig", size=2, typeflag=b"7"), b"hi"),
+    ])  # no end-of-archive marker at all: common in layers
+    got = {e.path: (e, d) for e, d in read_all(data)}
+    assert got["/olddir"][0].kind is FileKind.DIR
+    assert got["/olddir/file"][1] == hashlib.sha256(b"hello").hexdigest()
+    assert got["/b256"][0].uid == 3_000_000
+    assert "/some/prefix/name" in got
+    assert "/a/c" in got and "/etc/escape" in got
+    assert got["/contig"][0].kind is FileKind.FILE
+
+
+def test_gnu_longname_and_longlink_records():
+    name = b"d/" * 80 + b"file"
+    link = b"t/" * 80 + b"target"
+    data = b"".join([
+        raw_member(raw_header(b"././@LongLink", size=len(name) + 1, typeflag=b"L", magic=b"ustar  \0"), name + b"\0"),
+        raw_member(raw_header(b"trunc", size=0, typeflag=b"2", magic=b"ustar  \0")),
+    ])
+    data2 = b"".join([
+        raw_member(raw_header(b"././@LongLink", size=len(link) + 1, typeflag=b"K", magic=b"ustar  \0"), link + b"\0"),
+        raw_member(raw_header(b"short", size=0, typeflag=b"2", link=b"trunc", magic=b"ustar  \0")),
+    ])
+    (entry, _), = read_all(data)
+    assert entry.path == "/" + name.decode()
+    (entry, _), = read_all(data2)
+    assert entry.link == link.decode()
+
+
+def test_signed_checksum_is_accepted():
+    header = bytearray(raw_header("h\u00e9".encode("latin-1"), size=0))
+    header[148:156] = b" " * 8
+    signed = sum(b - 256 if b > 127 else b for b in header)
+    header = raw_header("h\u00e9".encode("latin-1"), checksum=signed)
+    assert len(read_all(raw_member(header))) == 1
+
+
+def test_corrupt_header_is_an_archive_error():
+    data = bytearray(make_layer(CORPUS[:3], "pax"))
+    data[10] ^= 0x01  # one bit of the first header's name
+    with pytest.raises(ArchiveError, match="checksum mismatch at offset 0"):
+        read_all(bytes(data))
+
+
+def test_garbage_is_not_a_tar():
+    with pytest.raises(ArchiveError):
+        read_all(os.urandom(4096))
+
+
+@pytest.mark.parametrize("cut", [100, 512 + 10, 1500])
+def test_truncated_stream_is_an_archive_error(cut):
+    data = make_layer([Member("a", os.urandom(3000)), Member("b", b"x")], "gnu")
+    with pytest.raises(ArchiveError, match="truncated"):
+        read_all(data[:cut])
+
+
+def test_metadata_records_are_bounded():
+    huge = 2 << 20
+    data = raw_member(raw_header(b"././@LongLink", size=huge, typeflag=b"L"))[:1024]
+    reader = TarReader()
+    reader.receive_data(data)
+    with pytest.raises(LimitError, match="exceeds the limit"):
+        reader.next_event()
+
+
+def test_invalid_pax_record():
+    body = b"99 path=x\n"
+    data = raw_member(raw_header(b"pax", size=len(body), typeflag=b"x"), body) + raw_member(raw_header(b"f"))
+    with pytest.raises(ArchiveError, match="PAX"):
+        read_all(data)
+
+
+def test_data_events_are_zero_copy_views_of_the_input():
+    data = make_layer([Member("f", b"q" * 100_000)], "gnu")
+    reader = TarReader()
+    reader.receive_data(data)
+    events = []
+    while (event := reader.next_event()) is not END:
+        events.append(event)
+    views = [e for e in events if isinstance(e, memoryview)]
+    assert views and all(v.obj is data for v in views)
