@@ -151,11 +151,17 @@ class ImageAnalyzer:
             await on_resolved(result)
         log.info("event=image_resolved ref=%s digest=%s layers=%d", reference,
                  resolved.manifest_digest, len(layers))
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._layer(source, desc, ids[i] if ids else None),
-                                       name=f"layer {desc.digest} of {reference}")
-                     for i, desc in enumerate(layers)]
-        result.layers = [task.result() for task in tasks]
+        tasks = [asyncio.create_task(self._layer(source, desc, ids[i] if ids else None),
+                                     name=f"layer {desc.digest} of {reference}")
+                 for i, desc in enumerate(layers)]
+        try:
+            result.layers = list(await asyncio.gather(*tasks))
+        except BaseException:
+            # The first failure is the job's error; the other layers stop downloading.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         loop = asyncio.get_running_loop()
         result.files = await loop.run_in_executor(self._executor, squash, result.layers)
         log.info("event=image_analyzed ref=%s digest=%s files=%d seconds=%.2f", reference,

@@ -79,9 +79,11 @@ class FileRecord:
     layer: int = 0
 
     def take_content_of(self, target: FileRecord) -> None:
-        """A hardlink is the same inode as its target: same content, size and digests."""
+        """A hardlink is the same inode as its target: same content, digests and
+        attributes (extraction links the inode; it does not apply the link's header)."""
         if target.kind is FileKind.FILE or target.kind is FileKind.HARDLINK:
-            self.size = target.size
+            self.size, self.mode, self.uid, self.gid, self.mtime = (
+                target.size, target.mode, target.uid, target.gid, target.mtime)
             self.md5, self.sha1, self.sha256 = target.md5, target.sha1, target.sha256
 
 

@@ -160,11 +160,9 @@ class OciLayoutSource(_Resolver):
 
     async def layer_chunks(self, desc: Descriptor) -> AsyncIterator[bytes]:
         path = self._blob_path(desc.digest)
-        try:
-            f = await aiofiles.open(path, "rb")
-        except FileNotFoundError:
-            raise NotFoundError(f"blob unknown: layer {desc.digest} is missing from {self.display}") from None
-        async with f:
+        if not os.path.exists(path):
+            raise NotFoundError(f"blob unknown: layer {desc.digest} is missing from {self.display}")
+        async with aiofiles.open(path, "rb") as f:
             while chunk := await f.read(READ_SIZE * 4):
                 yield chunk
 

@@ -8,6 +8,7 @@ results are written in a single transaction, so readers see all of them or none.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -54,6 +55,8 @@ class Store:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self._conn = conn
         self.path = path
+        # One connection, many coroutines: transactions must not interleave on it.
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str) -> Store:
@@ -88,20 +91,21 @@ class Store:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        try:
-            await self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"database {self.path}: cannot start a write: {exc}") from exc
-        try:
-            yield self._conn
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
-        try:
-            await self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            await self._conn.execute("ROLLBACK")
-            raise StoreError(f"database {self.path}: commit failed: {exc}") from exc
+        async with self._write_lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"database {self.path}: cannot start a write: {exc}") from exc
+            try:
+                yield self._conn
+            except BaseException:
+                await asyncio.shield(self._conn.execute("ROLLBACK"))
+                raise
+            try:
+                await self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._conn.execute("ROLLBACK")
+                raise StoreError(f"database {self.path}: commit failed: {exc}") from exc
 
     async def _migrate(self) -> None:
         async with self._conn.execute("PRAGMA user_version") as cur:

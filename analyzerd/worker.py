@@ -89,10 +89,12 @@ class Worker:
                 error = f"internal error: {type(exc).__name__}: {exc}"
                 log.exception("event=job_failed job=%d ref=%s error=%r", job.id, job.reference, error)
             keeper.cancel()
-            with contextlib.suppress(Exception):
+            try:
                 if resolved:
                     await self._store.fail_image(resolved[0].manifest_digest, error)
                 await self._store.finish_job(job.id, self.id, error=error)
+            except AnalyzerError as store_error:  # the lease expires and another try follows
+                log.error("event=job_record_failed job=%d error=%r", job.id, store_error.message)
             return
         finally:
             keeper.cancel()

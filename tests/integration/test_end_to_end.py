@@ -1,0 +1,270 @@
+"""End to end against a real Distribution registry: push images built in code, analyze
+them with the CLI and the daemon, and check every file against independent oracles."""
+
+import glob
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from analyzerd.testing import (Member, build_image, build_index, free_port, make_layer, push_blob,
+                               push_image, push_manifest, raw_header, raw_member)
+
+from ..helpers import filesystem_merge
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIG = os.urandom(3 * 1024 * 1024 + 17)  # spans many chunks
+
+
+def hand_made_layer() -> bytes:
+    """Headers tarfile does not write: v7 (no magic), base-256 uid, no end marker."""
+    return b"".join([
+        raw_member(raw_header(b"handmade/", magic=b"", mode=0o750, typeflag=b"5")),
+        raw_member(raw_header(b"handmade/v7-file", size=11, magic=b""), b"v7 content\n"),
+        raw_member(raw_header(b"handmade/base256-uid", size=3, uid=b"\x80" + (3_000_000).to_bytes(7, "big")), b"big"),
+    ])
+
+
+LAYER_MEMBERS = [
+    ("gnu", [
+        Member("etc/", kind="dir", mode=0o755), Member("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        Member("etc/old.conf", b"to be deleted"), Member("usr/", kind="dir"), Member("usr/lib/", kind="dir"),
+        Member("usr/lib/plugins/", kind="dir"), Member("usr/lib/plugins/a.so", b"A" * 5000),
+        Member("usr/lib/plugins/b.so", b"B" * 5000), Member("var/", kind="dir"), Member("var/cache/", kind="dir"),
+        Member("var/cache/stale", b"stale"), Member("big.bin", BIG, mode=0o600, uid=1000, gid=1000),
+        Member("usr/bin/", kind="dir"), Member("usr/bin/sudo", b"\x7fELF", mode=0o4755),
+        Member("usr/bin/wall", b"\x7fELF", mode=0o2755, gid=5), Member("tmp/", kind="dir", mode=0o1777),
+        Member("dev/", kind="dir"), Member("dev/null", kind="char", mode=0o666, devmajor=1, devminor=3),
+        Member("dev/loop0", kind="block", mode=0o660, devmajor=7, devminor=0),
+        Member("run/", kind="dir"), Member("run/fifo", kind="fifo", mode=0o600),
+    ]),
+    ("pax", [
+        Member("etc/.wh.old.conf"), Member("usr/lib/plugins/.wh..wh..opq"), Member("usr/lib/plugins/c.so", b"C"),
+        Member("srv/", kind="dir"), Member("srv/" + "long-directory-name/" * 8 + "file", b"long path"),
+        Member("srv/caf\u00e9.txt", b"utf-8", uid=3_000_000, gid=3_000_000),
+        Member("srv/link-to-big", kind="hardlink", link="big.bin"),
+        Member("srv/dangling", kind="symlink", link="/nowhere/" + "x" * 150),
+        Member("var/.wh.cache"),
+    ]),
+    ("ustar", [
+        Member("usr/lib/plugins/.wh.c.so"), Member("opt/", kind="dir"), Member("opt/app.py", b"print('hi')\n"),
+        Member("var/cache/", kind="dir", mode=0o700), Member("var/cache/fresh", b"new"),
+    ]),
+    ("raw", None),
+]
+
+
+def layer_tars():
+    return [hand_made_layer() if fmt == "raw" else make_layer(members, fmt) for fmt, members in LAYER_MEMBERS]
+
+
+def analyze_json(cli, ref, *extra):
+    proc = cli("analyze", ref, "--json", *extra)
+    return json.loads(proc.stdout)
+
+
+def assert_matches_merge(document, tars, tmp_path):
+    expected = filesystem_merge(tars, str(tmp_path / "merge"))
+    files = {f["path"]: f for f in document["files"]}
+    got = {}
+    for path, f in files.items():
+        if f["type"] in ("file", "hardlink"):
+            got[path] = ("file", f["sha256"])
+        elif f["type"] in ("dir", "symlink"):
+            got[path] = (f["type"], f["link"] if f["type"] == "symlink" else None)
+    assert got == expected
+    return files
+
+
+@pytest.mark.parametrize("compression, chunked", [("gzip", False), ("none", True), ("zstd", False),
+                                                  (["gzip", "none", "zstd", "gzip"], True)])
+def test_every_file_digest_and_attribute(registry, cli, tmp_path, compression, chunked):
+    tars = layer_tars()
+    image = build_image(tars, compression=compression)
+    repo = f"e2e/flavours-{hashlib.sha1(repr(compression).encode()).hexdigest()[:8]}"
+    digest = push_image(registry.url, repo, "1", image, chunk_size=1 << 20 if chunked else None)
+    document = analyze_json(cli, f"{registry.host}/{repo}:1")
+    assert document["image"]["manifest_digest"] == digest
+    assert [layer["digest"] for layer in document["image"]["layers"]] == [b.digest for b in image.layers]
+    assert [layer["diff_id"] for layer in document["image"]["layers"]] == image.diff_ids
+
+    files = assert_matches_merge(document, tars, tmp_path)
+    big = files["/big.bin"]
+    assert (big["md5"], big["sha1"], big["sha256"]) == (
+        hashlib.md5(BIG).hexdigest(), hashlib.sha1(BIG).hexdigest(), hashlib.sha256(BIG).hexdigest())
+    assert (big["mode"], big["uid"], big["gid"], big["size"]) == ("0600", 1000, 1000, len(BIG))
+    assert big["layer"] == image.layers[0].digest
+    hard = files["/srv/link-to-big"]
+    assert hard["type"] == "hardlink" and hard["link"] == "/big.bin" and hard["sha256"] == big["sha256"]
+    assert hard["layer"] == image.layers[1].digest
+    assert files["/usr/bin/sudo"]["mode"] == "4755" and files["/usr/bin/wall"]["mode"] == "2755"
+    assert files["/tmp"]["mode"] == "1777"
+    assert files["/dev/null"]["type"] == "char" and files["/dev/loop0"]["type"] == "block"
+    assert files["/run/fifo"]["type"] == "fifo"
+    assert files["/srv/caf\u00e9.txt"]["uid"] == 3_000_000
+    assert files["/srv/dangling"]["link"] == "/nowhere/" + "x" * 150
+    assert files["/handmade/base256-uid"]["uid"] == 3_000_000
+    assert files["/handmade/v7-file"]["md5"] == hashlib.md5(b"v7 content\n").hexdigest()
+    # whiteouts: deleted paths and whiteout markers are gone; opaque dir keeps only new entries
+    assert "/etc/old.conf" not in files and "/var/cache/stale" not in files
+    assert sorted(p for p in files if p.startswith("/usr/lib/plugins/")) == []
+    assert files["/var/cache"]["mode"] == "0700" and "/var/cache/fresh" in files
+    assert not any("/.wh." in p for p in files)
+
+    # `show` prints what `analyze` stored, by reference and by digest
+    shown = json.loads(cli("show", f"{registry.host}/{repo}:1", "--files", "--json").stdout)
+    assert shown["files"] == document["files"]
+    by_digest = json.loads(cli("show", digest, "--json").stdout)
+    assert by_digest["files"] == document["files"]
+
+
+def test_docker_schema2_and_multi_platform_index(registry, cli):
+    amd = build_image([make_layer([Member("etc/image-platform", b"amd64\n")])], docker=True)
+    arm = build_image([make_layer([Member("etc/image-platform", b"arm64\n")])], architecture="arm64",
+                      variant="v8", docker=True)
+    for image in (amd, arm):
+        for blob in image.blobs():
+            push_blob(registry.url, "e2e/multi", blob)
+        push_manifest(registry.url, "e2e/multi", image.manifest.digest, image.manifest)
+    index = build_index([amd, arm], ["linux/amd64", "linux/arm64/v8"])
+    push_manifest(registry.url, "e2e/multi", "1", index)
+    ref = f"{registry.host}/e2e/multi:1"
+
+    default = analyze_json(cli, ref)
+    assert default["image"]["platform"] == "linux/amd64"
+    assert default["image"]["manifest_digest"] == amd.manifest.digest
+    assert default["image"]["index_digest"] == index.digest
+    marker = {f["path"]: f for f in default["files"]}["/etc/image-platform"]
+    assert marker["sha256"] == hashlib.sha256(b"amd64\n").hexdigest()
+
+    arm_doc = analyze_json(cli, ref, "--platform", "linux/arm64/v8")
+    assert arm_doc["image"]["platform"] == "linux/arm64/v8"
+    marker = {f["path"]: f for f in arm_doc["files"]}["/etc/image-platform"]
+    assert marker["sha256"] == hashlib.sha256(b"arm64\n").hexdigest()
+
+    missing = cli("analyze", ref, "--platform", "linux/s390x", check=False)
+    assert missing.returncode == 1
+    assert "no image for platform linux/s390x" in missing.stderr and "linux/arm64/v8" in missing.stderr
+
+
+def test_pinned_digest(registry, cli):
+    image = build_image([make_layer([Member("pinned", b"by digest")])])
+    digest = push_image(registry.url, "e2e/pinned", "1", image)
+    document = analyze_json(cli, f"{registry.host}/e2e/pinned@{digest}")
+    assert document["image"]["manifest_digest"] == digest
+
+
+def test_oci_layout_source(cli):
+    document = analyze_json(cli, "oci:examples/sample-image:1")
+    files = {f["path"]: f for f in document["files"]}
+    assert "/usr/bin/old-tool" not in files  # whited out by the second layer
+    assert files["/usr/bin/hello-again"]["sha256"] == files["/usr/bin/hello"]["sha256"]
+    assert files["/usr/bin/su-helper"]["mode"] == "4755"
+
+
+def test_unknown_repository_and_tag(registry, cli):
+    image = build_image([make_layer([Member("x", b"x")])])
+    push_image(registry.url, "e2e/known", "1", image)
+    ref = f"{registry.host}/e2e/known:nope"
+    proc = cli("analyze", ref, check=False)
+    assert proc.returncode == 1
+    assert f"manifest unknown: {ref}" in proc.stderr
+    proc = cli("analyze", f"{registry.host}/e2e/never-pushed:1", check=False)
+    assert proc.returncode == 1 and f"{registry.host}/e2e/never-pushed:1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_registry_fails_after_bounded_retries(cli, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("registry_retries: 2\n")
+    ref = f"127.0.0.1:{free_port()}/nothing/here:1"
+    started = time.monotonic()
+    proc = cli("--config", str(config), "analyze", ref, check=False)
+    assert proc.returncode == 1
+    assert f"cannot reach 127.0.0.1" in proc.stderr and "after 2 attempts" in proc.stderr and ref in proc.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_truncated_gzip_layer_names_the_layer(registry, cli):
+    tar = make_layer([Member("data", os.urandom(200_000))])
+    image = build_image([tar])
+    blob = image.layers[0]
+    blob.data = blob.data[: len(blob.data) // 2]  # a valid blob whose content is a cut gzip
+    image = build_image([tar])
+    image.layers[0].data = blob.data
+    manifest = json.loads(image.manifest.data)
+    manifest["layers"][0].update(digest=image.layers[0].digest, size=len(blob.data))
+    image.manifest.data = json.dumps(manifest).encode()
+    push_image(registry.url, "e2e/truncated", "1", image)
+    proc = cli("analyze", f"{registry.host}/e2e/truncated:1", check=False)
+    assert proc.returncode == 1
+    assert f"layer {image.layers[0].digest}: gzip stream truncated" in proc.stderr
+
+
+def corrupt_stored_blob(registry, digest):
+    """Flip a byte of the blob in the registry's storage: it serves it unverified."""
+    hex_ = digest.split(":")[1]
+    path, = glob.glob(os.path.join(registry.root, "storage", "**", "blobs", "sha256", hex_[:2], hex_, "data"),
+                      recursive=True)
+    with open(path, "r+b") as f:
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def start_daemon(db_path, tmp_path, config_text="services:\n  analyzer:\n    cycle_timer_seconds: 0.2\n"):
+    config = tmp_path / "daemon.yaml"
+    config.write_text(config_text)
+    log = open(tmp_path / "daemon.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "analyzerd", "--config", str(config), "--db", db_path, "run"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    return proc
+
+
+def test_daemon_fails_a_corrupt_layer_and_serves_the_next_jobs(registry, cli, db_path, tmp_path):
+    good = build_image([make_layer([Member("good", b"fine")])])
+    bad = build_image([make_layer([Member("bad", os.urandom(100_000))])])
+    push_image(registry.url, "e2e/daemon-good", "1", good)
+    push_image(registry.url, "e2e/daemon-bad", "1", bad)
+    corrupt_stored_blob(registry, bad.layers[0].digest)
+
+    daemon = start_daemon(db_path, tmp_path)
+    try:
+        refs = [f"{registry.host}/e2e/daemon-bad:1", f"{registry.host}/e2e/daemon-good:1", "oci:examples/sample-image:1"]
+        proc = cli("submit", "--wait", "--timeout", "60", *refs, check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert f"layer {bad.layers[0].digest}: digest mismatch" in proc.stderr
+        jobs = json.loads(cli("jobs", "--json").stdout)["jobs"]
+        assert [j["status"] for j in jobs] == ["failed", "done", "done"]
+        assert jobs[1]["image_digest"] == good.manifest.digest
+        assert all(j["attempts"] == 1 for j in jobs)
+        assert bad.layers[0].digest in jobs[0]["error"]
+        # the failed image is recorded as such; the good one is queryable
+        shown = json.loads(cli("show", f"{registry.host}/e2e/daemon-good:1", "--json").stdout)
+        assert [f["path"] for f in shown["files"]] == ["/good"]
+        assert daemon.poll() is None, "the daemon must keep running"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+
+
+def test_submit_refuses_a_bad_reference(cli):
+    proc = cli("submit", "Not A Reference", check=False)
+    assert proc.returncode == 2 and "error: invalid-reference" in proc.stderr
+
+
+def test_show_of_an_unknown_image(cli):
+    proc = cli("show", "nothing:here", check=False)
+    assert proc.returncode == 3 and "no analyzed image matches" in proc.stderr
+
+
+def test_show_table(cli):
+    cli("analyze", "oci:examples/sample-image:1", "--quiet")
+    text = cli("show", "oci:examples/sample-image:1").stdout
+    assert "/usr/bin/hello-again -> /usr/bin/hello" in text and "4755" in text

@@ -1,0 +1,126 @@
+"""Configuration: the Anchore layout works unchanged; bad values are refused by key."""
+
+import logging
+
+import pytest
+
+from analyzerd.config import default_database_path, load_config, parse_config
+from analyzerd.errors import ConfigError
+
+ANCHORE_CONFIG = """
+service_dir: ${ANCHORE_SERVICE_DIR}
+tmp_dir: /scratch
+log_level: INFO
+cleanup_images: True
+host_id: '${ANCHORE_HOST_ID}'
+internal_ssl_verify: False
+auto_restart_services: False
+credentials:
+  database:
+    db_connect: 'postgresql://anchore:pw@anchore-db:5432/anchore'
+services:
+  apiext:
+    enabled: True
+    require_auth: True
+    endpoint_hostname: 'anchore-engine-api'
+    listen: '0.0.0.0'
+    port: 8228
+  analyzer:
+    enabled: True
+    require_auth: True
+    cycle_timer_seconds: 1
+    cycle_timers:
+      image_analyzer: 5
+    max_threads: 4
+    analyzer_driver: 'nodocker'
+    endpoint_hostname: '${ANCHORE_HOST_ID}'
+    listen: '0.0.0.0'
+    port: 8084
+    layer_cache_enable: True
+    layer_cache_max_gigabytes: 4
+    enable_hints: False
+    enable_owned_package_filtering: True
+"""
+
+
+def test_an_anchore_config_works_unchanged(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANCHORE_HOST_ID", "analyzer-7")
+    path = tmp_path / "config.yaml"
+    path.write_text(ANCHORE_CONFIG)
+    config = load_config(str(path))
+    assert config.tmp_dir == "/scratch"
+    a = config.analyzer
+    assert (a.max_threads, a.port, a.layer_cache_enable, a.layer_cache_max_gigabytes) == (4, 8084, True, 4)
+    assert a.endpoint_hostname == "analyzer-7" and a.cycle_timer_seconds == 1
+
+
+def test_top_level_analyzer_section():
+    config = parse_config({"analyzer": {"max_threads": 3}})
+    assert config.analyzer.max_threads == 3
+
+
+def test_defaults_without_a_file():
+    config = load_config(None)
+    assert config.analyzer.max_threads >= 1 and config.analyzer.cycle_timer_seconds > 0
+    assert config.database_path == default_database_path()
+
+
+def test_env_values_are_coerced_and_defaults_apply(monkeypatch):
+    monkeypatch.setenv("THREADS", "6")
+    monkeypatch.setenv("CACHE", "true")
+    config = parse_config({"services": {"analyzer": {"max_threads": "${THREADS}", "layer_cache_enable": "${CACHE}",
+                                                     "port": "${UNSET_PORT:-9000}"}}})
+    assert config.analyzer.max_threads == 6 and config.analyzer.layer_cache_enable is True
+    assert config.analyzer.port == 9000
+
+
+@pytest.mark.parametrize("document, key", [
+    ({"services": {"analyzer": {"max_threads": "many"}}}, "services.analyzer.max_threads"),
+    ({"services": {"analyzer": {"max_threads": 0}}}, "services.analyzer.max_threads"),
+    ({"services": {"analyzer": {"port": 70000}}}, "services.analyzer.port"),
+    ({"services": {"analyzer": {"cycle_timer_seconds": 0}}}, "services.analyzer.cycle_timer_seconds"),
+    ({"services": {"analyzer": {"layer_cache_enable": "maybe"}}}, "services.analyzer.layer_cache_enable"),
+    ({"analyzer": {"enabled": [1]}}, "analyzer.enabled"),
+    ({"log_level": "LOUD"}, "log_level"),
+    ({"default_platform": "amd64"}, "default_platform"),
+    ({"database": "mysql://x/y"}, "database"),
+    ({"limits": {"max_layer_entries": -1}}, "limits.max_layer_entries"),
+])
+def test_wrong_values_name_the_key(document, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config(document)
+
+
+def test_layer_cache_minimum_is_one_gigabyte():
+    with pytest.raises(ConfigError, match="minimum layer cache size is 1 GB"):
+        parse_config({"services": {"analyzer": {"layer_cache_max_gigabytes": 0.5}}})
+
+
+def test_misspelt_key_warns_with_the_right_name(caplog):
+    with caplog.at_level(logging.WARNING):
+        parse_config({"services": {"analyzer": {"max_thread": 2}}})
+    assert "did you mean services.analyzer.max_threads" in caplog.text
+
+
+def test_database_urls(monkeypatch):
+    assert parse_config({"database": "sqlite:///var/lib/analyzerd/a.db"}).database_path == "/var/lib/analyzerd/a.db"
+    assert parse_config({"database": "/srv/a.db"}).database_path == "/srv/a.db"
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/analyzerd")
+    assert default_database_path() == "/var/lib/analyzerd/analyzerd.db"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    monkeypatch.setenv("XDG_DATA_HOME", "/home/u/.data")
+    assert default_database_path() == "/home/u/.data/analyzerd/analyzerd.db"
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("services: [unclosed")
+    with pytest.raises(ConfigError, match="bad.yaml is not valid YAML"):
+        load_config(str(path))
+
+
+def test_shipped_config_yaml_loads():
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    config = load_config(os.path.join(root, "config.yaml"))
+    assert config.analyzer.port == 8084

@@ -1,0 +1,105 @@
+"""LayerAnalyzer: digests of every file, and integrity failures named by layer digest."""
+
+import gzip
+import hashlib
+import os
+
+import pytest
+
+from analyzerd.analysis.layer import LayerAnalyzer, LayerLimits
+from analyzerd.errors import ArchiveError, IntegrityError, LimitError
+from analyzerd.model import FileKind
+from analyzerd.testing import Member, make_layer
+
+
+def run(blob, *, digest=None, size=None, diff_id=None, step=65536, limits=LayerLimits()):
+    digest = digest or "sha256:" + hashlib.sha256(blob).hexdigest()
+    la = LayerAnalyzer(digest=digest, size=len(blob) if size is None else size, media_type="m",
+                       diff_id=diff_id, limits=limits)
+    for i in range(0, len(blob), step):
+        la.feed(blob[i:i + step])
+    return la.finish()
+
+
+FILES = {f"usr/share/f{i}": os.urandom(i * 997) for i in range(40)}
+
+
+def test_every_file_hashed_three_ways():
+    tar = make_layer([Member(name, data) for name, data in FILES.items()] +
+                     [Member("usr/share/hl", kind="hardlink", link="usr/share/f7")], "gnu")
+    result = run(gzip.compress(tar), diff_id="sha256:" + hashlib.sha256(tar).hexdigest())
+    by_path = {r.path: r for r in result.files}
+    for name, data in FILES.items():
+        record = by_path["/" + name]
+        assert record.md5 == hashlib.md5(data).hexdigest()
+        assert record.sha1 == hashlib.sha1(data).hexdigest()
+        assert record.sha256 == hashlib.sha256(data).hexdigest()
+        assert record.size == len(data)
+    link = by_path["/usr/share/hl"]
+    assert link.kind is FileKind.HARDLINK and link.link == "/usr/share/f7"
+    assert link.sha256 == hashlib.sha256(FILES["usr/share/f7"]).hexdigest() and link.size == len(FILES["usr/share/f7"])
+    assert result.uncompressed_size == len(tar)
+
+
+def test_digest_mismatch_names_the_layer():
+    blob = gzip.compress(make_layer([Member("a", b"x")]))
+    wrong = "sha256:" + "ab" * 32
+    with pytest.raises(IntegrityError, match=f"layer {wrong}: digest mismatch"):
+        run(blob, digest=wrong)
+
+
+def test_corrupt_bytes_report_the_digest_mismatch_not_the_gzip_error():
+    blob = gzip.compress(make_layer([Member("a", os.urandom(100_000))]))
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    bad = bytearray(blob)
+    bad[len(bad) // 2] ^= 0xFF
+    with pytest.raises(IntegrityError, match="digest mismatch"):
+        run(bytes(bad), digest=digest)
+
+
+def test_size_mismatch():
+    blob = gzip.compress(make_layer([Member("a", b"x")]))
+    with pytest.raises(IntegrityError, match="more than the 10 bytes"):
+        run(blob, size=10)
+    with pytest.raises(IntegrityError, match="descriptor declares"):
+        run(blob, size=len(blob) + 1)
+
+
+def test_diff_id_mismatch():
+    blob = gzip.compress(make_layer([Member("a", b"x")]))
+    with pytest.raises(IntegrityError, match="diff_id"):
+        run(blob, diff_id="sha256:" + "00" * 32)
+
+
+def test_corrupt_gzip_with_a_matching_digest_names_the_layer():
+    """A registry can serve (and hash) a broken layer: the error must say which."""
+    blob = bytearray(gzip.compress(make_layer([Member("a", os.urandom(50_000))])))
+    blob[100] ^= 0xFF
+    with pytest.raises(ArchiveError, match=r"layer sha256:[0-9a-f]{64}: corrupt gzip"):
+        run(bytes(blob))
+
+
+def test_truncated_tar_inside_valid_gzip():
+    tar = make_layer([Member("a", os.urandom(50_000))])
+    with pytest.raises(ArchiveError, match=r"layer sha256:[0-9a-f]{64}: tar stream truncated"):
+        run(gzip.compress(tar[:20_000]))
+
+
+def test_entry_limit():
+    tar = make_layer([Member(f"f{i}", b"") for i in range(20)])
+    with pytest.raises(LimitError, match="more than 10 entries"):
+        run(tar, limits=LayerLimits(max_entries=10))
+
+
+def test_uncompressed_limit():
+    blob = gzip.compress(make_layer([Member("zeros", bytes(5_000_000))]))
+    with pytest.raises(LimitError, match="uncompressed size exceeds"):
+        run(blob, limits=LayerLimits(max_uncompressed_bytes=1_000_000))
+
+
+def test_whiteouts_are_recorded_not_listed():
+    tar = make_layer([Member("etc/.wh.passwd"), Member("var/.wh..wh..opq"), Member("keep", b"k")])
+    result = run(tar)
+    assert [r.path for r in result.files] == ["/keep"]
+    assert result.deleted == ["/etc/passwd"]
+    assert result.opaque_dirs == ["/var"]
