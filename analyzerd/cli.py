@@ -157,8 +157,7 @@ async def _cmd_analyze(args: argparse.Namespace, config: Config, database: str) 
     if args.platform:
         Platform.parse(args.platform)
     async with services(config, database) as svc:
-        result = await svc.analyzer.analyze(args.reference, args.platform, on_resolved=svc.store.start_image)
-        await svc.store.save_image(result)
+        result = await svc.analyze_and_store(args.reference, args.platform)
         if not args.quiet:
             await _show(svc.store, result.manifest_digest, args)
     return SUCCESS

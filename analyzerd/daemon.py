@@ -15,6 +15,8 @@ import aiohttp
 from . import __version__
 from .analyze import ImageAnalyzer
 from .config import Config
+from .errors import AnalyzerError
+from .model import ImageResult
 from .registry.client import RegistryClient, RetryPolicy
 from .store import Store
 from .worker import Worker
@@ -31,6 +33,28 @@ class Services:
     store: Store
     client: RegistryClient
     analyzer: ImageAnalyzer
+
+    async def analyze_and_store(self, reference: str, platform: str | None) -> ImageResult:
+        """Analyze and store one image; a failure is recorded on the image and re-raised."""
+        resolved: list[ImageResult] = []
+
+        async def started(result: ImageResult) -> None:
+            resolved.append(result)
+            await self.store.start_image(result)
+
+        try:
+            result = await self.analyzer.analyze(reference, platform, on_resolved=started)
+            await self.store.save_image(result)
+        except Exception as exc:
+            if resolved:
+                message = exc.message if isinstance(exc, AnalyzerError) else f"internal error: {exc!r}"
+                try:
+                    await self.store.fail_image(resolved[0].manifest_digest, message)
+                except AnalyzerError as store_error:
+                    log.error("event=image_record_failed digest=%s error=%r",
+                              resolved[0].manifest_digest, store_error.message)
+            raise
+        return result
 
 
 @asynccontextmanager
@@ -68,7 +92,7 @@ async def run_daemon(config: Config, database: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _stopper(stop, sig))
     async with services(config, database) as svc:
-        worker = Worker(config, svc.store, svc.analyzer)
+        worker = Worker(svc)
         await worker.run(stop)
 
 

@@ -8,11 +8,13 @@ import logging
 import os
 import socket
 
-from .analyze import ImageAnalyzer
-from .config import Config
+from typing import TYPE_CHECKING
+
 from .errors import AnalyzerError
-from .model import ImageResult, Job
-from .store import Store
+from .model import Job
+
+if TYPE_CHECKING:
+    from .daemon import Services
 
 __all__ = ["Worker", "worker_id"]
 
@@ -24,10 +26,10 @@ def worker_id() -> str:
 
 
 class Worker:
-    def __init__(self, config: Config, store: Store, analyzer: ImageAnalyzer) -> None:
-        self._config = config
-        self._store = store
-        self._analyzer = analyzer
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._config = services.config
+        self._store = services.store
         self.id = worker_id()
         self._running: set[asyncio.Task[None]] = set()
 
@@ -72,15 +74,8 @@ class Worker:
     async def process(self, job: Job) -> None:
         log.info("event=job_started job=%d ref=%s attempt=%d", job.id, job.reference, job.attempts)
         keeper = asyncio.create_task(self._keep_lease(job), name=f"lease of job {job.id}")
-        resolved: list[ImageResult] = []
-
-        async def started(result: ImageResult) -> None:
-            resolved.append(result)
-            await self._store.start_image(result)
-
         try:
-            result = await self._analyzer.analyze(job.reference, job.platform, on_resolved=started)
-            await self._store.save_image(result)
+            result = await self._services.analyze_and_store(job.reference, job.platform)
         except Exception as exc:  # noqa: BLE001 - any failure ends this job, never the daemon
             if isinstance(exc, AnalyzerError):
                 error = exc.message
@@ -90,8 +85,6 @@ class Worker:
                 log.exception("event=job_failed job=%d ref=%s error=%r", job.id, job.reference, error)
             keeper.cancel()
             try:
-                if resolved:
-                    await self._store.fail_image(resolved[0].manifest_digest, error)
                 await self._store.finish_job(job.id, self.id, error=error)
             except AnalyzerError as store_error:  # the lease expires and another try follows
                 log.error("event=job_record_failed job=%d error=%r", job.id, store_error.message)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -246,6 +247,8 @@ def test_daemon_fails_a_corrupt_layer_and_serves_the_next_jobs(registry, cli, db
         assert all(j["attempts"] == 1 for j in jobs)
         assert bad.layers[0].digest in jobs[0]["error"]
         # the failed image is recorded as such; the good one is queryable
+        status = dict(sqlite3.connect(db_path).execute("SELECT manifest_digest, analysis_status FROM images"))
+        assert status[bad.manifest.digest] == "analysis_failed" and status[good.manifest.digest] == "analyzed"
         shown = json.loads(cli("show", f"{registry.host}/e2e/daemon-good:1", "--json").stdout)
         assert [f["path"] for f in shown["files"]] == ["/good"]
         assert daemon.poll() is None, "the daemon must keep running"
