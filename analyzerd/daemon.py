@@ -57,9 +57,46 @@ class Services:
         return result
 
 
+class LoopLagMonitor:
+    """Measures how late the event loop runs a 50 ms ticker: the loop must never do
+    bulk CPU work, and this is the proof. The worst lag is logged on exit."""
+
+    INTERVAL = 0.05
+
+    def __init__(self) -> None:
+        self.max_lag = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + self.INTERVAL
+            await asyncio.sleep(self.INTERVAL)
+            self.max_lag = max(self.max_lag, loop.time() - expected)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._tick(), name="event loop lag monitor")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        log.info("event=loop_lag max_ms=%.1f", self.max_lag * 1000)
+
+
 @asynccontextmanager
 async def services(config: Config, database: str) -> AsyncIterator[Services]:
     """One aiohttp session, one store, one analyzer for the process; closed on exit."""
+    lag = LoopLagMonitor()
+    lag.start()
+    try:
+        async with _services(config, database) as svc:
+            yield svc
+    finally:
+        lag.stop()
+
+
+@asynccontextmanager
+async def _services(config: Config, database: str) -> AsyncIterator[Services]:
     timeout = aiohttp.ClientTimeout(total=None, connect=config.registry_connect_timeout_seconds,
                                     sock_read=config.registry_read_timeout_seconds)
     store = await Store.open(database)
