@@ -172,7 +172,8 @@ class ImageAnalyzer:
         loop = asyncio.get_running_loop()
         async with self._cpu:
             analyzer = LayerAnalyzer(digest=desc.digest, size=desc.size, media_type=desc.media_type,
-                                     diff_id=diff_id, limits=self._limits)
+                                     diff_id=diff_id, verify_diff_id=self._config.verify_diff_ids,
+                                     limits=self._limits)
             feed = _ThreadFeed(loop)
             work = loop.run_in_executor(self._executor, _drive, analyzer, feed)
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from typing import Any, Final
 from . import __version__
 from .config import Config, database_path_from, describe, load_config
 from .errors import AnalyzerError, ConfigError, InvalidReferenceError
+from .memory import tune_allocator
 from .model import JobStatus, Platform
 from .reference import parse_reference
 
@@ -165,6 +167,11 @@ async def _cmd_analyze(args: argparse.Namespace, config: Config, database: str) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    tune_allocator()
+    # Results hold ~10^5 small objects per image and none of them form cycles: collect
+    # garbage less often than every 700 allocations.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     try:
         config, database = _load(args)
         _setup_logging((args.log_level or config.log_level).upper())

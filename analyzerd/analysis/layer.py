@@ -44,12 +44,12 @@ class LayerAnalyzer:
         digest: the descriptor digest; the compressed bytes must hash to it.
         size: the descriptor size; more or fewer bytes is an integrity error.
         media_type: as the manifest says (recorded, not trusted: compression is sniffed).
-        diff_id: the config's diff_id for this layer; when given, the uncompressed stream
-            must hash to it.
+        diff_id: the config's diff_id for this layer (recorded).
+        verify_diff_id: hash the uncompressed stream and require it to match ``diff_id``.
     """
 
     def __init__(self, *, digest: str, size: int, media_type: str, diff_id: str | None = None,
-                 limits: LayerLimits = LayerLimits()) -> None:
+                 verify_diff_id: bool = True, limits: LayerLimits = LayerLimits()) -> None:
         algorithm, _, self._expected_hex = digest.partition(":")
         if algorithm != "sha256":
             raise IntegrityError(f"layer {digest}: unsupported digest algorithm {algorithm!r}")
@@ -59,7 +59,7 @@ class LayerAnalyzer:
         self._diff_id = diff_id
         self._limits = limits
         self._blob_hash = hashlib.sha256()
-        self._diff_hash = hashlib.sha256() if diff_id and diff_id != digest else None
+        self._diff_hash = hashlib.sha256() if verify_diff_id and diff_id and diff_id != digest else None
         self._received = 0
         self._uncompressed = 0
         self._decoder = StreamDecoder()
@@ -144,6 +144,7 @@ class LayerAnalyzer:
 
     def _events(self) -> None:
         reader = self._reader
+        md5, sha1, sha256 = hashlib.md5, hashlib.sha1, hashlib.sha256
         while True:
             event = reader.next_event()
             if type(event) is memoryview:
@@ -152,6 +153,13 @@ class LayerAnalyzer:
                     hashes[0].update(event)
                     hashes[1].update(event)
                     hashes[2].update(event)
+                elif (current := self._current) is not None:
+                    if len(event) == current.size:  # the whole file in one piece: most files
+                        current.md5 = md5(event).hexdigest()
+                        current.sha1 = sha1(event).hexdigest()
+                        current.sha256 = sha256(event).hexdigest()
+                    else:
+                        self._hashes = (md5(event), sha1(event), sha256(event))
             elif event is ENTRY_END:
                 hashes = self._hashes
                 if hashes is not None:
@@ -161,6 +169,7 @@ class LayerAnalyzer:
                     current.sha1 = hashes[1].hexdigest()
                     current.sha256 = hashes[2].hexdigest()
                     self._hashes = None
+                self._current = None
             elif event is NEED_DATA or event is END:
                 return
             else:
@@ -173,17 +182,18 @@ class LayerAnalyzer:
         path = entry.path
         if path == "/":
             return
-        slash = path.rfind("/")
-        name = path[slash + 1:]
-        if name.startswith(WHITEOUT_PREFIX):
-            parent = path[:slash] or "/"
-            if name == OPAQUE_MARKER:
-                self._opaque.append(parent)
-            else:
-                target = name[len(WHITEOUT_PREFIX):]
-                if target and target not in (".", ".."):
-                    self._deleted.append(parent.rstrip("/") + "/" + target)
-            return
+        if WHITEOUT_PREFIX in path:
+            slash = path.rfind("/")
+            name = path[slash + 1:]
+            if name.startswith(WHITEOUT_PREFIX):
+                parent = path[:slash] or "/"
+                if name == OPAQUE_MARKER:
+                    self._opaque.append(parent)
+                else:
+                    target = name[len(WHITEOUT_PREFIX):]
+                    if target and target not in (".", ".."):
+                        self._deleted.append(parent.rstrip("/") + "/" + target)
+                return
         kind = entry.kind
         record = FileRecord(path, kind, entry.mode, entry.uid, entry.gid, entry.size,
                             entry.mtime, entry.link)
@@ -192,14 +202,11 @@ class LayerAnalyzer:
                 # The stored data is a sparse map plus the data blocks, not the content.
                 self._warnings.append(f"{path}: GNU sparse file, digests not computed")
             elif entry.size:
-                self._current = record
-                self._hashes = (hashlib.md5(), hashlib.sha1(), hashlib.sha256())
+                self._current = record  # hashed as its data streams past
             else:
                 record.md5, record.sha1, record.sha256 = _EMPTY_MD5, _EMPTY_SHA1, _EMPTY_SHA256
         elif kind is FileKind.HARDLINK:
             target = self._files.get(entry.link or "")
             if target is not None:
                 record.take_content_of(target)
-        self._files.pop(path, None)  # a later entry for the same path wins, in archive order
-        self._files[path] = record
-
+        self._files[path] = record  # a later entry for the same path wins

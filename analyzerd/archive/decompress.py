@@ -32,8 +32,9 @@ except ImportError:  # pragma: no cover
 __all__ = ["MAX_OUTPUT_CHUNK", "Decoder", "StreamDecoder", "sniff"]
 
 #: Upper bound of one decompressed piece. Large enough that per-call overhead vanishes,
-#: small enough that a few of them per running layer keep memory flat.
-MAX_OUTPUT_CHUNK: Final = 1 << 20
+#: small enough to stay in the CPU cache while it is hashed four times (diff_id and
+#: MD5/SHA1/SHA256): 256 KiB measured 3 % less CPU than 1 MiB on bigger:1.
+MAX_OUTPUT_CHUNK: Final = 256 * 1024
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"

@@ -19,6 +19,7 @@ PAX headers) are limited by ``max_meta_size``; file data is never buffered.
 from __future__ import annotations
 
 import posixpath
+import struct
 import zlib
 from collections import deque
 from typing import Final
@@ -70,17 +71,21 @@ _NO_DATA: Final = frozenset({FileKind.HARDLINK, FileKind.SYMLINK, FileKind.CHAR,
                              FileKind.DIR, FileKind.FIFO})
 
 _PAX_INT_KEYS: Final = ("size", "uid", "gid")
+_META_TYPES: Final = frozenset({b"L", b"K", b"x", b"g"})
+# name mode uid gid size mtime chksum typeflag linkname magic+version uname gname
+# devmajor devminor prefix: the ustar layout (GNU uses the tail differently; unused here)
+_FIELDS: Final = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s")
 
 
 class Entry:
     """One archive member's header, after long-name and PAX records are applied."""
 
     __slots__ = ("path", "kind", "mode", "uid", "gid", "size", "mtime", "link",
-                 "uname", "gname", "devmajor", "devminor", "sparse", "offset")
+                 "devmajor", "devminor", "sparse", "offset")
 
     def __init__(self, path: str, kind: FileKind, mode: int, uid: int, gid: int, size: int,
-                 mtime: int, link: str | None, uname: str, gname: str, devmajor: int,
-                 devminor: int, sparse: bool, offset: int) -> None:
+                 mtime: int, link: str | None, devmajor: int, devminor: int, sparse: bool,
+                 offset: int) -> None:
         self.path = path  #: normalized, absolute, "/" for the root
         self.kind = kind
         self.mode = mode  #: permission bits incl. setuid/setgid/sticky
@@ -89,8 +94,6 @@ class Entry:
         self.size = size  #: bytes of data that follow (0 for non-files)
         self.mtime = mtime
         self.link = link  #: symlink target as written; hardlink target normalized
-        self.uname = uname
-        self.gname = gname
         self.devmajor = devmajor
         self.devminor = devminor
         self.sparse = sparse  #: GNU sparse file: the data is a sparse map, not the content
@@ -102,6 +105,12 @@ class Entry:
 
 def normalize_path(name: str) -> str:
     """Absolute, normalized, no trailing slash; ".." cannot climb above the root."""
+    if name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    # The common case needs no normpath: no empty, "." or ".." components.
+    if name and name[0] not in "./" and "//" not in name and "/." not in name:
+        return "/" + name
     path = posixpath.normpath("/" + name.lstrip("/"))
     # normpath keeps a leading "//" (POSIX allows it to mean something else); we do not.
     return path if not path.startswith("//") else "/" + path.lstrip("/")
@@ -121,11 +130,13 @@ def _number(field: bytes, what: str, offset: int) -> int:
     if field and field[0] & 0x80:
         value = int.from_bytes(field[1:], "big") | ((field[0] & 0x3F) << (8 * (len(field) - 1)))
         return -((1 << (8 * len(field) - 2)) - value) if field[0] & 0x40 else value
-    text = _cstr(field).strip(b" ")
-    if not text:
-        return 0
     try:
-        return int(text, 8)
+        return int(field.rstrip(b"\0 ") or b"0", 8)  # int() itself skips leading spaces
+    except ValueError:
+        pass
+    text = _cstr(field).strip(b" ")  # "644\0garbage": the number ends at the first NUL
+    try:
+        return int(text or b"0", 8)
     except ValueError:
         raise ArchiveError(f"invalid {what} field {bytes(field)!r} in tar header at offset {offset}") from None
 
@@ -324,7 +335,23 @@ class TarReader:
             self._buf = memoryview(b"")
             self._pos = 0
             return END
-        stored = _number(hdr[148:156], "checksum", offset)
+        # Owner names (uname/gname) are not read: files are recorded by numeric ids.
+        (name_f, mode_f, uid_f, gid_f, size_f, mtime_f, chksum_f, typeflag, link_f, magic,
+         _, _, devmajor_f, devminor_f, prefix_f) = _FIELDS.unpack_from(hdr)
+        try:  # the common case: plain octal numbers
+            mode = int(mode_f.rstrip(b"\0 ") or b"0", 8)
+            uid = int(uid_f.rstrip(b"\0 ") or b"0", 8)
+            gid = int(gid_f.rstrip(b"\0 ") or b"0", 8)
+            size = int(size_f.rstrip(b"\0 ") or b"0", 8)
+            mtime = int(mtime_f.rstrip(b"\0 ") or b"0", 8)
+            stored = int(chksum_f.rstrip(b"\0 ") or b"0", 8)
+        except ValueError:  # base-256, or NUL-terminated with garbage after: the careful way
+            mode = _number(mode_f, "mode", offset)
+            uid = _number(uid_f, "uid", offset)
+            gid = _number(gid_f, "gid", offset)
+            size = _number(size_f, "size", offset)
+            mtime = _number(mtime_f, "mtime", offset)
+            stored = _number(chksum_f, "checksum", offset)
         # adler32's low half is (1 + sum of bytes) mod 65521: the tar checksum, in C.
         unsigned = zlib.adler32(hdr[156:], zlib.adler32(_SPACES8, zlib.adler32(hdr[:148]))) & 0xFFFF
         if unsigned != (1 + stored) % 65521:
@@ -333,12 +360,10 @@ class TarReader:
             if stored not in (sum(blanked), signed):
                 raise ArchiveError(f"tar header checksum mismatch at offset {offset} "
                                    f"(not a tar stream, or corrupt)")
-        typeflag = hdr[156:157]
-        size = _number(hdr[124:136], "size", offset)
         if size < 0:
             raise ArchiveError(f"negative size in tar header at offset {offset}")
 
-        if typeflag in (b"L", b"K", b"x", b"g"):
+        if typeflag in _META_TYPES:
             if size > self._max_meta_size:
                 raise LimitError(f"tar metadata record of {size} bytes at offset {offset} "
                                  f"exceeds the limit of {self._max_meta_size}")
@@ -349,7 +374,8 @@ class TarReader:
         pending = self._pending
         if self._global:
             pending = {**self._global, **pending}
-        self._pending = {}
+        if pending:
+            self._pending = {}
 
         kind = _KINDS.get(typeflag)
         if kind is None:
@@ -366,28 +392,24 @@ class TarReader:
         if "path" in pending:
             name = pending["path"]
         else:
-            name = _decode(_cstr(hdr[0:100]))
-            if hdr[257:263] == b"ustar\0":  # POSIX ustar: the prefix field holds the head
-                prefix = _cstr(hdr[345:500])
-                if prefix:
-                    name = _decode(prefix) + "/" + name
+            end = name_f.find(b"\0")
+            name = (name_f if end < 0 else name_f[:end]).decode("utf-8", "surrogateescape")
+            if magic[:6] == b"ustar\0" and prefix_f[0]:  # POSIX ustar: the prefix holds the head
+                name = _decode(_cstr(prefix_f)) + "/" + name
         if "linkpath" in pending:
             link: str | None = pending["linkpath"]
+        elif kind is FileKind.SYMLINK or kind is FileKind.HARDLINK:
+            link = _decode(_cstr(link_f))
         else:
-            link = _decode(_cstr(hdr[157:257])) if kind in (FileKind.SYMLINK, FileKind.HARDLINK) else None
+            link = None
         if kind is FileKind.FILE and name.endswith("/"):
             kind = FileKind.DIR  # old tars mark directories only with a trailing slash
 
-        mode = _number(hdr[100:108], "mode", offset) & 0o7777
-        uid = _number(hdr[108:116], "uid", offset)
-        gid = _number(hdr[116:124], "gid", offset)
-        mtime = _number(hdr[136:148], "mtime", offset)
-        uname = _decode(_cstr(hdr[265:297]))
-        gname = _decode(_cstr(hdr[297:329]))
+        mode &= 0o7777
         devmajor = devminor = 0
         if kind is FileKind.CHAR or kind is FileKind.BLOCK:
-            devmajor = _number(hdr[329:337], "devmajor", offset)
-            devminor = _number(hdr[337:345], "devminor", offset)
+            devmajor = _number(devmajor_f, "devmajor", offset)
+            devminor = _number(devminor_f, "devminor", offset)
         sparse = False
         if pending:
             try:
@@ -404,8 +426,6 @@ class TarReader:
                     mtime = int(float(pending["mtime"]))
             except ValueError:
                 raise ArchiveError(f"invalid numeric PAX value in the header at offset {offset}") from None
-            uname = pending.get("uname", uname)
-            gname = pending.get("gname", gname)
             sparse = any(key.startswith("GNU.sparse.") for key in pending)
             if sparse and "GNU.sparse.name" in pending:
                 name = pending["GNU.sparse.name"]
@@ -417,8 +437,8 @@ class TarReader:
             link = normalize_path(link)
         data_size = 0 if kind in _NO_DATA else size
         self.entries += 1
-        entry = Entry(path, kind, mode, uid, gid, data_size, mtime, link, uname, gname,
-                      devmajor, devminor, sparse, offset)
+        entry = Entry(path, kind, mode, uid, gid, data_size, mtime, link, devmajor, devminor,
+                      sparse, offset)
         self._state = _DATA
         self._remaining = data_size
         self._padding = -data_size % BLOCK

@@ -82,7 +82,9 @@ CREATE TABLE files (
     layer_id INTEGER NOT NULL REFERENCES layers (id),  -- the layer that last wrote the path
     PRIMARY KEY (image_id, path)
 ) WITHOUT ROWID;
-CREATE INDEX files_by_sha256 ON files (sha256) WHERE sha256 IS NOT NULL;
+-- No index on sha256: it would double the cost of storing an image's files (random
+-- inserts of 64-character keys). Add one if you look images up by file content:
+--   CREATE INDEX files_by_sha256 ON files (sha256);
 
 CREATE VIEW image_files AS
 SELECT i.manifest_digest, f.path, f.type, printf('%04o', f.mode) AS mode, f.uid, f.gid, f.size,

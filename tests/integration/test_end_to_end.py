@@ -271,3 +271,17 @@ def test_show_table(cli):
     cli("analyze", "oci:examples/sample-image:1", "--quiet")
     text = cli("show", "oci:examples/sample-image:1").stdout
     assert "/usr/bin/hello-again -> /usr/bin/hello" in text and "4755" in text
+
+
+def test_diff_id_verification_is_opt_in(registry, cli, tmp_path):
+    tar = make_layer([Member("f", b"content")])
+    image = build_image([tar], config_extra={"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}})
+    push_image(registry.url, "e2e/lying-config", "1", image)
+    ref = f"{registry.host}/e2e/lying-config:1"
+    document = analyze_json(cli, ref)  # blobs are verified by digest; diff_ids only on request
+    assert document["image"]["layers"][0]["diff_id"] == "sha256:" + "0" * 64
+    config = tmp_path / "strict.yaml"
+    config.write_text("verify_diff_ids: true\n")
+    proc = cli("--config", str(config), "analyze", ref, check=False)
+    assert proc.returncode == 1
+    assert f"layer {image.layers[0].digest}: uncompressed content hashes to" in proc.stderr
