@@ -47,10 +47,14 @@ class AnalyzerSection:
     port: int = 8084
     layer_cache_enable: bool = False
     layer_cache_max_gigabytes: float = 4.0
-    #: images analyzed at once by one daemon (their layers share max_threads)
-    max_concurrent_jobs: int = 2
+    #: images analyzed at once by one daemon (their layers share max_threads); 0: max_threads
+    max_concurrent_jobs: int = 0
     #: a running job's lease; renewed while it runs, retaken by any daemon after expiry
     lease_seconds: float = 60.0
+
+    @property
+    def concurrent_jobs(self) -> int:
+        return self.max_concurrent_jobs or self.max_threads
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,7 +196,7 @@ _ANALYZER_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "layer_cache_max_gigabytes": _number(
         MIN_LAYER_CACHE_GIGABYTES,
         message="{key}: the minimum layer cache size is 1 GB (as in Anchore Engine), got {value!r}"),
-    "max_concurrent_jobs": _int(1, 1024),
+    "max_concurrent_jobs": _int(0, 1024),
     "lease_seconds": _number(5),
 }
 _LIMIT_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {

@@ -36,9 +36,9 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and process jobs until ``stop`` is set; then let running jobs finish."""
         section = self._config.analyzer
-        slots = asyncio.Semaphore(section.max_concurrent_jobs)
+        slots = asyncio.Semaphore(section.concurrent_jobs)
         log.info("event=worker_started worker=%s database=%s max_threads=%d max_concurrent_jobs=%d",
-                 self.id, self._store.path, section.max_threads, section.max_concurrent_jobs)
+                 self.id, self._store.path, section.max_threads, section.concurrent_jobs)
         while not stop.is_set():
             await slots.acquire()
             job = None
