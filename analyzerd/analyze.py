@@ -138,7 +138,7 @@ class ImageAnalyzer:
         """Analyze ``reference``; ``on_resolved`` runs once the manifest is known."""
         ref = parse_reference(reference)
         want = Platform.parse(platform or self._config.default_platform)
-        source = open_source(ref, self._client)
+        source = open_source(ref, self._client, allow_foreign_layers=self._config.allow_foreign_layers)
         started = time.monotonic()
         resolved = await source.resolve(want)
         layers = resolved.manifest.layers
@@ -169,6 +169,11 @@ class ImageAnalyzer:
         return result
 
     async def _layer(self, source: ImageSource, desc: Descriptor, diff_id: str | None) -> LayerResult:
+        skipped = source.skip_reason(desc)
+        if skipped is not None:
+            log.warning("event=layer_skipped %s", skipped)
+            return LayerResult(digest=desc.digest, media_type=desc.media_type, compressed_size=desc.size,
+                               diff_id=diff_id, warnings=[skipped])
         loop = asyncio.get_running_loop()
         async with self._cpu:
             analyzer = LayerAnalyzer(digest=desc.digest, size=desc.size, media_type=desc.media_type,
@@ -194,6 +199,7 @@ class ImageAnalyzer:
                 raise RuntimeError(f"layer {desc.digest}: analysis stopped")
             for warning in layer.warnings:
                 log.warning("event=layer_warning layer=%s %s", desc.digest, warning)
+            layer.warnings = [f"layer {desc.digest}: {w}" for w in layer.warnings]
             return layer
 
 

@@ -22,6 +22,7 @@ import yaml
 
 from .errors import ConfigError
 from .model import Platform
+from .registry.auth import Credentials, RegistrySettings, docker_config_credentials
 
 __all__ = ["AnalyzerSection", "Config", "Limits", "load_config", "default_database_path"]
 
@@ -80,9 +81,25 @@ class Config:
     verify_diff_ids: bool = False
     registry_connect_timeout_seconds: float = 30.0
     registry_read_timeout_seconds: float = 300.0
+    #: fetch non-distributable ("foreign") layers from their URLs; else skip them with a warning
+    allow_foreign_layers: bool = False
+    #: Docker config.json for credentials; default $DOCKER_CONFIG/config.json, ~/.docker/config.json
+    docker_config: str | None = None
+    registries: tuple[RegistrySettings, ...] = ()
     limits: Limits = field(default_factory=Limits)
     analyzer: AnalyzerSection = field(default_factory=AnalyzerSection)
     source: str | None = None  #: the file it came from, for messages
+
+    def registry_settings(self, host: str) -> RegistrySettings:
+        """Settings for a registry host: config.yaml's entry, credentials from it or
+        from the Docker config."""
+        entry = next((r for r in self.registries if r.host == host), None)
+        if entry is not None and entry.credentials is not None:
+            return entry
+        creds = _docker_credentials(self.docker_config).get(host)
+        if entry is None:
+            return RegistrySettings(host=host, credentials=creds)
+        return RegistrySettings(host=host, credentials=creds, ca_cert=entry.ca_cert, insecure=entry.insecure)
 
     @property
     def database_path(self) -> str:
@@ -99,6 +116,84 @@ def database_path_from(value: str) -> str:
         raise ConfigError(f"database: {value.split('://')[0]}:// databases are not supported; "
                           "use a path or sqlite:///path")
     return os.path.expanduser(value)
+
+
+def _docker_config_path(configured: str | None) -> str:
+    if configured:
+        return os.path.expanduser(configured)
+    directory = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(directory, "config.json")
+
+
+_DOCKER_CACHE: dict[str, dict[str, Credentials]] = {}
+
+
+def _docker_credentials(configured: str | None) -> dict[str, Credentials]:
+    """Credentials by host from the Docker config.json (read once per process)."""
+    path = _docker_config_path(configured)
+    if path not in _DOCKER_CACHE:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except FileNotFoundError:
+            if configured:
+                raise ConfigError(f"docker_config: {path} does not exist") from None
+            text = "{}"
+        except OSError as exc:
+            raise ConfigError(f"docker_config: cannot read {path}: {exc.strerror}") from None
+        _DOCKER_CACHE[path] = docker_config_credentials(text, path)
+    return _DOCKER_CACHE[path]
+
+
+def _registries(value: Any) -> tuple[RegistrySettings, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"registries: expected a list of entries, got {type(value).__name__}")
+    out = []
+    for i, entry in enumerate(value):
+        where = f"registries[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a mapping with at least 'host'")
+        unknown = set(entry) - {"host", "username", "password", "password_env", "password_file", "ca_cert", "insecure"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)} (host, username, password, "
+                              "password_env, password_file, ca_cert, insecure)")
+        host = entry.get("host")
+        if not isinstance(host, str) or not host or "/" in host:
+            raise ConfigError(f"{where}.host: expected a registry host[:port], got {host!r}")
+        where = f"registries[{host}]"
+        password = None
+        if "password" in entry:
+            password = _str(f"{where}.password", entry["password"])
+        elif "password_env" in entry:
+            name = _str(f"{where}.password_env", entry["password_env"])
+            if name not in os.environ:
+                raise ConfigError(f"{where}.password_env: environment variable {name} is not set")
+            password = os.environ[name]
+        elif "password_file" in entry:
+            path = os.path.expanduser(_str(f"{where}.password_file", entry["password_file"]))
+            try:
+                with open(path, encoding="utf-8") as f:
+                    password = f.read().rstrip("\n")
+            except OSError as exc:
+                raise ConfigError(f"{where}.password_file: cannot read {path}: {exc.strerror}") from None
+        username = entry.get("username")
+        if (username is None) != (password is None):
+            raise ConfigError(f"{where}: username and a password (password, password_env or "
+                              "password_file) go together")
+        ca_cert = entry.get("ca_cert")
+        if ca_cert is not None:
+            ca_cert = os.path.expanduser(_str(f"{where}.ca_cert", ca_cert))
+            if not os.path.isfile(ca_cert):
+                raise ConfigError(f"{where}.ca_cert: {ca_cert} does not exist")
+        out.append(RegistrySettings(
+            host=host,
+            credentials=Credentials(_str(f"{where}.username", username), password) if password is not None else None,
+            ca_cert=ca_cert,
+            insecure=_bool(f"{where}.insecure", entry.get("insecure", False)),
+        ))
+    return tuple(out)
 
 
 def default_database_path() -> str:
@@ -210,6 +305,8 @@ _TOP_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "default_platform": _platform,
     "registry_retries": _int(1, 100),
     "verify_diff_ids": _bool,
+    "allow_foreign_layers": _bool,
+    "docker_config": _str,
     "registry_connect_timeout_seconds": _number(0, exclusive=True),
     "registry_read_timeout_seconds": _number(0, exclusive=True),
 }
@@ -272,10 +369,12 @@ def parse_config(document: Any, source: str | None = None) -> Config:
     limits_raw = document.get("limits") or {}
     if not isinstance(limits_raw, dict):
         raise ConfigError(f"limits: expected a mapping of keys, got {limits_raw!r}")
-    top = _section(document, _TOP_KEYS, "", known_elsewhere=frozenset({"services", "analyzer", "limits"}))
+    top = _section(document, _TOP_KEYS, "",
+                   known_elsewhere=frozenset({"services", "analyzer", "limits", "registries"}))
     analyzer = AnalyzerSection(**_section(analyzer_raw, _ANALYZER_KEYS, f"{where}."))
     limits = Limits(**_section(limits_raw, _LIMIT_KEYS, "limits."))
-    return Config(**top, analyzer=analyzer, limits=limits, source=source)
+    registries = _registries(document.get("registries"))
+    return Config(**top, analyzer=analyzer, limits=limits, registries=registries, source=source)
 
 
 def load_config(path: str | None) -> Config:
@@ -296,7 +395,10 @@ def load_config(path: str | None) -> Config:
 
 def describe(config: Config) -> dict[str, Any]:
     """The effective settings, for `analyzerd config` and logs."""
-    out = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in ("analyzer", "limits")}
+    out = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in ("analyzer", "limits", "registries")}
+    out["registries"] = [{"host": r.host, "username": r.credentials.username if r.credentials else None,
+                          "password": "<hidden>" if r.credentials else None, "ca_cert": r.ca_cert,
+                          "insecure": r.insecure} for r in config.registries]
     out["analyzer"] = {f.name: getattr(config.analyzer, f.name) for f in fields(config.analyzer)}
     out["limits"] = {f.name: getattr(config.limits, f.name) for f in fields(config.limits)}
     out["database_path"] = config.database_path

@@ -103,7 +103,8 @@ async def _services(config: Config, database: str) -> AsyncIterator[Services]:
     try:
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False,
                                          headers={"User-Agent": f"analyzerd/{__version__}"}) as session:
-            client = RegistryClient(session, retry=RetryPolicy(attempts=config.registry_retries))
+            client = RegistryClient(session, settings=config.registry_settings,
+                                    retry=RetryPolicy(attempts=config.registry_retries))
             analyzer = ImageAnalyzer(config, client)
             try:
                 yield Services(config, store, client, analyzer)

@@ -118,6 +118,10 @@ class ImageResult:
     files: list[FileRecord]
 
     @property
+    def warnings(self) -> list[str]:
+        return [w for layer in self.layers for w in layer.warnings]
+
+    @property
     def created(self) -> str | None:
         value = self.config.get("created")
         return value if isinstance(value, str) else None

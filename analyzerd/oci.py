@@ -122,6 +122,11 @@ def select_platform(index: Index, want: Platform, where: str) -> Descriptor:
                         f"(available: {available})")
 
 
+def is_foreign(desc: Descriptor) -> bool:
+    """Non-distributable layers (Windows base layers): registries usually do not hold them."""
+    return "foreign" in desc.media_type or "nondistributable" in desc.media_type
+
+
 def parse_config(data: bytes, where: str) -> dict[str, Any]:
     try:
         config = json.loads(data)

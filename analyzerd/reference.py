@@ -5,7 +5,7 @@ host; otherwise the image is on Docker Hub (``docker.io``), where one-component 
 live under ``library/``. Without tag or digest the tag is ``latest``.
 
 Local sources use Syft's and skopeo's transport prefixes: ``oci:DIR[:TAG]`` is an OCI
-image layout directory.
+image layout directory, ``docker-archive:FILE[:NAME:TAG]`` a ``docker save`` tarball.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class ImageRef:
 
 @dataclass(frozen=True, slots=True)
 class LocalRef:
-    """An image on local disk: ``oci`` layout directory."""
+    """An image on local disk: an ``oci`` layout directory or a ``docker-archive`` file."""
 
     transport: str
     path: str
@@ -97,6 +97,16 @@ def parse_reference(text: str) -> ImageRef | LocalRef:
         if not path:
             raise InvalidReferenceError(f"invalid image reference {text!r}: oci: needs a directory")
         return LocalRef("oci", path, tag)
+    if text.startswith("docker-archive:"):
+        # docker-archive:FILE or docker-archive:FILE:REPO:TAG (skopeo's syntax)
+        rest = text[len("docker-archive:"):]
+        path, name = rest, None
+        parts = rest.split(":")
+        if len(parts) >= 3 and "/" not in parts[-1]:
+            path, name = ":".join(parts[:-2]), ":".join(parts[-2:])
+        if not path:
+            raise InvalidReferenceError(f"invalid image reference {text!r}: docker-archive: needs a file")
+        return LocalRef("docker-archive", path, name)
 
     remainder, _, digest = text.partition("@")
     if digest and not _DIGEST.fullmatch(digest):

@@ -36,6 +36,7 @@ async def image_document(store: Store, key: str, sections: Iterable[str] = SECTI
         "created": row["created"],
         "analysis_status": row["analysis_status"],
         "analysis_error": row["analysis_error"],
+        "warnings": json.loads(row["warnings"]) if row["warnings"] else [],
         "analyzer_version": row["analyzer_version"],
         "analyzed_at": row["analyzed_at"],
         "file_count": row["file_count"],
@@ -50,6 +51,7 @@ async def image_document(store: Store, key: str, sections: Iterable[str] = SECTI
                             ("user", "User"), ("working_dir", "WorkingDir"), ("labels", "Labels"),
                             ("exposed_ports", "ExposedPorts")):
         image[key_out] = image_config.get(key_in)
+    image["history"] = config.get("history") if isinstance(config.get("history"), list) else []
     document: dict[str, Any] = {"image": image}
     if "files" in sections:
         document["files"] = [

@@ -208,6 +208,7 @@ class Store:
         params.update(
             uncompressed_size=sum(layer.uncompressed_size for layer in result.layers),
             file_count=len(result.files),
+            warnings=json.dumps(result.warnings) if result.warnings else None,
             analyzer_version=ANALYZER_VERSION,
             now=time.time(),
         )

@@ -300,6 +300,10 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:{self.port}
+validation:
+  manifests:
+    urls:
+      allow: ['^http://127\\.0\\.0\\.1']
 """)
         log = open(self.log_path, "ab")
         self._proc = subprocess.Popen([self.binary, "serve", config], stdout=log, stderr=log)
@@ -329,3 +333,39 @@ http:
         """GET requests for blobs served so far, from the access log."""
         with open(self.log_path, errors="replace") as f:
             return sum(1 for line in f if '"GET /v2/' in line and "/blobs/sha256:" in line)
+
+
+def write_docker_archive(path: str, image: Image, layer_tars: Sequence[bytes], repo_tag: str,
+                         *, oci: bool = False) -> None:
+    """A ``docker save`` tarball: the legacy layout (``<id>/layer.tar`` + manifest.json),
+    or Docker 25's (an OCI layout plus manifest.json)."""
+
+    def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        if oci:
+            # Docker 25 stores uncompressed layers as blobs; rebuild the image that way.
+            plain = build_image(layer_tars, compression="none")
+            blobs = [plain.manifest, plain.config, *plain.layers]
+            for blob in blobs:
+                add(tar, f"blobs/sha256/{blob.digest.split(':')[1]}", blob.data)
+            add(tar, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [plain.manifest.descriptor(
+                annotations={"io.containerd.image.name": f"docker.io/library/{repo_tag}",
+                             "org.opencontainers.image.ref.name": repo_tag.rsplit(":", 1)[1]})]}
+            add(tar, "index.json", json.dumps(index).encode())
+            manifest = [{"Config": f"blobs/sha256/{plain.config.digest.split(':')[1]}", "RepoTags": [repo_tag],
+                         "Layers": [f"blobs/sha256/{b.digest.split(':')[1]}" for b in plain.layers]}]
+        else:
+            layer_names = []
+            for i, layer in enumerate(layer_tars):
+                name = f"{hashlib.sha256(layer + bytes([i])).hexdigest()}/layer.tar"
+                add(tar, name, layer)
+                layer_names.append(name)
+            config_name = image.config.digest.split(":")[1] + ".json"
+            add(tar, config_name, image.config.data)
+            manifest = [{"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names}]
+        add(tar, "manifest.json", json.dumps(manifest).encode())

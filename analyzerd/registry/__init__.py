@@ -1,5 +1,1 @@
-"""Talking to OCI/Docker registries."""
-
-from .client import RegistryClient, RetryPolicy
-
-__all__ = ["RegistryClient", "RetryPolicy"]
+"""Talking to OCI/Docker registries: ``client`` (aiohttp, I/O) and ``auth`` (pure)."""

@@ -1,12 +1,21 @@
 """Registry client over aiohttp: manifests, config blobs, streamed layer blobs.
 
-The handshake follows the distribution spec (and go-containerregistry's transport):
-a request that answers 401 with ``WWW-Authenticate: Bearer realm=…,service=…,scope=…``
-is retried once with a token from the realm (anonymous here). Loopback registries are
-spoken to over plain HTTP, as Docker does; everything else over HTTPS.
+The handshake is the distribution spec's (go-containerregistry's transport spells it out):
+ping ``/v2/`` once per host; a 200 needs no auth, a 401 carries the challenge. ``Bearer``:
+ask the realm for a token with ``repository:NAME:pull`` scope (anonymously, or with Basic
+credentials), cache it per scope until it expires, and on a 401 fetch a fresh one once.
+``Basic``: send the credentials. Credentials never appear in logs or errors.
 
-Connection errors, 5xx and 429 are retried a bounded number of times with exponential
-backoff; other errors raise at once with the registry's own message and the reference.
+Schemes: a host with a configured CA is HTTPS, verified with that CA. A host marked
+``insecure`` and loopback hosts (as Docker treats localhost) try HTTPS without
+verification, then plain HTTP. Everything else is HTTPS, verified.
+
+Robustness: connection errors, 5xx and 429 are retried with exponential backoff and jitter
+(honouring Retry-After), bounded by ``RetryPolicy``; redirects are followed by hand so the
+registry's Authorization header never goes to another host (object storage); a blob
+download that breaks is resumed with a Range request (or restarted, skipping what was
+already delivered), so the consumer sees each byte once, in order, and its digest check
+stays exact.
 """
 
 from __future__ import annotations
@@ -16,10 +25,11 @@ import hashlib
 import json
 import logging
 import random
-import re
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -27,8 +37,9 @@ from ..errors import AuthError, IntegrityError, NotFoundError, RegistryError
 from ..model import Descriptor
 from ..oci import ACCEPT_MANIFESTS, MAX_MANIFEST_SIZE
 from ..reference import DOCKER_HUB, ImageRef, is_loopback_host
+from .auth import Challenge, RegistrySettings, TokenCache, parse_challenge
 
-__all__ = ["RegistryClient", "RetryPolicy"]
+__all__ = ["READ_SIZE", "RegistryClient", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +48,11 @@ READ_SIZE: Final = 256 * 1024
 #: Error bodies are for messages; a registry that sends megabytes is not owed our memory.
 MAX_ERROR_BODY: Final = 64 * 1024
 MAX_TOKEN_RESPONSE: Final = 1024 * 1024
-_CHALLENGE_PARAM: Final = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+#: Browsers stop at 20; registries redirect once, to storage.
+MAX_REDIRECTS: Final = 5
 _TEMPORARY_STATUS: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_STREAM_ERRORS: Final = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,96 +62,216 @@ class RetryPolicy:
     max_backoff_seconds: float = 8.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        base = min(self.max_backoff_seconds, self.backoff_seconds * (2 ** (attempt - 1)))
         if retry_after is not None:
             return min(self.max_backoff_seconds * 4, max(retry_after, 0.0))
+        base = min(self.max_backoff_seconds, self.backoff_seconds * (2 ** (attempt - 1)))
         return base * (0.5 + random.random() / 2)
 
 
-def _registry_host(registry: str) -> str:
+@dataclass(slots=True)
+class _Host:
+    """What one ping taught us about a registry host."""
+
+    base: str  #: scheme://host[:port]
+    ssl: ssl.SSLContext | bool
+    challenge: Challenge
+
+
+def _network_host(registry: str) -> str:
     return "registry-1.docker.io" if registry == DOCKER_HUB else registry
 
 
-def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    scheme, _, rest = header.strip().partition(" ")
-    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
-              for m in _CHALLENGE_PARAM.finditer(rest)}
-    return scheme.lower(), params
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
 
 
 class RegistryClient:
     """One per process: shares the aiohttp session (and its connection pool)."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(self, session: aiohttp.ClientSession, *,
+                 settings: Callable[[str], RegistrySettings] | None = None,
+                 retry: RetryPolicy = RetryPolicy()) -> None:
         self._session = session
+        self._settings = settings or (lambda host: RegistrySettings(host=host))
         self._retry = retry
-        self._tokens: dict[tuple[str, str], str] = {}
+        self._tokens = TokenCache()
+        self._hosts: dict[str, _Host] = {}
+        self._host_locks: dict[str, asyncio.Lock] = {}
 
-    def _url(self, ref: ImageRef, path: str) -> str:
-        scheme = "http" if is_loopback_host(ref.registry) else "https"
-        return f"{scheme}://{_registry_host(ref.registry)}/v2/{ref.repository}/{path}"
+    # -- hosts ---------------------------------------------------------------------------
 
-    async def _fetch_token(self, ref: ImageRef, params: dict[str, str]) -> str:
+    def _candidates(self, settings: RegistrySettings) -> list[tuple[str, ssl.SSLContext | bool]]:
+        if settings.ca_cert:
+            context = ssl.create_default_context(cafile=settings.ca_cert)
+            return [("https", context)]
+        if settings.insecure or is_loopback_host(settings.host):
+            return [("https", False), ("http", False)]
+        return [("https", True)]
+
+    async def _host(self, ref: ImageRef) -> _Host:
+        known = self._hosts.get(ref.registry)
+        if known is not None:
+            return known
+        lock = self._host_locks.setdefault(ref.registry, asyncio.Lock())
+        async with lock:
+            if ref.registry not in self._hosts:
+                self._hosts[ref.registry] = await self._ping(ref)
+        return self._hosts[ref.registry]
+
+    async def _ping(self, ref: ImageRef) -> _Host:
+        settings = self._settings(ref.registry)
+        network_host = _network_host(ref.registry)
+        attempt = 0
+        while True:
+            attempt += 1
+            errors = []
+            for scheme, ssl_param in self._candidates(settings):
+                base = f"{scheme}://{network_host}"
+                try:
+                    async with self._session.get(f"{base}/v2/", ssl=ssl_param, allow_redirects=False) as resp:
+                        await resp.content.read(MAX_ERROR_BODY)
+                        if resp.status == 401:
+                            return _Host(base, ssl_param, parse_challenge(resp.headers.get("WWW-Authenticate", "")))
+                        if resp.status < 500 and resp.status != 429:
+                            # 200; and a 404 from a registry that does not implement /v2/ but serves the rest
+                            return _Host(base, ssl_param, Challenge("", {}))
+                        errors.append(f"{base}/v2/ answered HTTP {resp.status}")
+                except (aiohttp.ClientConnectionError, asyncio.TimeoutError, ssl.SSLError) as exc:
+                    errors.append(f"{scheme}: {exc or type(exc).__name__}")
+            error = RegistryError(f"cannot reach {network_host} for {ref}: {'; '.join(errors)}", temporary=True)
+            if attempt >= self._retry.attempts:
+                if attempt > 1:
+                    error.args = (f"{error.message} (after {attempt} attempts)",)
+                raise error
+            delay = self._retry.delay(attempt)
+            log.info("event=registry_retry ref=%s what=ping attempt=%d delay=%.2f error=%r",
+                     ref, attempt, delay, error.message)
+            await asyncio.sleep(delay)
+
+    # -- auth ----------------------------------------------------------------------------
+
+    def _scope(self, ref: ImageRef) -> str:
+        return f"repository:{ref.repository}:pull"
+
+    async def _authorization(self, host: _Host, ref: ImageRef, *, fresh: bool = False) -> str | None:
+        challenge = host.challenge
+        settings = self._settings(ref.registry)
+        creds = settings.credentials
+        if challenge.scheme == "basic":
+            if creds is None:
+                raise AuthError(f"unauthorized: {ref}: the registry requires credentials",
+                                hint="Add them under 'registries:' in config.yaml, or `docker login`.")
+            return creds.basic()
+        if challenge.scheme != "bearer":
+            return None
+        scope = self._scope(ref)
+        if fresh:
+            self._tokens.drop(ref.registry, scope)
+        token = self._tokens.get(ref.registry, scope)
+        if token is None:
+            token, expires_in = await self._fetch_token(ref, challenge.params, scope, settings)
+            self._tokens.put(ref.registry, scope, token, expires_in)
+        return f"Bearer {token}"
+
+    async def _fetch_token(self, ref: ImageRef, params: dict[str, str], scope: str,
+                           settings: RegistrySettings) -> tuple[str, float | None]:
         realm = params.get("realm")
         if not realm:
             raise AuthError(f"unauthorized: {ref}: the registry's Bearer challenge has no realm")
-        query = {"scope": params.get("scope") or f"repository:{ref.repository}:pull"}
+        query = {"scope": scope}
         if "service" in params:
             query["service"] = params["service"]
+        headers = {"Authorization": settings.credentials.basic()} if settings.credentials else {}
+        ssl_param: ssl.SSLContext | bool = True
+        if _origin(realm)[1] == _network_host(ref.registry) and ref.registry in self._hosts:
+            ssl_param = self._hosts[ref.registry].ssl  # a token server on the registry's host
+        elif realm.startswith("http://") or settings.insecure:
+            ssl_param = False
         try:
-            async with self._session.get(realm, params=query) as resp:
+            async with self._session.get(realm, params=query, headers=headers, ssl=ssl_param) as resp:
                 body = await resp.content.read(MAX_TOKEN_RESPONSE)
-                if resp.status != 200:
-                    raise AuthError(f"unauthorized: {ref}: token service answered {resp.status}",
-                                    status=resp.status)
-        except aiohttp.ClientError as exc:
-            raise RegistryError(f"{ref}: token service unreachable: {exc}", temporary=True) from None
+                status = resp.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise RegistryError(f"{ref}: token service {realm} unreachable: {exc or type(exc).__name__}",
+                                temporary=True) from None
+        if status in (401, 403):
+            who = f" for user {settings.credentials.username!r}" if settings.credentials else " (anonymous)"
+            raise AuthError(f"unauthorized: {ref}: the token service refused access{who}", status=status)
+        if status != 200:
+            raise RegistryError(f"{ref}: token service answered HTTP {status}", status=status,
+                                temporary=status in _TEMPORARY_STATUS)
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
+            expires_in = doc.get("expires_in")
         except (ValueError, AttributeError):
-            token = None
+            token, expires_in = None, None
         if not isinstance(token, str) or not token:
             raise AuthError(f"unauthorized: {ref}: the token service returned no token")
-        return token
+        return token, float(expires_in) if isinstance(expires_in, (int, float)) else None
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def _get(self, url: str, host: _Host, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """GET following redirects by hand: Authorization only ever goes to the registry."""
+        registry_origin = _origin(host.base)
+        for _ in range(MAX_REDIRECTS + 1):
+            same = _origin(url) == registry_origin
+            send = headers if same else {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            resp = await self._session.get(url, headers=send, allow_redirects=False,
+                                           ssl=host.ssl if same else True)
+            if resp.status not in _REDIRECTS or "Location" not in resp.headers:
+                return resp
+            url = urljoin(url, resp.headers["Location"])
+            resp.release()
+        raise RegistryError(f"more than {MAX_REDIRECTS} redirects fetching {urlsplit(url).path}")
 
     async def _request(self, ref: ImageRef, path: str, headers: dict[str, str],
                        what: str) -> aiohttp.ClientResponse:
-        """GET with auth and retries; returns a 200 response whose body the caller reads."""
-        url = self._url(ref, path)
-        key = (ref.registry, ref.repository)
-        authorized_once = False
+        """GET with auth and retries; returns a 200/206 response whose body the caller reads."""
+        host = await self._host(ref)
+        url = f"{host.base}/v2/{ref.repository}/{path}"
+        refreshed = False
         attempt = 0
         while True:
             attempt += 1
             send = dict(headers)
-            token = self._tokens.get(key)
-            if token:
-                send["Authorization"] = f"Bearer {token}"
+            authorization = await self._authorization(host, ref)
+            if authorization:
+                send["Authorization"] = authorization
             retry_after: float | None = None
             try:
-                resp = await self._session.get(url, headers=send, auto_decompress=False)
+                resp = await self._get(url, host, send)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 error: RegistryError = RegistryError(
-                    f"{what} {ref}: cannot reach {_registry_host(ref.registry)}: "
+                    f"{what} {ref}: cannot reach {_network_host(ref.registry)}: "
                     f"{exc or type(exc).__name__}", temporary=True)
             else:
-                if resp.status == 200:
+                if resp.status in (200, 206):
                     return resp
                 try:
-                    if resp.status == 401 and not authorized_once:
-                        scheme, params = _parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-                        if scheme == "bearer":
-                            authorized_once = True
-                            self._tokens[key] = await self._fetch_token(ref, params)
-                            attempt -= 1
-                            continue
+                    if resp.status == 401 and not refreshed and host.challenge.scheme == "bearer":
+                        # the token may have expired or lack the scope: one fresh one
+                        refreshed = True
+                        challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+                        if challenge.scheme == "bearer":
+                            host.challenge = Challenge("bearer", {**host.challenge.params, **challenge.params})
+                        await self._authorization(host, ref, fresh=True)
+                        attempt -= 1
+                        continue
                     error = await self._error(resp, ref, what)
-                    if resp.status == 429 and "Retry-After" in resp.headers:
-                        try:
-                            retry_after = float(resp.headers["Retry-After"])
-                        except ValueError:
-                            retry_after = None
+                    retry_after = _retry_after(resp) if resp.status in (429, 503) else None
                 finally:
                     resp.release()
             if not error.temporary or attempt >= self._retry.attempts:
@@ -163,11 +297,13 @@ class RegistryClient:
         if status == 404 or code in ("MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"):
             return NotFoundError(text, status=status, code=code)
         if status in (401, 403) or code in ("UNAUTHORIZED", "DENIED"):
-            return AuthError(f"unauthorized: {text}" if "unauthorized" not in text.lower() else text,
+            return AuthError(text if "unauthorized" in text.lower() else f"unauthorized: {text}",
                              status=status, code=code)
         return RegistryError(f"{what} {ref}: HTTP {status}: {message or resp.reason}",
                              status=status, code=code,
                              temporary=status in _TEMPORARY_STATUS or code == "TOOMANYREQUESTS")
+
+    # -- the API -------------------------------------------------------------------------
 
     async def get_manifest(self, ref: ImageRef, reference: str) -> tuple[bytes, str, str]:
         """(bytes, media type, digest) of a manifest by tag or digest, verified if by digest."""
@@ -180,7 +316,7 @@ class RegistryClient:
             if len(body) > MAX_MANIFEST_SIZE:
                 raise RegistryError(f"manifest {ref}: larger than the limit of {MAX_MANIFEST_SIZE} bytes")
             media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except _STREAM_ERRORS as exc:
             raise RegistryError(f"manifest {ref}: download failed: {exc}", temporary=True) from None
         finally:
             resp.release()
@@ -193,30 +329,67 @@ class RegistryClient:
         """A small blob (an image config), whole and verified."""
         if desc.size > limit:
             raise RegistryError(f"blob {desc.digest} of {ref}: {desc.size} bytes exceed the limit of {limit}")
-        chunks = [chunk async for chunk in self.blob_chunks(ref, desc)]
-        body = b"".join(chunks)
+        body = b"".join([chunk async for chunk in self.blob_chunks(ref, desc)])
         if len(body) != desc.size or "sha256:" + hashlib.sha256(body).hexdigest() != desc.digest:
-            raise IntegrityError(f"blob {desc.digest} of {ref}: the bytes received do not match its digest")
+            raise IntegrityError(f"blob {desc.digest} of {ref}: digest mismatch, the bytes received hash to "
+                                 f"sha256:{hashlib.sha256(body).hexdigest()} ({len(body)} bytes)")
         return body
 
     async def blob_chunks(self, ref: ImageRef, desc: Descriptor) -> AsyncIterator[bytes]:
-        """The blob's bytes as they arrive. Not verified here: the consumer hashes them."""
-        resp = await self._request(ref, f"blobs/{desc.digest}", {}, "blob")
-        try:
-            received = 0
-            while True:
+        """The blob's bytes as they arrive, resuming broken downloads. Not verified here:
+        the consumer hashes them (and sees each byte exactly once, in order)."""
+        received = 0
+        breaks = 0
+        while True:
+            headers = {"Range": f"bytes={received}-"} if received else {}
+            resp = await self._request(ref, f"blobs/{desc.digest}", headers, "blob")
+            try:
+                skip = 0
+                if received:
+                    content_range = resp.headers.get("Content-Range", "")
+                    if resp.status != 206 or not content_range.startswith(f"bytes {received}-"):
+                        skip = received  # no range support: the whole blob again, minus what we have
+                error: BaseException | None = None
                 try:
-                    chunk = await resp.content.read(READ_SIZE)
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                    raise RegistryError(f"blob {desc.digest} of {ref}: download broke after "
-                                        f"{received} bytes: {exc or type(exc).__name__}",
-                                        temporary=True) from None
-                if not chunk:
-                    return
-                received += len(chunk)
-                if received > desc.size:
-                    raise IntegrityError(f"blob {desc.digest} of {ref}: the registry sent more "
-                                         f"than the {desc.size} bytes its descriptor declares")
-                yield chunk
-        finally:
-            resp.release()
+                    while True:
+                        chunk = await resp.content.read(READ_SIZE)
+                        if not chunk:
+                            break
+                        if skip:
+                            if len(chunk) <= skip:
+                                skip -= len(chunk)
+                                continue
+                            chunk, skip = chunk[skip:], 0
+                        received += len(chunk)
+                        if received > desc.size:
+                            raise IntegrityError(f"blob {desc.digest} of {ref}: the registry sent more "
+                                                 f"than the {desc.size} bytes its descriptor declares")
+                        yield chunk
+                except _STREAM_ERRORS as exc:
+                    error = exc
+            finally:
+                resp.release()
+            if error is None and (received >= desc.size or skip):
+                return  # complete (or shorter than declared: the consumer's size check says so)
+            breaks += 1
+            reason = f"{error or 'connection closed early'}"
+            if breaks >= self._retry.attempts:
+                raise RegistryError(f"blob {desc.digest} of {ref}: download broke after {received} "
+                                    f"of {desc.size} bytes, {breaks} times: {reason}", temporary=True)
+            delay = self._retry.delay(breaks)
+            log.info("event=blob_resume ref=%s blob=%s received=%d of=%d delay=%.2f error=%r",
+                     ref, desc.digest, received, desc.size, delay, reason)
+            await asyncio.sleep(delay)
+
+    async def url_chunks(self, url: str, desc: Descriptor) -> AsyncIterator[bytes]:
+        """A foreign layer from one of its descriptor's URLs (no registry credentials)."""
+        try:
+            async with self._session.get(url) as resp:
+                if resp.status != 200:
+                    raise RegistryError(f"layer {desc.digest}: {url} answered HTTP {resp.status}",
+                                        temporary=resp.status in _TEMPORARY_STATUS)
+                while chunk := await resp.content.read(READ_SIZE):
+                    yield chunk
+        except _STREAM_ERRORS as exc:
+            raise RegistryError(f"layer {desc.digest}: download from {url} failed: {exc}",
+                                temporary=True) from None

@@ -44,17 +44,18 @@ WHERE manifest_digest = :manifest_digest AND analysis_status != 'analyzed';
 -- upsert_image --
 INSERT INTO images (manifest_digest, manifest_media_type, index_digest, config_digest, os,
                     architecture, variant, created, layer_count, compressed_size,
-                    uncompressed_size, file_count, analysis_status, analysis_error,
+                    uncompressed_size, file_count, analysis_status, analysis_error, warnings,
                     analyzer_version, analyzed_at, config_json)
 VALUES (:manifest_digest, :manifest_media_type, :index_digest, :config_digest, :os,
         :architecture, :variant, :created, :layer_count, :compressed_size, :uncompressed_size,
-        :file_count, 'analyzed', NULL, :analyzer_version, :now, :config_json)
+        :file_count, 'analyzed', NULL, :warnings, :analyzer_version, :now, :config_json)
 ON CONFLICT (manifest_digest) DO UPDATE SET
     manifest_media_type = excluded.manifest_media_type, index_digest = excluded.index_digest,
     config_digest = excluded.config_digest, os = excluded.os, architecture = excluded.architecture,
     variant = excluded.variant, created = excluded.created, layer_count = excluded.layer_count,
     compressed_size = excluded.compressed_size, uncompressed_size = excluded.uncompressed_size,
     file_count = excluded.file_count, analysis_status = 'analyzed', analysis_error = NULL,
+    warnings = excluded.warnings,
     analyzer_version = excluded.analyzer_version, analyzed_at = excluded.analyzed_at,
     config_json = excluded.config_json
 RETURNING id;

@@ -36,6 +36,7 @@ CREATE TABLE images (
     analysis_status     TEXT    NOT NULL DEFAULT 'not_analyzed'
                         CHECK (analysis_status IN ('not_analyzed', 'analyzing', 'analyzed', 'analysis_failed')),
     analysis_error      TEXT,
+    warnings            TEXT,                 -- JSON list: what was skipped or could not be read
     analyzer_version    TEXT,
     analyzed_at         REAL,
     config_json         TEXT                  -- the image config as served

@@ -285,3 +285,57 @@ def test_diff_id_verification_is_opt_in(registry, cli, tmp_path):
     proc = cli("--config", str(config), "analyze", ref, check=False)
     assert proc.returncode == 1
     assert f"layer {image.layers[0].digest}: uncompressed content hashes to" in proc.stderr
+
+
+@pytest.mark.parametrize("oci", [False, True], ids=["legacy", "docker25-oci"])
+def test_docker_archive_source(cli, tmp_path, oci):
+    from analyzerd.testing import write_docker_archive
+    tars = layer_tars()
+    image = build_image(tars)
+    archive = str(tmp_path / "image.tar")
+    write_docker_archive(archive, image, tars, "app:1.0", oci=oci)
+    document = analyze_json(cli, f"docker-archive:{archive}")
+    assert_matches_merge(document, tars, tmp_path)
+    named = analyze_json(cli, f"docker-archive:{archive}:app:1.0")
+    assert named["files"] == document["files"]
+    if not oci:  # no manifest in the legacy format: the image is known by its config digest
+        assert document["image"]["manifest_digest"] == image.config.digest
+    missing = cli("analyze", f"docker-archive:{archive}:other:2", check=False)
+    assert missing.returncode == 1 and "no image" in missing.stderr
+
+
+def test_docker_archive_with_a_tampered_layer(cli, tmp_path):
+    from analyzerd.testing import write_docker_archive
+    tars = [make_layer([Member("a", b"original")])]
+    image = build_image(tars)
+    tampered = [make_layer([Member("a", b"tampered")])]
+    archive = str(tmp_path / "image.tar")
+    write_docker_archive(archive, image, tampered, "app:1")  # config diff_ids are of the original
+    proc = cli("analyze", f"docker-archive:{archive}", check=False)
+    assert proc.returncode == 1 and "digest mismatch" in proc.stderr
+
+
+def test_foreign_layers_are_skipped_with_a_warning_unless_allowed(registry, cli, tmp_path):
+    base_tar = make_layer([Member("Windows/System32/kernel32.dll", b"MZ base layer")])
+    app_tar = make_layer([Member("app/app.exe", b"MZ app")])
+    image = build_image([base_tar, app_tar])
+    foreign = image.layers[0]
+    push_blob(registry.url, "e2e/foreign-store", foreign)  # where its URL points
+    url = f"{registry.url}/v2/e2e/foreign-store/blobs/{foreign.digest}"
+    manifest = json.loads(image.manifest.data)
+    manifest["layers"][0].update(mediaType="application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", urls=[url])
+    image.manifest.data = json.dumps(manifest).encode()
+    for blob in (image.config, image.layers[1]):
+        push_blob(registry.url, "e2e/foreign", blob)
+    push_manifest(registry.url, "e2e/foreign", "1", image.manifest)
+    ref = f"{registry.host}/e2e/foreign:1"
+
+    document = analyze_json(cli, ref)
+    assert [f["path"] for f in document["files"] if f["type"] == "file"] == ["/app/app.exe"]
+    assert any(foreign.digest in w and "non-distributable" in w for w in document["image"]["warnings"])
+
+    config = tmp_path / "foreign.yaml"
+    config.write_text("allow_foreign_layers: true\n")
+    document = json.loads(cli("--config", str(config), "analyze", ref, "--json").stdout)
+    assert "/Windows/System32/kernel32.dll" in {f["path"] for f in document["files"]}
+    assert document["image"]["warnings"] == []
