@@ -12,21 +12,22 @@ import asyncio
 import logging
 import queue
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 from .analysis.layer import LayerAnalyzer, LayerLimits
 from .archive.whiteout import squash
+from .cache import CacheWriter, LayerCache
 from .config import Config
-from .errors import ManifestError
+from .errors import IntegrityError, ManifestError
 from .model import Descriptor, ImageResult, LayerResult, Platform
 from .oci import diff_ids
 from .reference import parse_reference
 from .registry.client import RegistryClient
-from .sources import ImageSource, ResolvedImage, open_source
+from .sources import FILE_READ_SIZE, ImageSource, ResolvedImage, open_source
 
-__all__ = ["ImageAnalyzer"]
+__all__ = ["ImageAnalyzer", "LayerResults", "Resolved", "image_result"]
 
 log = logging.getLogger(__name__)
 
@@ -102,57 +103,109 @@ def _set_done(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _drive(analyzer: LayerAnalyzer, feed: _ThreadFeed) -> LayerResult | None:
-    """Worker thread: feed chunks to the analyzer until the end (or an abort)."""
+def _drive(analyzer: LayerAnalyzer, feed: _ThreadFeed, writer: CacheWriter | None) -> LayerResult | None:
+    """Worker thread: feed chunks to the analyzer (and the cache) until the end or an abort.
+    A cached blob is committed only after the analyzer verified its digest."""
     try:
         while True:
             item = feed.get()
             if item is _END:
-                return analyzer.finish()
+                layer = analyzer.finish()
+                if writer is not None:
+                    writer.commit()
+                    writer = None
+                return layer
             if item is _ABORT or feed.consumer_stopped:
                 return None
+            if writer is not None:
+                try:
+                    writer.write(item)  # type: ignore[arg-type]
+                except OSError as exc:  # a full disk costs the cache entry, not the job
+                    log.warning("event=cache_write_failed blob=%s error=%r", writer.digest, exc.strerror)
+                    writer.abort()
+                    writer = None
             analyzer.feed(item)  # type: ignore[arg-type]
     finally:
+        if writer is not None:
+            writer.abort()
         feed.stop()
 
 
-class ImageAnalyzer:
-    """Analyzes images; one per process, shared by all jobs (it owns the CPU bound)."""
+def _read_file(analyzer: LayerAnalyzer, path: str) -> LayerResult:
+    """Worker thread: a cached blob through the same analyzer."""
+    with open(path, "rb") as f:
+        while chunk := f.read(FILE_READ_SIZE):
+            analyzer.feed(chunk)
+    return analyzer.finish()
 
-    def __init__(self, config: Config, client: RegistryClient) -> None:
+
+class LayerResults(Protocol):
+    """Where analyzed layers are kept for reuse (the Store)."""
+
+    async def load_layer(self, digest: str) -> LayerResult | None: ...
+
+    async def save_layer(self, layer: LayerResult) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    reference: str
+    source: ImageSource
+    image: ResolvedImage
+
+
+class ImageAnalyzer:
+    """Analyzes images; one per process, shared by all jobs (it owns the CPU bound).
+
+    Each layer is taken, in order of preference, from the stored layer results (no
+    download, no analysis), from a layer this process is analyzing right now for another
+    image (single flight), from the blob cache, or from the source (teed into the cache).
+    """
+
+    def __init__(self, config: Config, client: RegistryClient, *, layer_results: LayerResults | None = None,
+                 cache: LayerCache | None = None) -> None:
         self._config = config
         self._client = client
+        self._results = layer_results
+        self._cache = cache
         threads = config.analyzer.max_threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="analyzerd-layer")
         self._cpu = asyncio.Semaphore(threads)
+        self._in_flight: dict[str, asyncio.Future[LayerResult]] = {}
         self._limits = LayerLimits(
             max_entries=config.limits.max_layer_entries,
             max_uncompressed_bytes=int(config.limits.max_layer_uncompressed_gigabytes * 1000**3),
         )
+        self.layer_stats = {"reused": 0, "cache_hits": 0, "fetched": 0, "shared": 0}
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    async def analyze(self, reference: str, platform: str | None = None,
-                      on_resolved: Callable[[ImageResult], Awaitable[None]] | None = None) -> ImageResult:
-        """Analyze ``reference``; ``on_resolved`` runs once the manifest is known."""
+    async def resolve(self, reference: str, platform: str | None = None) -> Resolved:
+        """Find the image: its manifest (for the platform) and config."""
         ref = parse_reference(reference)
         want = Platform.parse(platform or self._config.default_platform)
         source = open_source(ref, self._client, allow_foreign_layers=self._config.allow_foreign_layers)
-        started = time.monotonic()
         resolved = await source.resolve(want)
+        ids = diff_ids(resolved.config)
+        if ids and len(ids) != len(resolved.manifest.layers):
+            raise ManifestError(f"{source.display}: the config lists {len(ids)} diff_ids "
+                                f"for {len(resolved.manifest.layers)} layers")
+        log.info("event=image_resolved ref=%s digest=%s layers=%d", reference,
+                 resolved.manifest_digest, len(resolved.manifest.layers))
+        return Resolved(reference, source, resolved)
+
+    async def analyze(self, reference: str, platform: str | None = None) -> ImageResult:
+        return await self.analyze_resolved(await self.resolve(reference, platform))
+
+    async def analyze_resolved(self, target: Resolved) -> ImageResult:
+        started = time.monotonic()
+        resolved = target.image
         layers = resolved.manifest.layers
         ids = diff_ids(resolved.config)
-        if ids and len(ids) != len(layers):
-            raise ManifestError(f"{source.display}: the config lists {len(ids)} diff_ids "
-                                f"for {len(layers)} layers")
-        result = _image_result(reference, resolved, [])
-        if on_resolved is not None:
-            await on_resolved(result)
-        log.info("event=image_resolved ref=%s digest=%s layers=%d", reference,
-                 resolved.manifest_digest, len(layers))
-        tasks = [asyncio.create_task(self._layer(source, desc, ids[i] if ids else None),
-                                     name=f"layer {desc.digest} of {reference}")
+        result = image_result(target)
+        tasks = [asyncio.create_task(self._layer(target.source, desc, ids[i] if ids else None),
+                                     name=f"layer {desc.digest} of {target.reference}")
                  for i, desc in enumerate(layers)]
         try:
             result.layers = list(await asyncio.gather(*tasks))
@@ -164,7 +217,7 @@ class ImageAnalyzer:
             raise
         loop = asyncio.get_running_loop()
         result.files = await loop.run_in_executor(self._executor, squash, result.layers)
-        log.info("event=image_analyzed ref=%s digest=%s files=%d seconds=%.2f", reference,
+        log.info("event=image_analyzed ref=%s digest=%s files=%d seconds=%.2f", target.reference,
                  resolved.manifest_digest, len(result.files), time.monotonic() - started)
         return result
 
@@ -173,14 +226,56 @@ class ImageAnalyzer:
         if skipped is not None:
             log.warning("event=layer_skipped %s", skipped)
             return LayerResult(digest=desc.digest, media_type=desc.media_type, compressed_size=desc.size,
-                               diff_id=diff_id, warnings=[skipped])
+                               diff_id=diff_id, warnings=[skipped], analyzed=False)
+        if self._results is not None:
+            stored = await self._results.load_layer(desc.digest)
+            if stored is not None:
+                self.layer_stats["reused"] += 1
+                log.info("event=layer_reused layer=%s files=%d", desc.digest, len(stored.files))
+                return stored
+        running = self._in_flight.get(desc.digest)
+        if running is not None:  # another image needs the same layer right now
+            self.layer_stats["shared"] += 1
+            return await asyncio.shield(running)
+        future: asyncio.Future[LayerResult] = asyncio.get_running_loop().create_future()
+        self._in_flight[desc.digest] = future
+        try:
+            layer = await self._analyze_layer(source, desc, diff_id)
+            if self._results is not None:
+                await self._results.save_layer(layer)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a failure nobody else waited for is not "never retrieved"
+            raise
+        else:
+            future.set_result(layer)
+            return layer
+        finally:
+            del self._in_flight[desc.digest]
+
+    def _new_analyzer(self, desc: Descriptor, diff_id: str | None) -> LayerAnalyzer:
+        return LayerAnalyzer(digest=desc.digest, size=desc.size, media_type=desc.media_type,
+                             diff_id=diff_id, verify_diff_id=self._config.verify_diff_ids, limits=self._limits)
+
+    async def _analyze_layer(self, source: ImageSource, desc: Descriptor, diff_id: str | None) -> LayerResult:
         loop = asyncio.get_running_loop()
         async with self._cpu:
-            analyzer = LayerAnalyzer(digest=desc.digest, size=desc.size, media_type=desc.media_type,
-                                     diff_id=diff_id, verify_diff_id=self._config.verify_diff_ids,
-                                     limits=self._limits)
+            cache = self._cache
+            if cache is not None:
+                path = await loop.run_in_executor(None, cache.lookup, desc.digest)
+                if path is not None:
+                    try:
+                        layer = await loop.run_in_executor(self._executor, _read_file,
+                                                           self._new_analyzer(desc, diff_id), path)
+                    except IntegrityError:
+                        await loop.run_in_executor(None, cache.discard, desc.digest)  # fetch it again
+                    else:
+                        self.layer_stats["cache_hits"] += 1
+                        return self._finished(layer)
+            writer = await loop.run_in_executor(None, cache.begin, desc.digest, desc.size) if cache else None
+            self.layer_stats["fetched"] += 1
             feed = _ThreadFeed(loop)
-            work = loop.run_in_executor(self._executor, _drive, analyzer, feed)
+            work = loop.run_in_executor(self._executor, _drive, self._new_analyzer(desc, diff_id), feed, writer)
             try:
                 async for chunk in source.layer_chunks(desc):
                     if not await feed.put(chunk):
@@ -197,21 +292,26 @@ class ImageAnalyzer:
             layer = await work
             if layer is None:  # stopped without a result: the analyzer raised, or we aborted
                 raise RuntimeError(f"layer {desc.digest}: analysis stopped")
-            for warning in layer.warnings:
-                log.warning("event=layer_warning layer=%s %s", desc.digest, warning)
-            layer.warnings = [f"layer {desc.digest}: {w}" for w in layer.warnings]
-            return layer
+            return self._finished(layer)
+
+    @staticmethod
+    def _finished(layer: LayerResult) -> LayerResult:
+        for warning in layer.warnings:
+            log.warning("event=layer_warning layer=%s %s", layer.digest, warning)
+        layer.warnings = [f"layer {layer.digest}: {w}" for w in layer.warnings]
+        return layer
 
 
-def _image_result(reference: str, resolved: ResolvedImage, layers: list[LayerResult]) -> ImageResult:
+def image_result(target: Resolved) -> ImageResult:
+    resolved = target.image
     return ImageResult(
-        reference=reference,
+        reference=target.reference,
         manifest_digest=resolved.manifest_digest,
         manifest_media_type=resolved.manifest.media_type,
         index_digest=resolved.index_digest,
         config_digest=resolved.config_digest,
         platform=resolved.platform,
         config=resolved.config,
-        layers=layers,
+        layers=[],
         files=[],
     )

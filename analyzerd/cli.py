@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("references", nargs="+", metavar="REF")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pick from multi-platform images")
     p.add_argument("--wait", action="store_true", help="wait until the jobs end; exit 1 if any failed")
+    p.add_argument("--force", action="store_true", help="analyze again even if the image was analyzed")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: give up after this long")
 
     p = sub.add_parser("jobs", help="list jobs")
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--files", action="store_true", help="the files section (default: all sections)")
         if name == "analyze":
             p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]")
+            p.add_argument("--force", action="store_true", help="analyze again even if the image was analyzed")
             p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     sub.add_parser("config", help="print the effective configuration")
@@ -92,7 +94,7 @@ async def _cmd_submit(args: argparse.Namespace, config: Config, database: str) -
     for reference in args.references:
         parse_reference(reference)  # refuse a bad reference now, not in the daemon
     async with await Store.open(database) as store:
-        ids = await store.enqueue(list(args.references), args.platform)
+        ids = await store.enqueue(list(args.references), args.platform, force=args.force)
         for job_id, reference in zip(ids, args.references):
             print(f"{job_id}\t{reference}")
         if not args.wait:
@@ -159,9 +161,9 @@ async def _cmd_analyze(args: argparse.Namespace, config: Config, database: str) 
     if args.platform:
         Platform.parse(args.platform)
     async with services(config, database) as svc:
-        result = await svc.analyze_and_store(args.reference, args.platform)
+        outcome = await svc.analyze_and_store(args.reference, args.platform, force=args.force)
         if not args.quiet:
-            await _show(svc.store, result.manifest_digest, args)
+            await _show(svc.store, outcome.manifest_digest, args)
     return SUCCESS
 
 

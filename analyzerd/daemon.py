@@ -13,15 +13,15 @@ from typing import Any, TypeVar
 import aiohttp
 
 from . import __version__
-from .analyze import ImageAnalyzer
+from .analyze import ImageAnalyzer, image_result
+from .cache import LayerCache
 from .config import Config
-from .errors import AnalyzerError
-from .model import ImageResult
+from .errors import AnalyzerError, ConfigError
 from .registry.client import RegistryClient, RetryPolicy
 from .store import Store
 from .worker import Worker
 
-__all__ = ["Services", "run_async", "run_daemon", "services"]
+__all__ = ["Outcome", "Services", "open_cache", "run_async", "run_daemon", "services"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,27 +34,39 @@ class Services:
     client: RegistryClient
     analyzer: ImageAnalyzer
 
-    async def analyze_and_store(self, reference: str, platform: str | None) -> ImageResult:
-        """Analyze and store one image; a failure is recorded on the image and re-raised."""
-        resolved: list[ImageResult] = []
+    async def analyze_and_store(self, reference: str, platform: str | None, *, force: bool = False) -> Outcome:
+        """Analyze and store one image; a failure is recorded on the image and re-raised.
 
-        async def started(result: ImageResult) -> None:
-            resolved.append(result)
-            await self.store.start_image(result)
-
+        An image this analyzer version already analyzed (same manifest digest) is not
+        analyzed again unless ``force``; the reference is added to it.
+        """
+        target = await self.analyzer.resolve(reference, platform)
+        digest = target.image.manifest_digest
+        if not force:
+            files = await self.store.current_image(digest)
+            if files is not None:
+                await self.store.add_reference(digest, reference)
+                log.info("event=image_already_analyzed ref=%s digest=%s", reference, digest)
+                return Outcome(digest, files, reused=True)
+        await self.store.start_image(image_result(target))
         try:
-            result = await self.analyzer.analyze(reference, platform, on_resolved=started)
+            result = await self.analyzer.analyze_resolved(target)
             await self.store.save_image(result)
         except Exception as exc:
-            if resolved:
-                message = exc.message if isinstance(exc, AnalyzerError) else f"internal error: {exc!r}"
-                try:
-                    await self.store.fail_image(resolved[0].manifest_digest, message)
-                except AnalyzerError as store_error:
-                    log.error("event=image_record_failed digest=%s error=%r",
-                              resolved[0].manifest_digest, store_error.message)
+            message = exc.message if isinstance(exc, AnalyzerError) else f"internal error: {exc!r}"
+            try:
+                await self.store.fail_image(digest, message)
+            except AnalyzerError as store_error:
+                log.error("event=image_record_failed digest=%s error=%r", digest, store_error.message)
             raise
-        return result
+        return Outcome(digest, len(result.files), reused=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    manifest_digest: str
+    files: int
+    reused: bool  #: the image was already analyzed: nothing was fetched
 
 
 class LoopLagMonitor:
@@ -105,13 +117,27 @@ async def _services(config: Config, database: str) -> AsyncIterator[Services]:
                                          headers={"User-Agent": f"analyzerd/{__version__}"}) as session:
             client = RegistryClient(session, settings=config.registry_settings,
                                     retry=RetryPolicy(attempts=config.registry_retries))
-            analyzer = ImageAnalyzer(config, client)
+            cache = open_cache(config)
+            if cache is not None:
+                await asyncio.get_running_loop().run_in_executor(None, cache.recover)
+            analyzer = ImageAnalyzer(config, client, layer_results=store, cache=cache)
             try:
                 yield Services(config, store, client, analyzer)
             finally:
                 analyzer.close()
     finally:
         await store.close()
+
+
+def open_cache(config: Config) -> LayerCache | None:
+    """The layer blob cache when ``layer_cache_enable`` is set (decimal GB, as Anchore)."""
+    section = config.analyzer
+    if not section.layer_cache_enable:
+        return None
+    try:
+        return LayerCache(config.tmp_dir, int(section.layer_cache_max_gigabytes * 1000**3))
+    except OSError as exc:
+        raise ConfigError(f"tmp_dir: cannot create the layer cache in {config.tmp_dir}: {exc.strerror}") from None
 
 
 def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:

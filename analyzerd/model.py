@@ -15,6 +15,7 @@ __all__ = [
     "JobStatus",
     "LayerResult",
     "Platform",
+    "VisibleFile",
 ]
 
 
@@ -59,10 +60,10 @@ class Descriptor:
 
 @dataclass(slots=True)
 class FileRecord:
-    """One entry of an image's filesystem as analyzerd records it.
+    """One entry of a layer's filesystem as analyzerd records it.
 
-    Mutable only so the squash can copy a hardlink's target digests in; treat as a value.
-    ``layer`` is the index of the layer that last wrote the path.
+    Mutable only while its layer is being read (digests arrive after the header); a
+    finished layer's records are shared by every image that has the layer: do not modify.
     """
 
     path: str
@@ -76,7 +77,6 @@ class FileRecord:
     md5: str | None = None
     sha1: str | None = None
     sha256: str | None = None
-    layer: int = 0
 
     def take_content_of(self, target: FileRecord) -> None:
         """A hardlink is the same inode as its target: same content, digests and
@@ -103,6 +103,12 @@ class LayerResult:
     opaque_dirs: list[str] = field(default_factory=list)
     entry_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: False for a layer that was not read (a foreign layer not allowed): nothing to reuse
+    analyzed: bool = True
+
+
+#: A path of the merged filesystem: the layer (index) that last wrote it, and its record.
+VisibleFile = tuple[int, FileRecord]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -115,7 +121,7 @@ class ImageResult:
     platform: Platform
     config: dict[str, Any]
     layers: list[LayerResult]
-    files: list[FileRecord]
+    files: list[VisibleFile]
 
     @property
     def warnings(self) -> list[str]:
@@ -148,6 +154,7 @@ class Job:
     image_digest: str | None
     worker: str | None = None
     lease_until: float | None = None
+    force: bool = False  #: analyze again even if the manifest was analyzed
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -164,6 +171,7 @@ class Job:
             image_digest=row["image_digest"],
             worker=row["worker"],
             lease_until=row["lease_until"],
+            force=bool(row["force"]),
         )
 
     def as_dict(self) -> dict[str, Any]:

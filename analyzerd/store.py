@@ -23,7 +23,7 @@ import aiosqlite
 
 from . import ANALYZER_VERSION
 from .errors import StoreError
-from .model import ImageResult, Job
+from .model import FileKind, FileRecord, ImageResult, Job, LayerResult
 
 __all__ = ["SCHEMA_VERSION", "Store"]
 
@@ -131,12 +131,13 @@ class Store:
 
     # -- jobs --------------------------------------------------------------------------
 
-    async def enqueue(self, references: list[str], platform: str | None) -> list[int]:
+    async def enqueue(self, references: list[str], platform: str | None, *, force: bool = False) -> list[int]:
         ids = []
         async with self._write() as conn:
             for reference in references:
                 async with conn.execute(QUERIES["enqueue_job"], {
-                        "reference": reference, "platform": platform, "now": time.time()}) as cur:
+                        "reference": reference, "platform": platform, "force": int(force),
+                        "now": time.time()}) as cur:
                     row = await cur.fetchone()
                     assert row is not None
                     ids.append(int(row[0]))
@@ -193,6 +194,64 @@ class Store:
             "config_json": json.dumps(result.config, sort_keys=True),
         }
 
+    # -- layer results: what a layer contains, reused by every image that has it -------------
+
+    async def save_layer(self, layer: LayerResult) -> None:
+        """Store one layer's analysis (replacing an older version's), in one transaction."""
+        try:
+            async with self._write() as conn:
+                async with conn.execute(QUERIES["upsert_layer"], _layer_params(layer)) as cur:
+                    row = await cur.fetchone()
+                    assert row is not None
+                    layer_id = int(row[0])
+                await conn.execute(QUERIES["delete_layer_files"], {"layer_id": layer_id})
+                await conn.execute(QUERIES["delete_layer_whiteouts"], {"layer_id": layer_id})
+                await conn.executemany(QUERIES["insert_layer_file"], _layer_file_rows(layer_id, layer))
+                await conn.executemany(QUERIES["insert_layer_whiteout"],
+                                       [(layer_id, p, "delete") for p in layer.deleted] +
+                                       [(layer_id, p, "opaque") for p in layer.opaque_dirs])
+                await conn.execute(QUERIES["mark_layer_analyzed"], {
+                    "layer_id": layer_id, "analyzer_version": ANALYZER_VERSION, "now": time.time(),
+                    "warnings": json.dumps(layer.warnings) if layer.warnings else None})
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: storing layer {layer.digest} failed: {exc}") from exc
+
+    async def load_layer(self, digest: str) -> LayerResult | None:
+        """This analyzer version's stored result for a layer, or None."""
+        async with self._conn.execute(QUERIES["find_layer_result"], {
+                "digest": digest, "analyzer_version": ANALYZER_VERSION}) as cur:
+            layer = await cur.fetchone()
+        if layer is None:
+            return None
+        async with self._conn.execute(QUERIES["layer_files"], {"layer_id": layer["id"]}) as cur:
+            files = await cur.fetchall()
+        async with self._conn.execute(QUERIES["layer_whiteouts"], {"layer_id": layer["id"]}) as cur:
+            whiteouts = await cur.fetchall()
+        records = await asyncio.get_running_loop().run_in_executor(None, _file_records, files)
+        return LayerResult(
+            digest=layer["digest"], media_type=layer["media_type"] or "",
+            compressed_size=layer["compressed_size"] or 0, uncompressed_size=layer["uncompressed_size"] or 0,
+            diff_id=layer["diff_id"], files=records, entry_count=layer["entry_count"] or 0,
+            deleted=[w["path"] for w in whiteouts if w["kind"] == "delete"],
+            opaque_dirs=[w["path"] for w in whiteouts if w["kind"] == "opaque"],
+            warnings=json.loads(layer["warnings"]) if layer["warnings"] else [],
+        )
+
+    async def current_image(self, manifest_digest: str) -> int | None:
+        """The file count of an image this analyzer version already analyzed, else None."""
+        async with self._conn.execute(QUERIES["current_image"], {
+                "manifest_digest": manifest_digest, "analyzer_version": ANALYZER_VERSION}) as cur:
+            row = await cur.fetchone()
+        return int(row["file_count"] or 0) if row is not None else None
+
+    async def add_reference(self, manifest_digest: str, reference: str) -> None:
+        async with self._write() as conn:
+            async with conn.execute("SELECT id FROM images WHERE manifest_digest = ?", (manifest_digest,)) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                await conn.execute(QUERIES["upsert_reference"], {
+                    "reference": reference, "image_id": row[0], "now": time.time()})
+
     async def start_image(self, result: ImageResult) -> None:
         """Mark the image 'analyzing' (an analyzed one keeps its results until replaced)."""
         async with self._write() as conn:
@@ -222,11 +281,7 @@ class Store:
                     "reference": result.reference, "image_id": image_id, "now": params["now"]})
                 layer_ids = []
                 for layer in result.layers:
-                    async with conn.execute(QUERIES["upsert_layer"], {
-                            "digest": layer.digest, "media_type": layer.media_type,
-                            "compressed_size": layer.compressed_size,
-                            "uncompressed_size": layer.uncompressed_size,
-                            "diff_id": layer.diff_id, "entry_count": layer.entry_count}) as cur:
+                    async with conn.execute(QUERIES["upsert_layer"], _layer_params(layer)) as cur:
                         row = await cur.fetchone()
                         assert row is not None
                         layer_ids.append(int(row[0]))
@@ -269,10 +324,30 @@ class Store:
             return list(await cur.fetchall())
 
 
+def _layer_params(layer: LayerResult) -> dict[str, Any]:
+    return {"digest": layer.digest, "media_type": layer.media_type, "compressed_size": layer.compressed_size,
+            "uncompressed_size": layer.uncompressed_size if layer.analyzed else None,
+            "diff_id": layer.diff_id, "entry_count": layer.entry_count if layer.analyzed else None}
+
+
+def _layer_file_rows(layer_id: int, layer: LayerResult) -> Iterator[tuple[Any, ...]]:
+    for r in layer.files:
+        yield (layer_id, _text(r.path), r.kind.value, r.mode, r.uid, r.gid, r.size, r.mtime,
+               _text(r.link) if r.link else r.link, r.md5, r.sha1, r.sha256)
+
+
+_KINDS = {kind.value: kind for kind in FileKind}
+
+
+def _file_records(rows: list[Any]) -> list[FileRecord]:
+    kinds = _KINDS
+    return [FileRecord(r[0], kinds[r[1]], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]) for r in rows]
+
+
 def _file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
-    for r in result.files:
+    for index, r in result.files:
         yield (image_id, _text(r.path), r.kind.value, r.mode, r.uid, r.gid, r.size, r.mtime,
-               _text(r.link) if r.link else r.link, r.md5, r.sha1, r.sha256, layer_ids[r.layer])
+               _text(r.link) if r.link else r.link, r.md5, r.sha1, r.sha256, layer_ids[index])
 
 
 def _text(name: str) -> str:

@@ -75,7 +75,7 @@ class Worker:
         log.info("event=job_started job=%d ref=%s attempt=%d", job.id, job.reference, job.attempts)
         keeper = asyncio.create_task(self._keep_lease(job), name=f"lease of job {job.id}")
         try:
-            result = await self._services.analyze_and_store(job.reference, job.platform)
+            outcome = await self._services.analyze_and_store(job.reference, job.platform, force=job.force)
         except Exception as exc:  # noqa: BLE001 - any failure ends this job, never the daemon
             if isinstance(exc, AnalyzerError):
                 error = exc.message
@@ -91,7 +91,7 @@ class Worker:
             return
         finally:
             keeper.cancel()
-        if not await self._store.finish_job(job.id, self.id, image_digest=result.manifest_digest):
+        if not await self._store.finish_job(job.id, self.id, image_digest=outcome.manifest_digest):
             log.warning("event=job_lease_lost job=%d ref=%s (another daemon took it over)", job.id, job.reference)
-        log.info("event=job_done job=%d ref=%s digest=%s files=%d", job.id, job.reference,
-                 result.manifest_digest, len(result.files))
+        log.info("event=job_done job=%d ref=%s digest=%s files=%d already_analyzed=%s", job.id, job.reference,
+                 outcome.manifest_digest, outcome.files, outcome.reused)

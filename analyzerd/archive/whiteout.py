@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..model import FileKind, FileRecord, LayerResult
+import copy
+
+from ..model import FileKind, FileRecord, LayerResult, VisibleFile
 
 __all__ = ["squash"]
 
@@ -31,16 +33,17 @@ def _ancestors(path: str) -> Iterable[str]:
         end = path.rfind("/")
 
 
-def squash(layers: list[LayerResult]) -> list[FileRecord]:
-    """The merged view, sorted by path; each record's ``layer`` is its layer's index."""
-    view: dict[str, FileRecord] = {}
+def squash(layers: list[LayerResult]) -> list[VisibleFile]:
+    """The merged view as (layer index, record), sorted by path. Layer records are shared
+    and left untouched: a hardlink resolved against lower layers is a copy."""
+    view: dict[str, VisibleFile] = {}
     for index, layer in enumerate(layers):
         subtree_gone = set(layer.deleted)
         subtree_gone.update(layer.opaque_dirs)
         for record in layer.files:
             if record.kind is not FileKind.DIR:
                 lower = view.get(record.path)
-                if lower is not None and lower.kind is FileKind.DIR:
+                if lower is not None and lower[1].kind is FileKind.DIR:
                     subtree_gone.add(record.path)
         if subtree_gone:
             deleted = set(layer.deleted)
@@ -50,26 +53,26 @@ def squash(layers: list[LayerResult]) -> list[FileRecord]:
                 if path not in deleted and not any(a in subtree_gone for a in _ancestors(path))
             }
         for record in layer.files:
-            record.layer = index
             if record.kind is FileKind.HARDLINK and record.md5 is None and record.link:
                 target = view.get(record.link)
                 if target is not None:
-                    record.take_content_of(target)
-            view[record.path] = record
+                    record = copy.copy(record)
+                    record.take_content_of(target[1])
+            view[record.path] = (index, record)
         _add_implicit_parents(view, layer.files, index)
     return sorted(view.values(), key=_path_key)
 
 
-def _add_implicit_parents(view: dict[str, FileRecord], added: list[FileRecord], layer: int) -> None:
+def _add_implicit_parents(view: dict[str, VisibleFile], added: list[FileRecord], layer: int) -> None:
     """Layers may omit a file's parent directories; extracting them creates the
     directories anyway (root-owned, 0755), so the container sees them."""
     for record in added:
         path = record.path
         parent = path[:path.rfind("/")]
         while parent and parent not in view:
-            view[parent] = FileRecord(parent, FileKind.DIR, 0o755, 0, 0, 0, 0, layer=layer)
+            view[parent] = (layer, FileRecord(parent, FileKind.DIR, 0o755, 0, 0, 0, 0))
             parent = parent[:parent.rfind("/")]
 
 
-def _path_key(record: FileRecord) -> str:
-    return record.path
+def _path_key(item: VisibleFile) -> str:
+    return item[1].path

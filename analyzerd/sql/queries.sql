@@ -1,7 +1,8 @@
 -- Every statement analyzerd runs, by name ("-- name --"); store.py loads them.
 
 -- enqueue_job --
-INSERT INTO jobs (reference, platform, created_at) VALUES (:reference, :platform, :now) RETURNING id;
+INSERT INTO jobs (reference, platform, force, created_at) VALUES (:reference, :platform, :force, :now)
+RETURNING id;
 
 -- claim_job --
 -- The oldest queued job, or a running one whose daemon stopped renewing its lease.
@@ -65,13 +66,42 @@ INSERT INTO image_references (reference, image_id, last_seen) VALUES (:reference
 ON CONFLICT (reference, image_id) DO UPDATE SET last_seen = excluded.last_seen;
 
 -- upsert_layer --
+-- Image-level facts about a layer; its analysis (if any) is left as it is.
 INSERT INTO layers (digest, media_type, compressed_size, uncompressed_size, diff_id, entry_count)
 VALUES (:digest, :media_type, :compressed_size, :uncompressed_size, :diff_id, :entry_count)
 ON CONFLICT (digest) DO UPDATE SET
     media_type = excluded.media_type, compressed_size = excluded.compressed_size,
-    uncompressed_size = excluded.uncompressed_size, diff_id = excluded.diff_id,
-    entry_count = excluded.entry_count
+    uncompressed_size = coalesce(excluded.uncompressed_size, uncompressed_size),
+    diff_id = coalesce(excluded.diff_id, diff_id),
+    entry_count = coalesce(excluded.entry_count, entry_count)
 RETURNING id;
+
+-- mark_layer_analyzed --
+UPDATE layers SET analyzer_version = :analyzer_version, analyzed_at = :now, warnings = :warnings
+WHERE id = :layer_id;
+
+-- delete_layer_files --
+DELETE FROM layer_files WHERE layer_id = :layer_id;
+
+-- delete_layer_whiteouts --
+DELETE FROM layer_whiteouts WHERE layer_id = :layer_id;
+
+-- insert_layer_file --
+INSERT INTO layer_files (layer_id, path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- insert_layer_whiteout --
+INSERT OR IGNORE INTO layer_whiteouts (layer_id, path, kind) VALUES (?, ?, ?);
+
+-- find_layer_result --
+SELECT * FROM layers WHERE digest = :digest AND analyzer_version = :analyzer_version;
+
+-- layer_files --
+SELECT path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256 FROM layer_files
+WHERE layer_id = :layer_id;
+
+-- layer_whiteouts --
+SELECT path, kind FROM layer_whiteouts WHERE layer_id = :layer_id;
 
 -- delete_image_layers --
 DELETE FROM image_layers WHERE image_id = :image_id;
@@ -85,6 +115,10 @@ DELETE FROM files WHERE image_id = :image_id;
 -- insert_file --
 INSERT INTO files (image_id, path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256, layer_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- current_image --
+SELECT id, file_count FROM images
+WHERE manifest_digest = :manifest_digest AND analysis_status = 'analyzed' AND analyzer_version = :analyzer_version;
 
 -- find_image_by_digest --
 SELECT * FROM images WHERE manifest_digest = :digest OR index_digest = :digest

@@ -6,6 +6,7 @@ CREATE TABLE jobs (
     id           INTEGER PRIMARY KEY,
     reference    TEXT    NOT NULL,            -- as submitted
     platform     TEXT,                        -- os/arch[/variant], NULL: the configured default
+    force        INTEGER NOT NULL DEFAULT 0,  -- 1: analyze even if the manifest was analyzed
     status       TEXT    NOT NULL DEFAULT 'queued'
                  CHECK (status IN ('queued', 'running', 'done', 'failed')),
     attempts     INTEGER NOT NULL DEFAULT 0,
@@ -57,8 +58,39 @@ CREATE TABLE layers (
     compressed_size   INTEGER,
     uncompressed_size INTEGER,
     diff_id           TEXT,                      -- sha256 of the uncompressed tar
-    entry_count       INTEGER
+    entry_count       INTEGER,
+    analyzer_version  TEXT,                      -- layer_files etc. hold this version's result
+    analyzed_at       REAL,
+    warnings          TEXT                       -- JSON list
 );
+
+-- What each layer contains, independent of any image: reused by every image that shares
+-- the layer. Hardlinks to files of lower layers have NULL digests here (the image's view
+-- in `files` resolves them).
+CREATE TABLE layer_files (
+    layer_id INTEGER NOT NULL REFERENCES layers (id) ON DELETE CASCADE,
+    path     TEXT    NOT NULL,
+    type     TEXT    NOT NULL,
+    mode     INTEGER NOT NULL,
+    uid      INTEGER NOT NULL,
+    gid      INTEGER NOT NULL,
+    size     INTEGER NOT NULL,
+    mtime    INTEGER NOT NULL,
+    link     TEXT,
+    md5      TEXT,
+    sha1     TEXT,
+    sha256   TEXT,
+    PRIMARY KEY (layer_id, path)
+) WITHOUT ROWID;
+
+-- A layer's whiteouts: 'delete' removes path (and below) from lower layers, 'opaque' hides
+-- what lower layers had under the directory path.
+CREATE TABLE layer_whiteouts (
+    layer_id INTEGER NOT NULL REFERENCES layers (id) ON DELETE CASCADE,
+    path     TEXT    NOT NULL,
+    kind     TEXT    NOT NULL CHECK (kind IN ('delete', 'opaque')),
+    PRIMARY KEY (layer_id, path, kind)
+) WITHOUT ROWID;
 
 CREATE TABLE image_layers (
     image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,

@@ -282,7 +282,7 @@ def test_diff_id_verification_is_opt_in(registry, cli, tmp_path):
     assert document["image"]["layers"][0]["diff_id"] == "sha256:" + "0" * 64
     config = tmp_path / "strict.yaml"
     config.write_text("verify_diff_ids: true\n")
-    proc = cli("--config", str(config), "analyze", ref, check=False)
+    proc = cli("--config", str(config), "--db", str(tmp_path / "fresh.db"), "analyze", ref, check=False)
     assert proc.returncode == 1
     assert f"layer {image.layers[0].digest}: uncompressed content hashes to" in proc.stderr
 
@@ -336,6 +336,6 @@ def test_foreign_layers_are_skipped_with_a_warning_unless_allowed(registry, cli,
 
     config = tmp_path / "foreign.yaml"
     config.write_text("allow_foreign_layers: true\n")
-    document = json.loads(cli("--config", str(config), "analyze", ref, "--json").stdout)
+    document = json.loads(cli("--config", str(config), "analyze", ref, "--force", "--json").stdout)
     assert "/Windows/System32/kernel32.dll" in {f["path"] for f in document["files"]}
     assert document["image"]["warnings"] == []
