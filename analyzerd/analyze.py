@@ -260,7 +260,7 @@ class ImageAnalyzer:
     async def _analyze_layer(self, source: ImageSource, desc: Descriptor, diff_id: str | None) -> LayerResult:
         loop = asyncio.get_running_loop()
         async with self._cpu:
-            cache = self._cache
+            cache = self._cache if source.remote else None
             if cache is not None:
                 path = await loop.run_in_executor(None, cache.lookup, desc.digest)
                 if path is not None:

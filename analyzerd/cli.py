@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true", help="analyze again even if the image was analyzed")
             p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
+    p = sub.add_parser("cache", help="the layer blob cache: stats, prune (evict to the limit), clear")
+    p.add_argument("action", choices=("stats", "prune", "clear"))
+    p.add_argument("--json", action="store_true", help="one JSON document")
+
     sub.add_parser("config", help="print the effective configuration")
     return parser
 
@@ -167,6 +171,30 @@ async def _cmd_analyze(args: argparse.Namespace, config: Config, database: str) 
     return SUCCESS
 
 
+def _cmd_cache(args: argparse.Namespace, config: Config) -> int:
+    from dataclasses import asdict
+
+    from .cache import LayerCache
+
+    section = config.analyzer
+    cache = LayerCache(config.tmp_dir, int(section.layer_cache_max_gigabytes * 1000**3))
+    if args.action == "prune":
+        print(f"evicted {cache.prune()} blobs")
+    elif args.action == "clear":
+        print(f"removed {cache.clear()} blobs")
+    stats = cache.stats()
+    if args.json:
+        _print_json(dict(asdict(stats), directory=cache.root, enabled=section.layer_cache_enable))
+    elif args.action == "stats":
+        state = "enabled" if section.layer_cache_enable else "disabled in the configuration"
+        print(f"layer cache {cache.root} ({state})\n"
+              f"entries    {stats.entries}\n"
+              f"bytes      {stats.bytes:,} of {stats.max_bytes:,}\n"
+              f"hits       {stats.hits}\nmisses     {stats.misses}\nevictions  {stats.evictions}\n"
+              f"writing    {stats.in_progress}")
+    return SUCCESS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     tune_allocator()
@@ -180,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             _print_json(describe(config))
             return SUCCESS
+        if args.command == "cache":
+            return _cmd_cache(args, config)
         from .daemon import run_async, run_daemon
 
         if args.command == "run":

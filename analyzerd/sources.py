@@ -43,6 +43,8 @@ class ResolvedImage:
 
 class ImageSource(Protocol):
     display: str
+    #: blobs come over the network: worth keeping in the layer cache (local files are not)
+    remote: bool
 
     async def resolve(self, platform: Platform) -> ResolvedImage: ...
 
@@ -64,6 +66,7 @@ class _Resolver:
     """Index -> platform manifest -> config, over a source's raw fetches."""
 
     display: str
+    remote = False
 
     async def _manifest_bytes(self, reference: str) -> tuple[bytes, str, str]:
         raise NotImplementedError
@@ -96,6 +99,8 @@ class _Resolver:
 
 
 class RegistrySource(_Resolver):
+    remote = True
+
     def __init__(self, client: RegistryClient, ref: ImageRef, *, allow_foreign_layers: bool = False) -> None:
         self._client = client
         self._ref = ref
@@ -293,6 +298,8 @@ class DockerArchiveSource:
     manifest digest: the image is identified by its config digest (Docker's image ID),
     and each layer tar is verified against its ``diff_id``.
     """
+
+    remote = False
 
     def __init__(self, ref: LocalRef) -> None:
         self._ref = ref

@@ -1,0 +1,239 @@
+"""The layer blob cache and the reuse of layer results, on real files, processes and a
+real registry (whose access log counts the blob downloads)."""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from analyzerd.cache import LayerCache
+from analyzerd.testing import Member, build_image, make_layer, push_image
+
+from .test_end_to_end import ROOT, start_daemon
+
+
+def digest_of(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def admit(cache, data):
+    writer = cache.begin(digest_of(data), len(data))
+    if writer is None:
+        return False
+    writer.write(data)
+    writer.commit()
+    return True
+
+
+def dir_bytes(cache):
+    return sum(os.stat(os.path.join(cache.blob_dir, n)).st_size for n in os.listdir(cache.blob_dir))
+
+
+def test_anchore_layout_and_lru_eviction_before_admission(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    blobs = [os.urandom(400) for _ in range(4)]
+    assert admit(cache, blobs[0]) and admit(cache, blobs[1])
+    assert os.path.exists(tmp_path / "anchore_layercache" / "sha256" / digest_of(blobs[0]).split(":")[1])
+    old = time.time() - 100
+    os.utime(cache.blob_path(digest_of(blobs[0])), (old, old))
+    os.utime(cache.blob_path(digest_of(blobs[1])), (old + 1, old + 1))
+    assert cache.lookup(digest_of(blobs[0])) is not None  # a hit makes blob 0 the most recent
+    assert admit(cache, blobs[2])  # needs room: blob 1, the least recently used, goes
+    assert cache.lookup(digest_of(blobs[1])) is None
+    assert cache.lookup(digest_of(blobs[0])) and cache.lookup(digest_of(blobs[2]))
+    assert dir_bytes(cache) <= 1000
+    stats = cache.stats()
+    assert (stats.entries, stats.evictions, stats.hits, stats.misses) == (2, 1, 3, 1)
+
+
+def test_space_is_reserved_before_writing(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    first = cache.begin(digest_of(b"a" * 600), 600)
+    assert first is not None
+    assert dir_bytes(cache) == 600  # the reservation counts at once
+    assert cache.begin(digest_of(b"b" * 600), 600) is None  # cannot fit next to it
+    assert cache.begin(digest_of(b"c" * 2000), 2000) is None  # larger than the cache
+    first.abort()
+    assert dir_bytes(cache) == 0
+
+
+def _writer_process(tmp_dir, seed, count):
+    rng = random.Random(seed)
+    cache = LayerCache(tmp_dir, max_bytes=1000)
+    for _ in range(count):
+        data = rng.randbytes(rng.randint(100, 300))
+        writer = cache.begin(digest_of(data), len(data))
+        if writer is not None:
+            for i in range(0, len(data), 37):
+                writer.write(data[i:i + 37])
+                time.sleep(0.0005)
+            writer.commit()
+        if rng.random() < 0.5:
+            cache.lookup(digest_of(data))
+
+
+def test_two_processes_never_exceed_the_size_or_corrupt_entries(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    peak = [0]
+    done = threading.Event()
+
+    def monitor():
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], dir_bytes(cache))
+            except FileNotFoundError:
+                pass
+
+    thread = threading.Thread(target=monitor)
+    thread.start()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer_process, args=(str(tmp_path), seed, 40)) for seed in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    done.set()
+    thread.join()
+    assert 0 < peak[0] <= 1000
+    for name in os.listdir(cache.blob_dir):
+        with open(os.path.join(cache.blob_dir, name), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == name  # every entry is what it claims
+
+
+def test_crash_leftovers_are_removed_but_live_writers_kept(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=10_000)
+    live = cache.begin(digest_of(b"live" * 10), 40)
+    stale = os.path.join(cache.blob_dir, ".tmp-" + "ab" * 32 + "-999999-dead")
+    with open(stale, "wb") as f:
+        f.write(b"partial")
+    other = LayerCache(str(tmp_path), max_bytes=10_000)  # as a second daemon starting up
+    assert other.recover() == 1
+    assert not os.path.exists(stale) and os.path.exists(live.tmp_path)
+    live.write(b"live" * 10)
+    live.commit()
+    assert other.lookup(digest_of(b"live" * 10))
+
+
+# -- against the registry: what gets downloaded ---------------------------------------------
+
+def blob_gets(registry, digest):
+    with open(registry.log_path, errors="replace") as f:
+        return sum(1 for line in f if f"/blobs/{digest} HTTP" in line and '"GET ' in line)
+
+
+@pytest.fixture(scope="module")
+def shared_base(registry):
+    """Two images on one base layer: what debian-base and polyglot are to each other."""
+    base = make_layer([Member(f"usr/lib/base{i}.so", os.urandom(20_000)) for i in range(30)] +
+                      [Member("etc/os-release", b"ID=debian\n")])
+    a = make_layer([Member("app/a.py", b"print('a')\n"), Member("usr/lib/.wh.base0.so")])
+    b = make_layer([Member("app/b.py", b"print('b')\n")])
+    image_a, image_b = build_image([base, a]), build_image([base, b])
+    tag = os.urandom(4).hex()
+    push_image(registry.url, f"reuse/a{tag}", "1", image_a)
+    push_image(registry.url, f"reuse/b{tag}", "1", image_b)
+    return {"a": f"{registry.host}/reuse/a{tag}:1", "b": f"{registry.host}/reuse/b{tag}:1",
+            "image_a": image_a, "image_b": image_b, "tars": ([base, a], [base, b])}
+
+
+@pytest.mark.parametrize("cache_enabled", [False, True], ids=["results-only", "with-blob-cache"])
+def test_shared_layers_are_not_downloaded_twice(registry, shared_base, cli, tmp_path, cache_enabled):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tmp_dir: {tmp_path}\nservices:\n  analyzer:\n    layer_cache_enable: {cache_enabled}\n"
+                      f"    layer_cache_max_gigabytes: 1\n")
+    base_digest = shared_base["image_a"].layers[0].digest
+    b_digest = shared_base["image_b"].layers[1].digest
+    before_base, before_b = blob_gets(registry, base_digest), blob_gets(registry, b_digest)
+    cli("--config", str(config), "analyze", shared_base["a"])
+    assert blob_gets(registry, base_digest) == before_base + 1
+    shown = json.loads(cli("--config", str(config), "analyze", shared_base["b"], "--json").stdout)
+    assert blob_gets(registry, base_digest) == before_base + 1  # reused, not fetched
+    assert blob_gets(registry, b_digest) == before_b + 1
+    # the same files as an analysis that reused nothing
+    fresh = json.loads(cli("--config", str(config), "--db", str(tmp_path / "fresh.db"), "analyze",
+                           shared_base["b"], "--json").stdout)
+    assert shown["files"] == fresh["files"]
+    # a repeat fetches no blob at all
+    total = blob_gets(registry, base_digest) + blob_gets(registry, b_digest)
+    cli("--config", str(config), "analyze", shared_base["b"])
+    assert blob_gets(registry, base_digest) + blob_gets(registry, b_digest) == total
+    if cache_enabled:
+        assert len(os.listdir(tmp_path / "anchore_layercache" / "sha256")) >= 2
+
+
+def test_a_corrupt_cached_blob_is_deleted_and_fetched_again(registry, shared_base, cli, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tmp_dir: {tmp_path}\nservices:\n  analyzer:\n    layer_cache_enable: true\n")
+    cli("--config", str(config), "--db", str(tmp_path / "one.db"), "analyze", shared_base["a"])
+    base_digest = shared_base["image_a"].layers[0].digest
+    path = tmp_path / "anchore_layercache" / "sha256" / base_digest.split(":")[1]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    before = blob_gets(registry, base_digest)
+    proc = cli("--config", str(config), "--db", str(tmp_path / "two.db"), "analyze", shared_base["a"], "--json")
+    assert "event=cache_corrupt" in proc.stderr
+    assert blob_gets(registry, base_digest) == before + 1
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == base_digest.split(":")[1]  # replaced, verified
+
+
+def test_a_newer_analyzer_version_does_not_reuse_old_results(registry, shared_base, cli, tmp_path, db_path):
+    cli("analyze", shared_base["a"])
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE layers SET analyzer_version = '0'")
+    conn.execute("UPDATE images SET analyzer_version = '0'")
+    conn.commit()
+    base_digest = shared_base["image_a"].layers[0].digest
+    before = blob_gets(registry, base_digest)
+    cli("analyze", shared_base["a"])
+    assert blob_gets(registry, base_digest) == before + 1
+
+
+def test_two_jobs_needing_one_layer_at_once_download_it_once(registry, cli, db_path, tmp_path):
+    big = make_layer([Member("big.bin", os.urandom(8_000_000))])
+    images = [build_image([big, make_layer([Member(f"app{i}", b"x")])]) for i in range(2)]
+    tag = os.urandom(4).hex()
+    refs = []
+    for i, image in enumerate(images):
+        push_image(registry.url, f"flight/{tag}{i}", "1", image)
+        refs.append(f"{registry.host}/flight/{tag}{i}:1")
+    before = blob_gets(registry, images[0].layers[0].digest)
+    daemon = start_daemon(db_path, tmp_path, "services:\n  analyzer:\n    cycle_timer_seconds: 0.05\n"
+                                             "    max_threads: 1\n    max_concurrent_jobs: 2\n")
+    try:
+        cli("submit", "--wait", "--timeout", "60", *refs)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+    assert blob_gets(registry, images[0].layers[0].digest) == before + 1
+    log = (tmp_path / "daemon.log").read_text()
+    assert log.count("event=job_done") == 2
+
+
+def test_cache_cli(cli, tmp_path, shared_base):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tmp_dir: {tmp_path}\nservices:\n  analyzer:\n    layer_cache_enable: true\n")
+    cli("--config", str(config), "analyze", "oci:examples/sample-image:1")  # local blobs are not cached
+    assert json.loads(cli("--config", str(config), "cache", "stats", "--json").stdout)["entries"] == 0
+    cli("--config", str(config), "analyze", shared_base["a"])
+    stats = json.loads(cli("--config", str(config), "cache", "stats", "--json").stdout)
+    assert stats["entries"] == 2 and stats["misses"] == 2 and stats["enabled"] is True
+    assert cli("--config", str(config), "cache", "clear").returncode == 0
+    assert json.loads(cli("--config", str(config), "cache", "stats", "--json").stdout)["entries"] == 0
+
+
+def test_cache_minimum_is_refused_at_start(cli, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("services:\n  analyzer:\n    layer_cache_enable: true\n    layer_cache_max_gigabytes: 0.5\n")
+    proc = cli("--config", str(config), "run", check=False)
+    assert proc.returncode == 2 and "minimum layer cache size is 1 GB" in proc.stderr
