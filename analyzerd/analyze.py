@@ -140,11 +140,13 @@ def _read_file(analyzer: LayerAnalyzer, path: str) -> LayerResult:
 
 
 class LayerResults(Protocol):
-    """Where analyzed layers are kept for reuse (the Store)."""
+    """Where analyzed layers (and image configs) are kept for reuse (the Store)."""
 
     async def load_layer(self, digest: str) -> LayerResult | None: ...
 
     async def save_layer(self, layer: LayerResult) -> None: ...
+
+    async def config_blob(self, digest: str) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,8 @@ class ImageAnalyzer:
         ref = parse_reference(reference)
         want = Platform.parse(platform or self._config.default_platform)
         source = open_source(ref, self._client, allow_foreign_layers=self._config.allow_foreign_layers)
+        if self._results is not None and source.remote:
+            source.known_blob = self._results.config_blob
         resolved = await source.resolve(want)
         ids = diff_ids(resolved.config)
         if ids and len(ids) != len(resolved.manifest.layers):
@@ -312,6 +316,7 @@ def image_result(target: Resolved) -> ImageResult:
         config_digest=resolved.config_digest,
         platform=resolved.platform,
         config=resolved.config,
+        config_text=resolved.config_bytes.decode("utf-8", "surrogateescape"),
         layers=[],
         files=[],
     )

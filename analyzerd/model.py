@@ -120,6 +120,7 @@ class ImageResult:
     config_digest: str
     platform: Platform
     config: dict[str, Any]
+    config_text: str  #: the config blob as served (its sha256 is config_digest)
     layers: list[LayerResult]
     files: list[VisibleFile]
 

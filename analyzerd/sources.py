@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -38,6 +38,7 @@ class ResolvedImage:
     index_digest: str | None
     config_digest: str
     config: dict[str, Any]
+    config_bytes: bytes
     platform: Platform
 
 
@@ -45,6 +46,8 @@ class ImageSource(Protocol):
     display: str
     #: blobs come over the network: worth keeping in the layer cache (local files are not)
     remote: bool
+    #: looks up blobs already stored (image configs); None: always fetch
+    known_blob: Callable[[str], Awaitable[bytes | None]] | None
 
     async def resolve(self, platform: Platform) -> ResolvedImage: ...
 
@@ -67,6 +70,8 @@ class _Resolver:
 
     display: str
     remote = False
+    #: looks up blobs already stored (image configs), set by the analyzer
+    known_blob: Callable[[str], Awaitable[bytes | None]] | None = None
 
     async def _manifest_bytes(self, reference: str) -> tuple[bytes, str, str]:
         raise NotImplementedError
@@ -91,11 +96,20 @@ class _Resolver:
             parsed = parse_manifest(data, media_type, self.display)
             if isinstance(parsed, Index):
                 raise ManifestError(f"{self.display}: an index inside an index is not supported")
-        config_bytes = await self._config_bytes(parsed.config)
+        config_bytes = await self._known_config(parsed.config) or await self._config_bytes(parsed.config)
         config = parse_config(config_bytes, self.display)
         return ResolvedImage(manifest=parsed, manifest_digest=digest, index_digest=index_digest,
-                             config_digest=parsed.config.digest, config=config,
+                             config_digest=parsed.config.digest, config=config, config_bytes=config_bytes,
                              platform=_platform_of(config, platform))
+
+    async def _known_config(self, desc: Descriptor) -> bytes | None:
+        """The config blob from earlier analyses (verified again), sparing a download."""
+        if self.known_blob is None:
+            return None
+        data = await self.known_blob(desc.digest)
+        if data is None or "sha256:" + hashlib.sha256(data).hexdigest() != desc.digest:
+            return None
+        return data
 
 
 class RegistrySource(_Resolver):
@@ -291,6 +305,8 @@ class OciLayoutSource(_Resolver):
 
 
 class DockerArchiveSource:
+    known_blob = None
+
     """A ``docker save`` tarball, read in place (seeks to members; never unpacked).
 
     Docker 25 and later write an OCI layout inside the archive: read as one. Older
@@ -348,7 +364,7 @@ class DockerArchiveSource:
                                  digest=config_digest, size=len(config_bytes))
         manifest = Manifest("application/vnd.docker.distribution.manifest.v2+json", config_desc, tuple(layers))
         return ResolvedImage(manifest=manifest, manifest_digest=config_digest, index_digest=None,
-                             config_digest=config_digest, config=config,
+                             config_digest=config_digest, config=config, config_bytes=config_bytes,
                              platform=_platform_of(config, platform))
 
     def skip_reason(self, desc: Descriptor) -> str | None:

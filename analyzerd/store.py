@@ -191,7 +191,7 @@ class Store:
             "created": result.created,
             "layer_count": len(result.layers),
             "compressed_size": sum(layer.compressed_size for layer in result.layers),
-            "config_json": json.dumps(result.config, sort_keys=True),
+            "config_json": result.config_text,
         }
 
     # -- layer results: what a layer contains, reused by every image that has it -------------
@@ -243,6 +243,12 @@ class Store:
                 "manifest_digest": manifest_digest, "analyzer_version": ANALYZER_VERSION}) as cur:
             row = await cur.fetchone()
         return int(row["file_count"] or 0) if row is not None else None
+
+    async def config_blob(self, digest: str) -> bytes | None:
+        """An image config stored earlier, as served (the caller verifies its digest)."""
+        async with self._conn.execute(QUERIES["config_blob"], {"config_digest": digest}) as cur:
+            row = await cur.fetchone()
+        return row[0].encode("utf-8", "surrogateescape") if row is not None and row[0] else None
 
     async def add_reference(self, manifest_digest: str, reference: str) -> None:
         async with self._write() as conn:

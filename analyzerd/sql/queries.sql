@@ -120,6 +120,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 SELECT id, file_count FROM images
 WHERE manifest_digest = :manifest_digest AND analysis_status = 'analyzed' AND analyzer_version = :analyzer_version;
 
+-- config_blob --
+SELECT config_json FROM images WHERE config_digest = :config_digest LIMIT 1;
+
 -- find_image_by_digest --
 SELECT * FROM images WHERE manifest_digest = :digest OR index_digest = :digest
 ORDER BY analyzed_at DESC LIMIT 1;
