@@ -140,11 +140,10 @@ def _read_file(analyzer: LayerAnalyzer, path: str) -> LayerResult:
 
 
 class LayerResults(Protocol):
-    """Where analyzed layers (and image configs) are kept for reuse (the Store)."""
+    """Where analyzed layers (and image configs) are kept for reuse (the Store). Fresh
+    layers are stored with their image, in its transaction."""
 
     async def load_layer(self, digest: str) -> LayerResult | None: ...
-
-    async def save_layer(self, layer: LayerResult) -> None: ...
 
     async def config_blob(self, digest: str) -> bytes | None: ...
 
@@ -245,8 +244,6 @@ class ImageAnalyzer:
         self._in_flight[desc.digest] = future
         try:
             layer = await self._analyze_layer(source, desc, diff_id)
-            if self._results is not None:
-                await self._results.save_layer(layer)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: a failure nobody else waited for is not "never retrieved"

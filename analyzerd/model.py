@@ -105,10 +105,14 @@ class LayerResult:
     warnings: list[str] = field(default_factory=list)
     #: False for a layer that was not read (a foreign layer not allowed): nothing to reuse
     analyzed: bool = True
+    #: True when it came from the database (it need not be stored again)
+    stored: bool = False
 
 
-#: A path of the merged filesystem: the layer (index) that last wrote it, and its record.
-VisibleFile = tuple[int, FileRecord]
+#: A path of the merged filesystem: the layer (index) that last wrote it, its record, and
+#: whether the record is the image's own (an implied parent directory, a hardlink given its
+#: target's content) rather than the layer's.
+VisibleFile = tuple[int, FileRecord, bool]
 
 
 @dataclass(slots=True, kw_only=True)

@@ -55,7 +55,7 @@ async def image_document(store: Store, key: str, sections: Iterable[str] = SECTI
     document: dict[str, Any] = {"image": image}
     if "files" in sections:
         document["files"] = [
-            {"path": f["path"], "type": f["type"], "mode": "%04o" % f["mode"], "uid": f["uid"],
+            {"path": f["path"], "type": f["type"], "mode": f["mode"], "uid": f["uid"],
              "gid": f["gid"], "size": f["size"], "mtime": f["mtime"], "link": f["link"],
              "md5": f["md5"], "sha1": f["sha1"], "sha256": f["sha256"], "layer": f["layer"]}
             for f in await store.image_files(image_id)

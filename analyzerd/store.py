@@ -196,25 +196,35 @@ class Store:
 
     # -- layer results: what a layer contains, reused by every image that has it -------------
 
+    @staticmethod
+    async def _save_layer(conn: aiosqlite.Connection, layer: LayerResult) -> int:
+        """Upsert a layer; a freshly analyzed one gets its result stored (replacing an
+        older analyzer version's). Inside the caller's transaction."""
+        async with conn.execute(QUERIES["upsert_layer"], _layer_params(layer)) as cur:
+            row = await cur.fetchone()
+            assert row is not None
+            layer_id = int(row[0])
+        if layer.stored or not layer.analyzed:
+            return layer_id
+        await conn.execute(QUERIES["delete_layer_files"], {"layer_id": layer_id})
+        await conn.execute(QUERIES["delete_layer_whiteouts"], {"layer_id": layer_id})
+        await conn.executemany(QUERIES["insert_layer_file"], _layer_file_rows(layer_id, layer))
+        await conn.executemany(QUERIES["insert_layer_whiteout"],
+                               [(layer_id, p, "delete") for p in layer.deleted] +
+                               [(layer_id, p, "opaque") for p in layer.opaque_dirs])
+        await conn.execute(QUERIES["mark_layer_analyzed"], {
+            "layer_id": layer_id, "analyzer_version": ANALYZER_VERSION, "now": time.time(),
+            "warnings": json.dumps(layer.warnings) if layer.warnings else None})
+        return layer_id
+
     async def save_layer(self, layer: LayerResult) -> None:
-        """Store one layer's analysis (replacing an older version's), in one transaction."""
+        """Store one layer's analysis on its own (the image's save stores it otherwise)."""
         try:
             async with self._write() as conn:
-                async with conn.execute(QUERIES["upsert_layer"], _layer_params(layer)) as cur:
-                    row = await cur.fetchone()
-                    assert row is not None
-                    layer_id = int(row[0])
-                await conn.execute(QUERIES["delete_layer_files"], {"layer_id": layer_id})
-                await conn.execute(QUERIES["delete_layer_whiteouts"], {"layer_id": layer_id})
-                await conn.executemany(QUERIES["insert_layer_file"], _layer_file_rows(layer_id, layer))
-                await conn.executemany(QUERIES["insert_layer_whiteout"],
-                                       [(layer_id, p, "delete") for p in layer.deleted] +
-                                       [(layer_id, p, "opaque") for p in layer.opaque_dirs])
-                await conn.execute(QUERIES["mark_layer_analyzed"], {
-                    "layer_id": layer_id, "analyzer_version": ANALYZER_VERSION, "now": time.time(),
-                    "warnings": json.dumps(layer.warnings) if layer.warnings else None})
+                await self._save_layer(conn, layer)
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path}: storing layer {layer.digest} failed: {exc}") from exc
+        layer.stored = True
 
     async def load_layer(self, digest: str) -> LayerResult | None:
         """This analyzer version's stored result for a layer, or None."""
@@ -229,6 +239,7 @@ class Store:
             whiteouts = await cur.fetchall()
         records = await asyncio.get_running_loop().run_in_executor(None, _file_records, files)
         return LayerResult(
+            stored=True,
             digest=layer["digest"], media_type=layer["media_type"] or "",
             compressed_size=layer["compressed_size"] or 0, uncompressed_size=layer["uncompressed_size"] or 0,
             diff_id=layer["diff_id"], files=records, entry_count=layer["entry_count"] or 0,
@@ -285,20 +296,19 @@ class Store:
                     image_id = int(row[0])
                 await conn.execute(QUERIES["upsert_reference"], {
                     "reference": result.reference, "image_id": image_id, "now": params["now"]})
-                layer_ids = []
-                for layer in result.layers:
-                    async with conn.execute(QUERIES["upsert_layer"], _layer_params(layer)) as cur:
-                        row = await cur.fetchone()
-                        assert row is not None
-                        layer_ids.append(int(row[0]))
+                layer_ids = [await self._save_layer(conn, layer) for layer in result.layers]
                 await conn.execute(QUERIES["delete_image_layers"], {"image_id": image_id})
                 await conn.executemany(QUERIES["insert_image_layer"],
                                        [(image_id, i, lid) for i, lid in enumerate(layer_ids)])
                 await conn.execute(QUERIES["delete_image_files"], {"image_id": image_id})
-                # A generator: the rows are built in the database thread, not on the event loop.
+                # Generators: the rows are built in the database thread, not on the event loop.
                 await conn.executemany(QUERIES["insert_file"], _file_rows(image_id, result, layer_ids))
+                await conn.executemany(QUERIES["insert_derived_file"],
+                                       _derived_file_rows(image_id, result, layer_ids))
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path}: storing {result.manifest_digest} failed: {exc}") from exc
+        for layer in result.layers:
+            layer.stored = layer.analyzed
         return image_id
 
     async def find_image(self, reference_or_digest: str) -> aiosqlite.Row | None:
@@ -351,9 +361,16 @@ def _file_records(rows: list[Any]) -> list[FileRecord]:
 
 
 def _file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
-    for index, r in result.files:
-        yield (image_id, _text(r.path), r.kind.value, r.mode, r.uid, r.gid, r.size, r.mtime,
-               _text(r.link) if r.link else r.link, r.md5, r.sha1, r.sha256, layer_ids[index])
+    for index, r, derived in result.files:
+        if not derived:
+            yield image_id, _text(r.path), layer_ids[index]
+
+
+def _derived_file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
+    for index, r, derived in result.files:
+        if derived:
+            yield (image_id, _text(r.path), layer_ids[index], r.kind.value, r.mode, r.uid, r.gid, r.size,
+                   r.mtime, _text(r.link) if r.link else r.link, r.md5, r.sha1, r.sha256)
 
 
 def _text(name: str) -> str:

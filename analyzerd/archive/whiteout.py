@@ -34,8 +34,8 @@ def _ancestors(path: str) -> Iterable[str]:
 
 
 def squash(layers: list[LayerResult]) -> list[VisibleFile]:
-    """The merged view as (layer index, record), sorted by path. Layer records are shared
-    and left untouched: a hardlink resolved against lower layers is a copy."""
+    """The merged view as (layer index, record, derived), sorted by path. Layer records
+    are shared and left untouched: a hardlink resolved against lower layers is a copy."""
     view: dict[str, VisibleFile] = {}
     for index, layer in enumerate(layers):
         subtree_gone = set(layer.deleted)
@@ -53,12 +53,14 @@ def squash(layers: list[LayerResult]) -> list[VisibleFile]:
                 if path not in deleted and not any(a in subtree_gone for a in _ancestors(path))
             }
         for record in layer.files:
+            derived = False
             if record.kind is FileKind.HARDLINK and record.md5 is None and record.link:
                 target = view.get(record.link)
                 if target is not None:
                     record = copy.copy(record)
                     record.take_content_of(target[1])
-            view[record.path] = (index, record)
+                    derived = True
+            view[record.path] = (index, record, derived)
         _add_implicit_parents(view, layer.files, index)
     return sorted(view.values(), key=_path_key)
 
@@ -70,7 +72,7 @@ def _add_implicit_parents(view: dict[str, VisibleFile], added: list[FileRecord],
         path = record.path
         parent = path[:path.rfind("/")]
         while parent and parent not in view:
-            view[parent] = (layer, FileRecord(parent, FileKind.DIR, 0o755, 0, 0, 0, 0))
+            view[parent] = (layer, FileRecord(parent, FileKind.DIR, 0o755, 0, 0, 0, 0), True)
             parent = parent[:parent.rfind("/")]
 
 

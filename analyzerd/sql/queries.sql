@@ -113,7 +113,10 @@ INSERT INTO image_layers (image_id, position, layer_id) VALUES (?, ?, ?);
 DELETE FROM files WHERE image_id = :image_id;
 
 -- insert_file --
-INSERT INTO files (image_id, path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256, layer_id)
+INSERT INTO files (image_id, path, layer_id) VALUES (?, ?, ?);
+
+-- insert_derived_file --
+INSERT INTO files (image_id, path, layer_id, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- current_image --
@@ -139,6 +142,5 @@ SELECT l.* FROM image_layers il JOIN layers l ON l.id = il.layer_id
 WHERE il.image_id = :image_id ORDER BY il.position;
 
 -- image_files --
-SELECT f.path, f.type, f.mode, f.uid, f.gid, f.size, f.mtime, f.link, f.md5, f.sha1, f.sha256,
-       l.digest AS layer
-FROM files f JOIN layers l ON l.id = f.layer_id WHERE f.image_id = :image_id ORDER BY f.path;
+SELECT path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256, layer_digest AS layer
+FROM image_files WHERE image_id = :image_id ORDER BY path;

@@ -99,27 +99,41 @@ CREATE TABLE image_layers (
     PRIMARY KEY (image_id, position)
 );
 
+-- An image's merged filesystem: for each visible path, the layer that last wrote it. The
+-- attributes are that layer's (layer_files); the columns here are set only where the image
+-- sees something no layer lists as such: a parent directory no layer has an entry for, or
+-- a hardlink whose target is in a lower layer (its content). Query the image_files view.
 CREATE TABLE files (
     image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
-    path     TEXT    NOT NULL,                   -- absolute, normalized
-    type     TEXT    NOT NULL,                   -- file dir symlink hardlink char block fifo
-    mode     INTEGER NOT NULL,                   -- permission bits incl. setuid/setgid/sticky
-    uid      INTEGER NOT NULL,
-    gid      INTEGER NOT NULL,
-    size     INTEGER NOT NULL,
-    mtime    INTEGER NOT NULL,
-    link     TEXT,                               -- symlink target, or hardlink target path
+    path     TEXT    NOT NULL,
+    layer_id INTEGER NOT NULL REFERENCES layers (id),
+    type     TEXT,
+    mode     INTEGER,
+    uid      INTEGER,
+    gid      INTEGER,
+    size     INTEGER,
+    mtime    INTEGER,
+    link     TEXT,
     md5      TEXT,
     sha1     TEXT,
     sha256   TEXT,
-    layer_id INTEGER NOT NULL REFERENCES layers (id),  -- the layer that last wrote the path
     PRIMARY KEY (image_id, path)
 ) WITHOUT ROWID;
--- No index on sha256: it would double the cost of storing an image's files (random
--- inserts of 64-character keys). Add one if you look images up by file content:
---   CREATE INDEX files_by_sha256 ON files (sha256);
+-- No index on sha256: it would double the cost of storing files (random inserts of
+-- 64-character keys). Add one if you look images up by file content:
+--   CREATE INDEX layer_files_by_sha256 ON layer_files (sha256);
 
+-- Every file of every image with its attributes, as `analyzerd show --files` prints them.
 CREATE VIEW image_files AS
-SELECT i.manifest_digest, f.path, f.type, printf('%04o', f.mode) AS mode, f.uid, f.gid, f.size,
-       f.mtime, f.link, f.md5, f.sha1, f.sha256, l.digest AS layer_digest
-FROM files f JOIN images i ON i.id = f.image_id JOIN layers l ON l.id = f.layer_id;
+SELECT f.image_id, i.manifest_digest, f.path,
+       coalesce(f.type, lf.type) AS type,
+       printf('%04o', coalesce(f.mode, lf.mode)) AS mode,
+       coalesce(f.uid, lf.uid) AS uid, coalesce(f.gid, lf.gid) AS gid,
+       coalesce(f.size, lf.size) AS size, coalesce(f.mtime, lf.mtime) AS mtime,
+       coalesce(f.link, lf.link) AS link, coalesce(f.md5, lf.md5) AS md5,
+       coalesce(f.sha1, lf.sha1) AS sha1, coalesce(f.sha256, lf.sha256) AS sha256,
+       l.digest AS layer_digest
+FROM files f
+JOIN images i ON i.id = f.image_id
+JOIN layers l ON l.id = f.layer_id
+LEFT JOIN layer_files lf ON lf.layer_id = f.layer_id AND lf.path = f.path;

@@ -24,7 +24,7 @@ def analyze(tar_bytes):
 def squashed(layers):
     records = squash([analyze(t) for t in layers])
     out = {}
-    for _, r in records:
+    for _, r, _ in records:
         if r.kind is FileKind.FILE or r.kind is FileKind.HARDLINK:
             out[r.path] = ("file", r.sha256)
         elif r.kind is FileKind.DIR:
