@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import queue
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from .analysis.layer import LayerAnalyzer, LayerLimits
+from .analysis.dispatch import Dispatch
+from .analysis.packages import Inventory, inventory
 from .archive.whiteout import squash
+from .catalogers.registry import CATALOGERS
 from .cache import CacheWriter, LayerCache
 from .config import Config
 from .errors import IntegrityError, ManifestError
-from .model import Descriptor, ImageResult, LayerResult, Platform
+from .model import Descriptor, ImageResult, LayerResult, Platform, VisibleFile
 from .oci import diff_ids
 from .reference import parse_reference
 from .registry.client import RegistryClient
@@ -139,6 +144,33 @@ def _read_file(analyzer: LayerAnalyzer, path: str) -> LayerResult:
     return analyzer.finish()
 
 
+class FileSpool:
+    """A cataloged file too big for memory: an unnamed temporary file in tmp_dir, memory
+    mapped for parsing and gone when closed (nothing of the layer is left on disk)."""
+
+    def __init__(self, tmp_dir: str) -> None:
+        self._file = tempfile.TemporaryFile(dir=tmp_dir, prefix="analyzerd-spool-")
+        self._map: mmap.mmap | None = None
+
+    def write(self, data: memoryview) -> None:
+        self._file.write(data)
+
+    def view(self) -> memoryview:
+        self._file.flush()
+        if self._file.tell() == 0:
+            return memoryview(b"")
+        self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        return memoryview(self._map)
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a parser kept a view: the map goes with the last reference
+                pass
+        self._file.close()
+
+
 class LayerResults(Protocol):
     """Where analyzed layers (and image configs) are kept for reuse (the Store). Fresh
     layers are stored with their image, in its transaction."""
@@ -178,6 +210,9 @@ class ImageAnalyzer:
             max_uncompressed_bytes=int(config.limits.max_layer_uncompressed_gigabytes * 1000**3),
         )
         self.layer_stats = {"reused": 0, "cache_hits": 0, "fetched": 0, "shared": 0}
+        self._dispatch = Dispatch(CATALOGERS)
+        tmp_dir = config.tmp_dir
+        self._spool = lambda: FileSpool(tmp_dir)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -219,7 +254,7 @@ class ImageAnalyzer:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         loop = asyncio.get_running_loop()
-        result.files = await loop.run_in_executor(self._executor, squash, result.layers)
+        result.files, result.inventory = await loop.run_in_executor(self._executor, merge, result.layers)
         log.info("event=image_analyzed ref=%s digest=%s files=%d seconds=%.2f", target.reference,
                  resolved.manifest_digest, len(result.files), time.monotonic() - started)
         return result
@@ -256,7 +291,8 @@ class ImageAnalyzer:
 
     def _new_analyzer(self, desc: Descriptor, diff_id: str | None) -> LayerAnalyzer:
         return LayerAnalyzer(digest=desc.digest, size=desc.size, media_type=desc.media_type,
-                             diff_id=diff_id, verify_diff_id=self._config.verify_diff_ids, limits=self._limits)
+                             diff_id=diff_id, verify_diff_id=self._config.verify_diff_ids, limits=self._limits,
+                             dispatch=self._dispatch, spool=self._spool)
 
     async def _analyze_layer(self, source: ImageSource, desc: Descriptor, diff_id: str | None) -> LayerResult:
         loop = asyncio.get_running_loop()
@@ -301,6 +337,12 @@ class ImageAnalyzer:
             log.warning("event=layer_warning layer=%s %s", layer.digest, warning)
         layer.warnings = [f"layer {layer.digest}: {w}" for w in layer.warnings]
         return layer
+
+
+def merge(layers: list[LayerResult]) -> tuple[list[VisibleFile], Inventory]:
+    """CPU work on the merged image (in a worker thread): the squash, then the packages."""
+    visible = squash(layers)
+    return visible, inventory(layers, visible)
 
 
 def image_result(target: Resolved) -> ImageResult:

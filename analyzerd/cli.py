@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("reference", metavar="REF" if name == "analyze" else "REF|DIGEST")
         p.add_argument("--json", action="store_true", help="one JSON document")
         p.add_argument("--files", action="store_true", help="the files section (default: all sections)")
+        p.add_argument("--packages", action="store_true", help="the packages section")
         if name == "analyze":
             p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]")
             p.add_argument("--force", action="store_true", help="analyze again even if the image was analyzed")
@@ -82,8 +83,10 @@ def _load(args: argparse.Namespace) -> tuple[Config, str]:
 
 
 def _sections(args: argparse.Namespace) -> tuple[str, ...]:
-    chosen = tuple(name for name in ("files",) if getattr(args, name, False))
-    return chosen or ("files",)
+    from .report import SECTIONS
+
+    chosen = tuple(name for name in SECTIONS if getattr(args, name, False))
+    return chosen or SECTIONS
 
 
 def _print_json(document: Any) -> None:

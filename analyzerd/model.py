@@ -103,6 +103,8 @@ class LayerResult:
     opaque_dirs: list[str] = field(default_factory=list)
     entry_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: what the catalogers found in this layer's files (CatalogEntry values)
+    catalog: list[Any] = field(default_factory=list)
     #: False for a layer that was not read (a foreign layer not allowed): nothing to reuse
     analyzed: bool = True
     #: True when it came from the database (it need not be stored again)
@@ -127,6 +129,8 @@ class ImageResult:
     config_text: str  #: the config blob as served (its sha256 is config_digest)
     layers: list[LayerResult]
     files: list[VisibleFile]
+    #: distro and packages (analysis.packages.Inventory), once the layers are merged
+    inventory: Any = None
 
     @property
     def warnings(self) -> list[str]:

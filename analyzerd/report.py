@@ -11,7 +11,7 @@ from .store import Store
 
 __all__ = ["SECTIONS", "image_document", "render_table"]
 
-SECTIONS = ("files",)
+SECTIONS = ("files", "packages")
 
 
 async def image_document(store: Store, key: str, sections: Iterable[str] = SECTIONS) -> dict[str, Any]:
@@ -52,7 +52,21 @@ async def image_document(store: Store, key: str, sections: Iterable[str] = SECTI
                             ("exposed_ports", "ExposedPorts")):
         image[key_out] = image_config.get(key_in)
     image["history"] = config.get("history") if isinstance(config.get("history"), list) else []
+    image["distro"] = ({"id": row["distro_id"], "version_id": row["distro_version_id"],
+                        "codename": row["distro_codename"],
+                        "id_like": row["distro_id_like"].split() if row["distro_id_like"] else [],
+                        "name": row["distro_name"]} if row["distro_id"] else None)
     document: dict[str, Any] = {"image": image}
+    if "packages" in sections:
+        document["packages"] = [
+            {"type": p["type"], "name": p["name"], "version": p["version"], "arch": p["arch"],
+             "purl": p["purl"], "location": p["location"], "layer": p["layer"],
+             "source": {"name": p["source_name"], "version": p["source_version"]} if p["source_name"] else None,
+             "license": p["license"], "maintainer": p["maintainer"], "installed_size": p["installed_size"],
+             "files": {"total": p["files_total"], "modified": [f["path"] for f in problems if f["status"] == "modified"],
+                       "missing": [f["path"] for f in problems if f["status"] == "missing"]}}
+            for p, problems in await store.image_packages(image_id)
+        ]
     if "files" in sections:
         document["files"] = [
             {"path": f["path"], "type": f["type"], "mode": f["mode"], "uid": f["uid"],
@@ -85,6 +99,16 @@ def render_table(document: dict[str, Any]) -> str:
         f"{_size(image['uncompressed_size'])} uncompressed)",
         f"files      {image['file_count']}",
     ]
+    packages = document.get("packages")
+    if image.get("distro"):
+        lines.insert(3, f"distro     {image['distro']['name'] or image['distro']['id']}")
+    if packages is not None:
+        lines.append("")
+        lines.append(f"{'TYPE':<6} {'NAME':<40} {'VERSION':<32} {'ARCH':<8} CHANGED")
+        for p in packages:
+            changed = len(p["files"]["modified"]) + len(p["files"]["missing"])
+            lines.append(f"{p['type']:<6} {p['name']:<40} {p['version']:<32} {p['arch'] or '-':<8} "
+                         f"{changed or ''}")
     files = document.get("files")
     if files is not None:
         layer_index = {layer["digest"]: i for i, layer in enumerate(image["layers"])}

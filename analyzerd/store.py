@@ -23,6 +23,7 @@ import aiosqlite
 
 from . import ANALYZER_VERSION
 from .errors import StoreError
+from .catalogers.base import CatalogEntry, result_from_json, result_to_json
 from .model import FileKind, FileRecord, ImageResult, Job, LayerResult
 
 __all__ = ["SCHEMA_VERSION", "Store"]
@@ -212,6 +213,10 @@ class Store:
         await conn.executemany(QUERIES["insert_layer_whiteout"],
                                [(layer_id, p, "delete") for p in layer.deleted] +
                                [(layer_id, p, "opaque") for p in layer.opaque_dirs])
+        await conn.execute(QUERIES["delete_layer_catalog"], {"layer_id": layer_id})
+        await conn.executemany(QUERIES["insert_layer_catalog"], [
+            (layer_id, _text(e.path), e.cataloger, json.dumps(result_to_json(e.result), separators=(",", ":")))
+            for e in layer.catalog])
         await conn.execute(QUERIES["mark_layer_analyzed"], {
             "layer_id": layer_id, "analyzer_version": ANALYZER_VERSION, "now": time.time(),
             "warnings": json.dumps(layer.warnings) if layer.warnings else None})
@@ -237,6 +242,9 @@ class Store:
             files = await cur.fetchall()
         async with self._conn.execute(QUERIES["layer_whiteouts"], {"layer_id": layer["id"]}) as cur:
             whiteouts = await cur.fetchall()
+        async with self._conn.execute(QUERIES["layer_catalog"], {"layer_id": layer["id"]}) as cur:
+            catalog = [CatalogEntry(path=r["path"], cataloger=r["cataloger"], result=result_from_json(json.loads(r["result"])))
+                       for r in await cur.fetchall()]
         records = await asyncio.get_running_loop().run_in_executor(None, _file_records, files)
         return LayerResult(
             stored=True,
@@ -245,6 +253,7 @@ class Store:
             diff_id=layer["diff_id"], files=records, entry_count=layer["entry_count"] or 0,
             deleted=[w["path"] for w in whiteouts if w["kind"] == "delete"],
             opaque_dirs=[w["path"] for w in whiteouts if w["kind"] == "opaque"],
+            catalog=catalog,
             warnings=json.loads(layer["warnings"]) if layer["warnings"] else [],
         )
 
@@ -285,6 +294,7 @@ class Store:
             uncompressed_size=sum(layer.uncompressed_size for layer in result.layers),
             file_count=len(result.files),
             warnings=json.dumps(result.warnings) if result.warnings else None,
+            **_distro_params(result),
             analyzer_version=ANALYZER_VERSION,
             now=time.time(),
         )
@@ -305,11 +315,45 @@ class Store:
                 await conn.executemany(QUERIES["insert_file"], _file_rows(image_id, result, layer_ids))
                 await conn.executemany(QUERIES["insert_derived_file"],
                                        _derived_file_rows(image_id, result, layer_ids))
+                await conn.execute(QUERIES["delete_image_packages"], {"image_id": image_id})
+                if result.inventory is not None:
+                    await self._save_packages(conn, image_id, result, layer_ids)
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path}: storing {result.manifest_digest} failed: {exc}") from exc
         for layer in result.layers:
             layer.stored = layer.analyzed
         return image_id
+
+    @staticmethod
+    async def _save_packages(conn: aiosqlite.Connection, image_id: int, result: ImageResult,
+                             layer_ids: list[int]) -> None:
+        for found in result.inventory.packages:
+            p = found.package
+            modified, missing = len(found.modified), len(found.missing)
+            async with conn.execute(QUERIES["insert_package"], {
+                    "image_id": image_id, "type": p.type, "name": p.name, "version": p.version, "arch": p.arch,
+                    "epoch": p.epoch, "source_name": p.source_name, "source_version": p.source_version,
+                    "license": p.license, "maintainer": p.maintainer, "vendor": p.vendor,
+                    "installed_size": p.installed_size, "purl": found.purl, "location": found.location,
+                    "layer_id": layer_ids[found.layer], "files_total": len(found.files),
+                    "files_modified": modified, "files_missing": missing,
+                    "metadata": json.dumps(p.metadata) if p.metadata else None}) as cur:
+                row = await cur.fetchone()
+                assert row is not None
+            await conn.executemany(QUERIES["insert_package_file"], [
+                (row[0], _text(f.path), f.digest, f.algorithm, f.status) for f in found.files])
+
+    async def image_packages(self, image_id: int) -> list[tuple[aiosqlite.Row, list[aiosqlite.Row]]]:
+        async with self._conn.execute(QUERIES["image_packages"], {"image_id": image_id}) as cur:
+            rows = list(await cur.fetchall())
+        out = []
+        for row in rows:
+            problems: list[aiosqlite.Row] = []
+            if row["files_modified"] or row["files_missing"]:
+                async with self._conn.execute(QUERIES["package_problem_files"], {"package_id": row["id"]}) as cur:
+                    problems = list(await cur.fetchall())
+            out.append((row, problems))
+        return out
 
     async def find_image(self, reference_or_digest: str) -> aiosqlite.Row | None:
         """By manifest/index digest (full or sha256 prefix), or by reference as submitted."""
@@ -338,6 +382,14 @@ class Store:
     async def image_files(self, image_id: int) -> list[aiosqlite.Row]:
         async with self._conn.execute(QUERIES["image_files"], {"image_id": image_id}) as cur:
             return list(await cur.fetchall())
+
+
+def _distro_params(result: ImageResult) -> dict[str, Any]:
+    distro = result.inventory.distro if result.inventory is not None else None
+    return {"distro_id": distro.id if distro else None, "distro_version_id": distro.version_id if distro else None,
+            "distro_codename": distro.codename if distro else None,
+            "distro_id_like": " ".join(distro.id_like) if distro and distro.id_like else None,
+            "distro_name": distro.pretty_name if distro else None}
 
 
 def _layer_params(layer: LayerResult) -> dict[str, Any]:

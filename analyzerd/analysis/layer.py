@@ -9,15 +9,29 @@ per-file hash states, whatever the layer's size.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from ..archive.decompress import StreamDecoder
 from ..archive.tar import END, ENTRY_END, NEED_DATA, Entry, TarReader
+from ..catalogers.base import CatalogEntry, Cataloger
 from ..errors import AnalyzerError, ArchiveError, IntegrityError, LimitError
 from ..model import FileKind, FileRecord, LayerResult
+from .dispatch import Dispatch
 
-__all__ = ["LayerAnalyzer", "LayerLimits", "WHITEOUT_PREFIX", "OPAQUE_MARKER"]
+__all__ = ["LayerAnalyzer", "LayerLimits", "OPAQUE_MARKER", "Spool", "WHITEOUT_PREFIX"]
+
+
+class Spool(Protocol):
+    """Where a cataloged file too big for memory collects (a temporary file, from the
+    I/O side); ``view()`` gives its bytes for parsing (a memory map), ``close()`` deletes it."""
+
+    def write(self, data: memoryview) -> None: ...
+
+    def view(self) -> memoryview: ...
+
+    def close(self) -> None: ...
 
 WHITEOUT_PREFIX: Final = ".wh."
 OPAQUE_MARKER: Final = ".wh..wh..opq"
@@ -35,6 +49,8 @@ class LayerLimits:
     max_entries: int = 2_000_000
     #: Uncompressed bytes per layer: stops decompression bombs from running for hours.
     max_uncompressed_bytes: int = 64 * 1000**3
+    #: A cataloged file up to this size is collected in memory; larger ones are spooled.
+    max_memory_capture: int = 8 * 1024 * 1024
 
 
 class LayerAnalyzer:
@@ -49,7 +65,8 @@ class LayerAnalyzer:
     """
 
     def __init__(self, *, digest: str, size: int, media_type: str, diff_id: str | None = None,
-                 verify_diff_id: bool = True, limits: LayerLimits = LayerLimits()) -> None:
+                 verify_diff_id: bool = True, limits: LayerLimits = LayerLimits(),
+                 dispatch: Dispatch | None = None, spool: Callable[[], Spool] | None = None) -> None:
         algorithm, _, self._expected_hex = digest.partition(":")
         if algorithm != "sha256":
             raise IntegrityError(f"layer {digest}: unsupported digest algorithm {algorithm!r}")
@@ -72,6 +89,12 @@ class LayerAnalyzer:
         # the regular file whose data is streaming now
         self._current: FileRecord | None = None
         self._hashes: tuple[hashlib._Hash, hashlib._Hash, hashlib._Hash] | None = None
+        self._dispatch = dispatch
+        self._spool = spool
+        self._catalog: list[CatalogEntry] = []
+        # the cataloged file whose data streams now: where it collects, and who parses it
+        self._capture: bytearray | Spool | None = None
+        self._capture_for: tuple[str, Cataloger] | None = None
 
     @property
     def received(self) -> int:
@@ -118,6 +141,7 @@ class LayerAnalyzer:
             diff_id=self._diff_id or ("sha256:" + self._blob_hash.hexdigest()
                                       if self._decoder.compression == "tar" else None),
             files=list(self._files.values()),
+            catalog=self._catalog,
             deleted=self._deleted,
             opaque_dirs=self._opaque,
             entry_count=self._reader.entries,
@@ -148,6 +172,11 @@ class LayerAnalyzer:
         while True:
             event = reader.next_event()
             if type(event) is memoryview:
+                if self._capture is not None:
+                    if type(self._capture) is bytearray:
+                        self._capture += event
+                    else:
+                        self._capture.write(event)  # type: ignore[union-attr]
                 hashes = self._hashes
                 if hashes is not None:
                     hashes[0].update(event)
@@ -170,6 +199,8 @@ class LayerAnalyzer:
                     current.sha256 = hashes[2].hexdigest()
                     self._hashes = None
                 self._current = None
+                if self._capture_for is not None:
+                    self._catalog_file()
             elif event is NEED_DATA or event is END:
                 return
             else:
@@ -197,6 +228,10 @@ class LayerAnalyzer:
         kind = entry.kind
         record = FileRecord(path, kind, entry.mode, entry.uid, entry.gid, entry.size,
                             entry.mtime, entry.link)
+        if kind is FileKind.FILE and self._dispatch is not None:
+            cataloger = self._dispatch.match(path)
+            if cataloger is not None:
+                self._start_capture(path, cataloger, entry.size)
         if kind is FileKind.FILE:
             if entry.sparse:
                 # The stored data is a sparse map plus the data blocks, not the content.
@@ -210,3 +245,36 @@ class LayerAnalyzer:
             if target is not None:
                 record.take_content_of(target)
         self._files[path] = record  # a later entry for the same path wins
+
+    def _start_capture(self, path: str, cataloger: Cataloger, size: int) -> None:
+        if size > cataloger.max_bytes:
+            self._warnings.append(f"{path}: {size} bytes, more than the {cataloger.name} cataloger reads "
+                                  f"({cataloger.max_bytes}); not cataloged")
+            return
+        if size > self._limits.max_memory_capture:
+            if self._spool is None:
+                self._warnings.append(f"{path}: {size} bytes, too large to catalog in memory; not cataloged")
+                return
+            self._capture = self._spool()
+        else:
+            self._capture = bytearray()
+        self._capture_for = (path, cataloger)
+
+    def _catalog_file(self) -> None:
+        """Parse a collected file. A parser's failure is a warning naming the file: the
+        layer's other files and the other catalogers go on."""
+        assert self._capture_for is not None and self._capture is not None
+        path, cataloger = self._capture_for
+        capture, self._capture, self._capture_for = self._capture, None, None
+        try:
+            data = capture if type(capture) is bytearray else capture.view()  # type: ignore[union-attr]
+            result = cataloger.parse(path, data)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - bad content degrades, it does not abort
+            self._warnings.append(f"{path}: the {cataloger.name} cataloger failed: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            if type(capture) is not bytearray:
+                capture.close()  # type: ignore[union-attr]
+        self._warnings.extend(result.warnings)
+        result.warnings = []
+        self._catalog.append(CatalogEntry(path=path, cataloger=cataloger.name, result=result))

@@ -46,17 +46,21 @@ WHERE manifest_digest = :manifest_digest AND analysis_status != 'analyzed';
 INSERT INTO images (manifest_digest, manifest_media_type, index_digest, config_digest, os,
                     architecture, variant, created, layer_count, compressed_size,
                     uncompressed_size, file_count, analysis_status, analysis_error, warnings,
-                    analyzer_version, analyzed_at, config_json)
+                    analyzer_version, analyzed_at, config_json, distro_id, distro_version_id,
+                    distro_codename, distro_id_like, distro_name)
 VALUES (:manifest_digest, :manifest_media_type, :index_digest, :config_digest, :os,
         :architecture, :variant, :created, :layer_count, :compressed_size, :uncompressed_size,
-        :file_count, 'analyzed', NULL, :warnings, :analyzer_version, :now, :config_json)
+        :file_count, 'analyzed', NULL, :warnings, :analyzer_version, :now, :config_json, :distro_id,
+        :distro_version_id, :distro_codename, :distro_id_like, :distro_name)
 ON CONFLICT (manifest_digest) DO UPDATE SET
     manifest_media_type = excluded.manifest_media_type, index_digest = excluded.index_digest,
     config_digest = excluded.config_digest, os = excluded.os, architecture = excluded.architecture,
     variant = excluded.variant, created = excluded.created, layer_count = excluded.layer_count,
     compressed_size = excluded.compressed_size, uncompressed_size = excluded.uncompressed_size,
     file_count = excluded.file_count, analysis_status = 'analyzed', analysis_error = NULL,
-    warnings = excluded.warnings,
+    warnings = excluded.warnings, distro_id = excluded.distro_id,
+    distro_version_id = excluded.distro_version_id, distro_codename = excluded.distro_codename,
+    distro_id_like = excluded.distro_id_like, distro_name = excluded.distro_name,
     analyzer_version = excluded.analyzer_version, analyzed_at = excluded.analyzed_at,
     config_json = excluded.config_json
 RETURNING id;
@@ -89,6 +93,38 @@ DELETE FROM layer_whiteouts WHERE layer_id = :layer_id;
 -- insert_layer_file --
 INSERT INTO layer_files (layer_id, path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- delete_layer_catalog --
+DELETE FROM layer_catalog WHERE layer_id = :layer_id;
+
+-- insert_layer_catalog --
+INSERT OR REPLACE INTO layer_catalog (layer_id, path, cataloger, result) VALUES (?, ?, ?, ?);
+
+-- layer_catalog --
+SELECT path, cataloger, result FROM layer_catalog WHERE layer_id = :layer_id;
+
+-- delete_image_packages --
+DELETE FROM packages WHERE image_id = :image_id;
+
+-- insert_package --
+INSERT INTO packages (image_id, type, name, version, arch, epoch, source_name, source_version, license,
+                      maintainer, vendor, installed_size, purl, location, layer_id, files_total,
+                      files_modified, files_missing, metadata)
+VALUES (:image_id, :type, :name, :version, :arch, :epoch, :source_name, :source_version, :license,
+        :maintainer, :vendor, :installed_size, :purl, :location, :layer_id, :files_total,
+        :files_modified, :files_missing, :metadata)
+RETURNING id;
+
+-- insert_package_file --
+INSERT OR REPLACE INTO package_files (package_id, path, digest, algorithm, status) VALUES (?, ?, ?, ?, ?);
+
+-- image_packages --
+SELECT p.*, l.digest AS layer FROM packages p JOIN layers l ON l.id = p.layer_id
+WHERE p.image_id = :image_id ORDER BY p.type, p.name, p.version, p.location;
+
+-- package_problem_files --
+SELECT path, status FROM package_files WHERE package_id = :package_id AND status IN ('modified', 'missing')
+ORDER BY path;
 
 -- insert_layer_whiteout --
 INSERT OR IGNORE INTO layer_whiteouts (layer_id, path, kind) VALUES (?, ?, ?);

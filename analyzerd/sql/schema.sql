@@ -34,6 +34,11 @@ CREATE TABLE images (
     compressed_size     INTEGER,              -- sum of layer blob sizes
     uncompressed_size   INTEGER,              -- sum of layer tar sizes
     file_count          INTEGER,              -- entries in the merged filesystem
+    distro_id           TEXT,                 -- os-release ID (debian, alpine, rhel, ...)
+    distro_version_id   TEXT,
+    distro_codename     TEXT,
+    distro_id_like      TEXT,                 -- space-separated, as in os-release
+    distro_name         TEXT,                 -- PRETTY_NAME
     analysis_status     TEXT    NOT NULL DEFAULT 'not_analyzed'
                         CHECK (analysis_status IN ('not_analyzed', 'analyzing', 'analyzed', 'analysis_failed')),
     analysis_error      TEXT,
@@ -80,6 +85,15 @@ CREATE TABLE layer_files (
     md5      TEXT,
     sha1     TEXT,
     sha256   TEXT,
+    PRIMARY KEY (layer_id, path)
+) WITHOUT ROWID;
+
+-- What the catalogers found in each file of a layer (JSON), reused like layer_files.
+CREATE TABLE layer_catalog (
+    layer_id  INTEGER NOT NULL REFERENCES layers (id) ON DELETE CASCADE,
+    path      TEXT    NOT NULL,
+    cataloger TEXT    NOT NULL,
+    result    TEXT    NOT NULL,
     PRIMARY KEY (layer_id, path)
 ) WITHOUT ROWID;
 
@@ -137,3 +151,46 @@ FROM files f
 JOIN images i ON i.id = f.image_id
 JOIN layers l ON l.id = f.layer_id
 LEFT JOIN layer_files lf ON lf.layer_id = f.layer_id AND lf.path = f.path;
+
+-- An image's packages (every ecosystem), found in the database files it shows.
+CREATE TABLE packages (
+    id               INTEGER PRIMARY KEY,
+    image_id         INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    type             TEXT    NOT NULL,           -- purl type: deb, apk, rpm, pypi, npm, ...
+    name             TEXT    NOT NULL,
+    version          TEXT    NOT NULL,           -- rpm: [epoch:]version-release
+    arch             TEXT,
+    epoch            INTEGER,
+    source_name      TEXT,
+    source_version   TEXT,
+    license          TEXT,
+    maintainer       TEXT,
+    vendor           TEXT,
+    installed_size   INTEGER,                    -- bytes
+    purl             TEXT    NOT NULL,
+    location         TEXT    NOT NULL,           -- the file it was found in
+    layer_id         INTEGER NOT NULL REFERENCES layers (id),  -- the layer that wrote that file
+    files_total      INTEGER NOT NULL DEFAULT 0, -- files the package database lists
+    files_modified   INTEGER NOT NULL DEFAULT 0, -- ... whose content differs from the record
+    files_missing    INTEGER NOT NULL DEFAULT 0, -- ... that the image does not have
+    metadata         TEXT                        -- JSON
+);
+CREATE INDEX packages_by_image ON packages (image_id);
+CREATE INDEX packages_by_name ON packages (name, version);
+
+-- The files each package's database lists, checked against the image's actual files.
+CREATE TABLE package_files (
+    package_id INTEGER NOT NULL REFERENCES packages (id) ON DELETE CASCADE,
+    path       TEXT    NOT NULL,
+    digest     TEXT,                              -- as recorded by the package database
+    algorithm  TEXT,                              -- md5, sha1, sha256, ...
+    status     TEXT    NOT NULL CHECK (status IN ('ok', 'modified', 'missing', 'unchecked')),
+    PRIMARY KEY (package_id, path)
+) WITHOUT ROWID;
+
+-- Packages with the image's digest and the layer digest, one line per package.
+CREATE VIEW image_packages AS
+SELECT p.image_id, i.manifest_digest, p.type, p.name, p.version, p.arch, p.source_name,
+       p.source_version, p.license, p.purl, p.location, l.digest AS layer_digest,
+       p.files_total, p.files_modified, p.files_missing
+FROM packages p JOIN images i ON i.id = p.image_id JOIN layers l ON l.id = p.layer_id;

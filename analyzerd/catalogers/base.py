@@ -1,0 +1,133 @@
+"""The types every cataloger shares. Pure: catalogers parse bytes, they never read files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CatalogEntry", "Cataloger", "Claim", "Distro", "OwnedFile", "Package", "ParseResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedFile:
+    """A file a package database says the package installed, with the digest it recorded."""
+
+    path: str
+    digest: str | None = None  #: lowercase hex
+    algorithm: str | None = None  #: md5, sha1, sha256, sha384, sha512
+
+
+@dataclass(slots=True, kw_only=True)
+class Package:
+    type: str  #: purl type: deb, apk, rpm, pypi, npm, gem, maven, ...
+    name: str
+    version: str
+    arch: str | None = None
+    epoch: int | None = None
+    source_name: str | None = None
+    source_version: str | None = None
+    license: str | None = None
+    maintainer: str | None = None
+    vendor: str | None = None
+    installed_size: int | None = None  #: bytes
+    files: list[OwnedFile] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Ownership stated outside the package record (dpkg's info/<pkg>.list and .md5sums)."""
+
+    package: str  #: package name (dpkg: "name" or "name:arch")
+    files: tuple[OwnedFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Distro:
+    id: str
+    version_id: str | None = None
+    codename: str | None = None
+    id_like: tuple[str, ...] = ()
+    pretty_name: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ParseResult:
+    packages: list[Package] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    distro: Distro | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class CatalogEntry:
+    """What one cataloger found in one file of a layer."""
+
+    path: str
+    cataloger: str
+    result: ParseResult
+
+
+Parser = Callable[[str, bytes], ParseResult]
+
+
+@dataclass(frozen=True, slots=True)
+class Cataloger:
+    """A declared value: the paths it wants (globs over absolute paths; ``**/`` matches any
+    directory prefix) and a pure parser from (path, bytes) to a ParseResult."""
+
+    name: str
+    globs: tuple[str, ...]
+    parse: Parser
+    #: Files larger than this are not read (a warning names them): the parser needs them whole.
+    max_bytes: int = 16 * 1024 * 1024
+
+
+# -- storage form: what a layer's catalog entries look like in the database (JSON) ------------
+
+def result_to_json(result: ParseResult) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if result.packages:
+        out["packages"] = [_package_to_json(p) for p in result.packages]
+    if result.claims:
+        out["claims"] = [{"package": c.package, "files": [_file_to_json(f) for f in c.files]} for c in result.claims]
+    if result.distro is not None:
+        d = result.distro
+        out["distro"] = {"id": d.id, "version_id": d.version_id, "codename": d.codename,
+                         "id_like": list(d.id_like), "pretty_name": d.pretty_name}
+    return out
+
+
+def result_from_json(doc: dict[str, Any]) -> ParseResult:
+    distro = doc.get("distro")
+    return ParseResult(
+        packages=[_package_from_json(p) for p in doc.get("packages", ())],
+        claims=[Claim(c["package"], tuple(_file_from_json(f) for f in c["files"])) for c in doc.get("claims", ())],
+        distro=Distro(distro["id"], distro.get("version_id"), distro.get("codename"), tuple(distro.get("id_like", ())),
+                      distro.get("pretty_name")) if distro else None,
+    )
+
+
+def _file_to_json(f: OwnedFile) -> list[Any]:
+    return [f.path, f.digest, f.algorithm] if f.digest else [f.path]
+
+
+def _file_from_json(item: list[Any]) -> OwnedFile:
+    return OwnedFile(item[0], item[1], item[2]) if len(item) == 3 else OwnedFile(item[0])
+
+
+_PACKAGE_FIELDS = ("type", "name", "version", "arch", "epoch", "source_name", "source_version", "license",
+                   "maintainer", "vendor", "installed_size", "metadata")
+
+
+def _package_to_json(p: Package) -> dict[str, Any]:
+    out = {k: getattr(p, k) for k in _PACKAGE_FIELDS if getattr(p, k) not in (None, {})}
+    if p.files:
+        out["files"] = [_file_to_json(f) for f in p.files]
+    return out
+
+
+def _package_from_json(doc: dict[str, Any]) -> Package:
+    return Package(**{k: doc[k] for k in _PACKAGE_FIELDS if k in doc},
+                   files=[_file_from_json(f) for f in doc.get("files", ())])

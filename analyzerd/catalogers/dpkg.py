@@ -1,0 +1,117 @@
+"""Debian packages: the dpkg database (/var/lib/dpkg/status), distroless images'
+/var/lib/dpkg/status.d/*, opkg's status, and the ownership files in /var/lib/dpkg/info
+(<pkg>[:arch].list: paths; <pkg>[:arch].md5sums: expected MD5 of each file).
+
+Format: deb-control(5) paragraphs; a package is installed when its Status is
+"<want> <flag> installed" (dpkg-query's "ii" when want is install).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from .base import Cataloger, Claim, OwnedFile, Package, ParseResult
+
+__all__ = ["DPKG", "parse_dpkg"]
+
+_SOURCE: Final = re.compile(r"^(?P<name>\S+)(?:\s+\((?P<version>[^)]+)\))?\s*$")
+_MD5: Final = re.compile(r"^([0-9a-fA-F]{32})\s+\*?(.+)$")
+#: A status paragraph field longer than this is not metadata (Description can be long).
+MAX_FIELD: Final = 1024 * 1024
+
+
+def _paragraphs(text: str) -> list[dict[str, str]]:
+    paragraphs: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    key = None
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                paragraphs.append(current)
+            current, key = {}, None
+            continue
+        if line[0] in " \t":
+            if key is not None and len(current[key]) < MAX_FIELD:
+                current[key] += "\n" + line[1:]
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or " " in name:
+            key = None  # not a field: garbage; the paragraph's own checks decide
+            current.setdefault("__invalid__", line[:80])
+            continue
+        key = name
+        current[key] = value.strip()
+    if current:
+        paragraphs.append(current)
+    return paragraphs
+
+
+def _package(fields: dict[str, str]) -> Package:
+    source_name = source_version = None
+    if fields.get("Source"):
+        match = _SOURCE.match(fields["Source"])
+        if match:
+            source_name, source_version = match.group("name"), match.group("version")
+    size = fields.get("Installed-Size", "")
+    return Package(
+        type="deb", name=fields["Package"], version=fields["Version"],
+        arch=fields.get("Architecture") or None,
+        source_name=source_name or fields["Package"],
+        source_version=source_version or fields["Version"],
+        maintainer=fields.get("Maintainer") or None,
+        installed_size=int(size) * 1024 if size.isdigit() else None,  # dpkg counts KiB
+        metadata={k: fields[k] for k in ("Status", "Section", "Priority", "Multi-Arch", "Homepage")
+                  if k in fields},
+    )
+
+
+def _status(path: str, text: str, *, require_status: bool) -> ParseResult:
+    result = ParseResult()
+    for index, fields in enumerate(_paragraphs(text)):
+        name = fields.get("Package")
+        if not name or not fields.get("Version"):
+            result.warnings.append(f"{path}: record {index + 1} has no Package or Version field; skipped")
+            continue
+        status = fields.get("Status")
+        if status is not None:
+            words = status.split()
+            if len(words) != 3 or words[2] != "installed" or words[0] != "install":
+                continue  # removed with config files left ("rc"), half-installed, ...
+        elif require_status:
+            result.warnings.append(f"{path}: package {name} has no Status field; skipped")
+            continue
+        result.packages.append(_package(fields))
+    return result
+
+
+def _owned_name(path: str, suffix: str) -> str:
+    return path.rsplit("/", 1)[1][: -len(suffix)]
+
+
+def parse_dpkg(path: str, data: bytes) -> ParseResult:
+    text = str(data, "utf-8", "replace")
+    if "\x00" in text[:8192]:
+        return ParseResult(warnings=[f"{path}: binary data, not a dpkg database; skipped"])
+    if path.endswith(".md5sums"):
+        files = []
+        for line in text.splitlines():
+            match = _MD5.match(line.strip())
+            if match:
+                files.append(OwnedFile("/" + match.group(2).lstrip("/"), match.group(1).lower(), "md5"))
+        return ParseResult(claims=[Claim(_owned_name(path, ".md5sums"), tuple(files))])
+    if path.endswith(".list"):
+        files = [OwnedFile(line.strip()) for line in text.splitlines()
+                 if line.startswith("/") and line.strip() not in ("/", "/.")]
+        return ParseResult(claims=[Claim(_owned_name(path, ".list"), tuple(files))])
+    # status.d entries of distroless images carry no Status field: their presence installs them
+    return _status(path, text, require_status=path.endswith("/status") and "/status.d/" not in path)
+
+
+DPKG = Cataloger(
+    name="dpkg-db",
+    globs=("/var/lib/dpkg/status", "/var/lib/dpkg/status.d/*", "/usr/lib/opkg/status",
+           "/var/lib/dpkg/info/*.list", "/var/lib/dpkg/info/*.md5sums"),
+    parse=parse_dpkg,
+    max_bytes=64 * 1024 * 1024,
+)

@@ -1,0 +1,48 @@
+"""Package URLs (https://github.com/package-url/purl-spec), written as Syft writes them."""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import quote
+
+from .base import Distro, Package
+
+__all__ = ["purl"]
+
+# os-release IDs whose purl namespace differs from the ID
+_NAMESPACES: Final = {"rhel": "redhat", "sles": "suse", "opensuse-leap": "opensuse", "ol": "oracle"}
+
+
+def _encode(value: str) -> str:
+    return quote(value, safe="")
+
+
+def purl(package: Package, distro: Distro | None) -> str:
+    qualifiers: list[tuple[str, str]] = []
+    namespace = ""
+    if package.type in ("deb", "apk", "rpm"):
+        namespace = _NAMESPACES.get(distro.id, distro.id) if distro else {"deb": "debian", "apk": "alpine"}.get(
+            package.type, "")
+        if package.arch:
+            qualifiers.append(("arch", package.arch))
+        if package.type == "rpm" and package.epoch is not None:
+            qualifiers.append(("epoch", str(package.epoch)))
+        if package.source_name and package.source_name != package.name:
+            upstream = package.source_name
+            if package.source_version and package.source_version != package.version:
+                upstream += "@" + package.source_version
+            qualifiers.append(("upstream", upstream))
+        if distro is not None:
+            qualifiers.append(("distro", f"{distro.id}-{distro.version_id}" if distro.version_id else distro.id))
+    name = package.name
+    if "/" in name and package.type in ("npm", "golang", "composer"):
+        namespace, _, name = name.rpartition("/")
+    text = f"pkg:{package.type}/"
+    if namespace:
+        text += "/".join(_encode(part) for part in namespace.split("/")) + "/"
+    text += _encode(name)
+    if package.version:
+        text += "@" + _encode(package.version)
+    if qualifiers:
+        text += "?" + "&".join(f"{k}={_encode(v)}" for k, v in qualifiers)
+    return text

@@ -1,0 +1,14 @@
+"""CATALOGERS: every cataloger, once. Adding an ecosystem is adding its module and a line here."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .apk import APK
+from .base import Cataloger
+from .distro import DISTRO
+from .dpkg import DPKG
+
+__all__ = ["CATALOGERS"]
+
+CATALOGERS: Final[tuple[Cataloger, ...]] = (DISTRO, DPKG, APK)
