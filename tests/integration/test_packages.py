@@ -1,0 +1,98 @@
+"""OS packages end to end on the real registry: what the image shows, whiteouts included,
+and each package's files checked against the image's real content."""
+
+import base64
+import hashlib
+import json
+
+from analyzerd.testing import Member, build_image, make_layer, push_image
+
+OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
+STATUS = b"""Package: pkg-a
+Status: install ok installed
+Architecture: amd64
+Version: 1.0-1+deb12u1
+Source: a-src (1.0-1)
+Installed-Size: 10
+
+Package: pkg-b
+Status: install ok installed
+Architecture: amd64
+Version: 2.0
+"""
+A, A2, B = b"original a\n", b"a2\n", b"library b\n"
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def base_layer():
+    return make_layer([
+        Member("etc/", kind="dir"), Member("etc/os-release", OS_RELEASE),
+        Member("usr/", kind="dir"), Member("usr/bin/", kind="dir"), Member("usr/lib/", kind="dir"),
+        Member("bin", kind="symlink", link="usr/bin"),  # merged /usr: packages still list /bin/...
+        Member("usr/bin/a", A, mode=0o755), Member("usr/bin/a2", A2, mode=0o755), Member("usr/lib/b.so", B),
+        Member("var/lib/dpkg/status", STATUS),
+        Member("var/lib/dpkg/info/pkg-a.list", b"/.\n/usr\n/usr/bin\n/usr/bin/a\n/bin/a2\n"),
+        Member("var/lib/dpkg/info/pkg-a.md5sums", f"{md5(A)}  usr/bin/a\n{md5(A2)}  bin/a2\n".encode()),
+        Member("var/lib/dpkg/info/pkg-b:amd64.md5sums", f"{md5(B)}  usr/lib/b.so\n".encode()),
+    ], "gnu")
+
+
+def packages_of(cli, ref):
+    return json.loads(cli("analyze", ref, "--packages", "--json").stdout)
+
+
+def test_dpkg_packages_with_modified_and_missing_files(registry, cli):
+    patched = make_layer([Member("usr/bin/a", b"patched by an attacker\n", mode=0o755), Member("usr/lib/.wh.b.so")])
+    image = build_image([base_layer(), patched])
+    push_image(registry.url, "pkgs/deb", "1", image)
+    document = packages_of(cli, f"{registry.host}/pkgs/deb:1")
+    assert document["image"]["distro"]["id"] == "debian" and document["image"]["distro"]["version_id"] == "12"
+    by_name = {p["name"]: p for p in document["packages"]}
+    assert set(by_name) == {"pkg-a", "pkg-b"}
+    a, b = by_name["pkg-a"], by_name["pkg-b"]
+    assert a["purl"] == "pkg:deb/debian/pkg-a@1.0-1%2Bdeb12u1?arch=amd64&upstream=a-src%401.0-1&distro=debian-12"
+    assert a["location"] == "/var/lib/dpkg/status" and a["layer"] == image.layers[0].digest
+    assert a["files"]["modified"] == ["/usr/bin/a"]  # /bin/a2 resolves through the /bin symlink and is fine
+    assert a["files"]["missing"] == []
+    assert b["files"]["missing"] == ["/usr/lib/b.so"]  # arch-qualified .md5sums name
+    assert a["source"] == {"name": "a-src", "version": "1.0-1"}
+
+
+def test_packages_whose_database_was_deleted_do_not_appear(registry, cli):
+    image = build_image([base_layer(), make_layer([Member("var/lib/dpkg/.wh.status")])])
+    push_image(registry.url, "pkgs/deleted", "1", image)
+    document = packages_of(cli, f"{registry.host}/pkgs/deleted:1")
+    assert document["packages"] == []
+    replaced = STATUS.replace(b"Version: 2.0", b"Version: 2.1")
+    image = build_image([base_layer(), make_layer([Member("var/lib/dpkg/status", replaced)])])
+    push_image(registry.url, "pkgs/upgraded", "1", image)
+    document = packages_of(cli, f"{registry.host}/pkgs/upgraded:1")
+    assert {p["name"]: p["version"] for p in document["packages"]}["pkg-b"] == "2.1"
+    assert {p["location"] for p in document["packages"]} == {"/var/lib/dpkg/status"}
+    assert {p["layer"] for p in document["packages"]} == {image.layers[1].digest}
+
+
+def test_apk_packages_and_a_garbage_database_next_to_them(registry, cli):
+    musl = b"\x7fELF musl\n"
+    q1 = "Q1" + base64.b64encode(hashlib.sha1(musl).digest()).decode()
+    installed = (f"P:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\no:musl\nF:lib\nR:ld-musl-x86_64.so.1\nZ:{q1}\n\n"
+                 "P:broken\nA:x86_64\n\n").encode()
+    layer = make_layer([
+        Member("etc/alpine-release", b"3.18.4\n"), Member("lib/ld-musl-x86_64.so.1", musl),
+        Member("lib/apk/db/installed", installed),
+        Member("var/lib/dpkg/status", b"\x00\xff\xfe garbage" * 50),  # hostile: must not stop anything
+    ])
+    image = build_image([layer])
+    push_image(registry.url, "pkgs/apk", "1", image)
+    document = packages_of(cli, f"{registry.host}/pkgs/apk:1")
+    (musl_pkg,) = document["packages"]
+    assert musl_pkg["purl"] == "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.18.4"
+    assert musl_pkg["files"] == {"total": 1, "modified": [], "missing": []}
+    warnings = document["image"]["warnings"]
+    assert any("/lib/apk/db/installed" in w and "skipped" in w for w in warnings)
+    assert any("/var/lib/dpkg/status" in w and "binary" in w for w in warnings)
+    table = cli("show", f"{registry.host}/pkgs/apk:1", "--packages").stdout
+    assert "musl" in table and "distro     alpine" in table
