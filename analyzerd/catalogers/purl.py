@@ -27,22 +27,26 @@ def purl(package: Package, distro: Distro | None) -> str:
             qualifiers.append(("arch", package.arch))
         if package.type == "rpm" and package.epoch is not None:
             qualifiers.append(("epoch", str(package.epoch)))
-        if package.source_name and package.source_name != package.name:
+        if package.type == "rpm" and package.metadata.get("source_rpm"):
+            qualifiers.append(("upstream", package.metadata["source_rpm"]))
+        elif package.source_name and package.source_name != package.name:
             upstream = package.source_name
             if package.source_version and package.source_version != package.version:
                 upstream += "@" + package.source_version
             qualifiers.append(("upstream", upstream))
         if distro is not None:
             qualifiers.append(("distro", f"{distro.id}-{distro.version_id}" if distro.version_id else distro.id))
-    name = package.name
+    name, version = package.name, package.version
+    if package.type == "rpm" and package.epoch is not None:
+        version = version.partition(":")[2] or version  # the epoch is a qualifier
     if "/" in name and package.type in ("npm", "golang", "composer"):
         namespace, _, name = name.rpartition("/")
     text = f"pkg:{package.type}/"
     if namespace:
         text += "/".join(_encode(part) for part in namespace.split("/")) + "/"
     text += _encode(name)
-    if package.version:
-        text += "@" + _encode(package.version)
+    if version:
+        text += "@" + _encode(version)
     if qualifiers:
         text += "?" + "&".join(f"{k}={_encode(v)}" for k, v in qualifiers)
     return text

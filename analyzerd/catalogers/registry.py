@@ -8,7 +8,8 @@ from .apk import APK
 from .base import Cataloger
 from .distro import DISTRO
 from .dpkg import DPKG
+from .rpm import RPM
 
 __all__ = ["CATALOGERS"]
 
-CATALOGERS: Final[tuple[Cataloger, ...]] = (DISTRO, DPKG, APK)
+CATALOGERS: Final[tuple[Cataloger, ...]] = (DISTRO, DPKG, APK, RPM)

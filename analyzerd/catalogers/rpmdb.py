@@ -37,7 +37,7 @@ import sqlite3
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 __all__ = [
     "RpmFile",
@@ -48,6 +48,8 @@ __all__ = [
     "parse_rpmdb",
 ]
 
+
+_T = TypeVar("_T")
 
 # -- limits ----------------------------------------------------------------------------------
 
@@ -66,10 +68,10 @@ NDB_MAX_SLOT_PAGES: Final = 2048
 #: At most this many warnings are kept; the rest are counted in one closing line, so a
 #: hostile file cannot turn into a huge warning list.
 MAX_WARNINGS: Final = 1000
-#: SQLite virtual-machine steps allowed for the one SELECT (checked every
-#: _SQLITE_PROGRESS_EVERY steps): reading 100k rows takes a few million; a crafted schema
-#: (a recursive view named Packages) is stopped instead of running forever.
-SQLITE_MAX_VM_STEPS: Final = 200_000_000
+#: SQLite virtual-machine steps allowed for our statements (checked every
+#: _SQLITE_PROGRESS_EVERY steps): a row costs ~7 steps, so 100k packages take under a million;
+#: anything crafted to run far longer (say, a huge table of tiny rows) is interrupted.
+SQLITE_MAX_VM_STEPS: Final = 50_000_000
 _SQLITE_PROGRESS_EVERY: Final = 100_000
 
 
@@ -250,7 +252,8 @@ class _Header:
                              f"the end of the {self.dl}-byte data area")
         return list(struct.unpack_from(f">{count}{code}", self.blob, self.base + offset))
 
-    def int(self, tag: int) -> int | None:
+    def number(self, tag: int) -> int | None:
+        """The first value of an integer tag (EPOCH, SIZE, ...)."""
         values = self.ints(tag)
         if values is None:
             return None
@@ -279,20 +282,20 @@ def _files(h: _Header) -> tuple[RpmFile, ...]:
     if not paths:
         return ()
     n = len(paths)
+    modes = _per_file(TAG_FILEMODES, h.ints(TAG_FILEMODES), 0, n)
+    size_tag = TAG_LONGFILESIZES if TAG_LONGFILESIZES in h.entries else TAG_FILESIZES
+    sizes = _per_file(size_tag, h.ints(size_tag), 0, n)
+    digests = _per_file(TAG_FILEDIGESTS, h.strings(TAG_FILEDIGESTS), "", n)
+    return tuple(RpmFile(p, d, m, s) for p, d, m, s in zip(paths, digests, modes, sizes))
 
-    def per_file(tag: int, values: list[object] | None, default: object) -> list[object]:
-        if values is None:
-            return [default] * n
-        if len(values) != n:
-            raise RpmdbError(f"{_tag_name(tag)}: {len(values)} entries for {n} files")
-        return values
 
-    modes = per_file(TAG_FILEMODES, h.ints(TAG_FILEMODES), 0)
-    long_sizes = h.ints(TAG_LONGFILESIZES)
-    size_tag = TAG_LONGFILESIZES if long_sizes is not None else TAG_FILESIZES
-    sizes = per_file(size_tag, long_sizes if long_sizes is not None else h.ints(TAG_FILESIZES), 0)
-    digests = per_file(TAG_FILEDIGESTS, h.strings(TAG_FILEDIGESTS), "")
-    return tuple(RpmFile(p, d, m, s) for p, d, m, s in zip(paths, digests, modes, sizes))  # type: ignore[arg-type]
+def _per_file(tag: int, values: list[_T] | None, default: _T, n: int) -> list[_T]:
+    """A per-file array must have one value per file; an absent one means all defaults."""
+    if values is None:
+        return [default] * n
+    if len(values) != n:
+        raise RpmdbError(f"{_tag_name(tag)}: {len(values)} entries for {n} files")
+    return values
 
 
 def parse_header_blob(blob: bytes | bytearray | memoryview) -> RpmPackage:
@@ -306,13 +309,13 @@ def parse_header_blob(blob: bytes | bytearray | memoryview) -> RpmPackage:
     name = h.string(TAG_NAME)
     if not name:
         raise RpmdbError(f"header has no {_tag_name(TAG_NAME)}")
-    long_size = h.int(TAG_LONGSIZE)
-    size = long_size if long_size is not None else h.int(TAG_SIZE)
-    algo = h.int(TAG_FILEDIGESTALGO)
+    long_size = h.number(TAG_LONGSIZE)
+    size = long_size if long_size is not None else h.number(TAG_SIZE)
+    algo = h.number(TAG_FILEDIGESTALGO)
     algo = _DEFAULT_DIGEST_ALGORITHM if algo is None else algo
     return RpmPackage(
         name=name,
-        epoch=h.int(TAG_EPOCH),
+        epoch=h.number(TAG_EPOCH),
         version=h.string(TAG_VERSION) or "",
         release=h.string(TAG_RELEASE) or "",
         arch=h.string(TAG_ARCH) or "",
@@ -333,7 +336,7 @@ _BDB_HASH_MAGIC: Final = 0x00061561
 _BDB_BTREE_MAGIC: Final = 0x00053162
 
 #: A record: (label naming it for warnings, its header blob or why it could not be read).
-_Record = tuple[str, "bytes | RpmdbError"]
+_Record = tuple[str, bytes | RpmdbError]
 
 
 def detect_format(data: bytes | bytearray | memoryview) -> str:
@@ -436,17 +439,18 @@ class _Bdb:
             pgno = nxt
         return b"".join(chunks)
 
-    def _item(self, start: int, offset: int, length: int) -> tuple[int, bytes | None, tuple[int, int] | None]:
-        """(type, on-page bytes, (pgno, total) of an off-page item) of one hash page item."""
-        mv, order = self.mv, self.order
+    def _item(self, start: int, offset: int, length: int) -> bytes | tuple[int, int]:
+        """One hash page item: its bytes when on the page, (first page, total length) when
+        in an overflow chain."""
+        mv = self.mv
         type_ = mv[start + offset]
         if type_ == _H_KEYDATA:
-            return type_, bytes(mv[start + offset + 1:start + offset + length]), None
+            return bytes(mv[start + offset + 1:start + offset + length])
         if type_ == _H_OFFPAGE:
             if length != _H_OFFPAGE_SIZE:
                 raise RpmdbError(f"off-page item of {length} bytes, not {_H_OFFPAGE_SIZE}")
-            pgno, total = struct.unpack_from(order + "II", mv, start + offset + 4)
-            return type_, None, (pgno, total)
+            pgno, total = struct.unpack_from(self.order + "II", mv, start + offset + 4)
+            return pgno, total
         raise RpmdbError(f"item type {type_} (only on-page 1 and off-page 3 hold rpm headers)")
 
     def records(self) -> Iterator[_Record]:
@@ -476,11 +480,10 @@ class _Bdb:
                         if not first_item <= val_off < key_off < key_end <= page_size:
                             raise RpmdbError(f"item offsets {val_off}/{key_off}/{key_end} out of order "
                                              f"or outside {first_item}..{page_size}")
-                        key_type, key, _ = self._item(start, key_off, key_end - key_off)
-                        if key_type == _H_KEYDATA and key == b"\0\0\0\0":
+                        if self._item(start, key_off, key_end - key_off) == b"\0\0\0\0":
                             continue  # record 0: rpm's "next header instance" counter, not a package
-                        _type, value, offpage = self._item(start, val_off, key_off - val_off)
-                        yield label, (value if offpage is None else self._overflow(*offpage))  # type: ignore[misc]
+                        value = self._item(start, val_off, key_off - val_off)
+                        yield label, value if isinstance(value, bytes) else self._overflow(*value)
                     except RpmdbError as exc:
                         yield label, RpmdbError(f"{label}: {exc}")
                 pgno = nxt
@@ -563,9 +566,10 @@ def _sqlite_records(data: memoryview) -> Iterator[_Record]:
     journal) in our copy. Only the main file is read: a -wal file next to it is not ours to
     see, just as go-rpmdb and syft read only the main file.
     """
-    buf = bytes(data)
-    if len(buf) >= 20 and buf[18] == _SQLITE_WAL_VERSION and buf[19] == _SQLITE_WAL_VERSION:
-        buf = buf[:18] + b"\x01\x01" + buf[20:]
+    buf: memoryview | bytearray = data
+    if len(data) >= 20 and data[18] == _SQLITE_WAL_VERSION and data[19] == _SQLITE_WAL_VERSION:
+        buf = bytearray(data)
+        buf[18:20] = b"\x01\x01"
     conn = sqlite3.connect(":memory:")
     steps = 0
 

@@ -96,3 +96,56 @@ def test_apk_packages_and_a_garbage_database_next_to_them(registry, cli):
     assert any("/var/lib/dpkg/status" in w and "binary" in w for w in warnings)
     table = cli("show", f"{registry.host}/pkgs/apk:1", "--packages").stdout
     assert "musl" in table and "distro     alpine" in table
+
+
+def test_rpm_database_in_an_image_spooled_and_checked(registry, cli, tmp_path):
+    import os
+    fixtures = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "rpmdb")
+    if not os.path.isdir(fixtures):
+        import pytest
+        pytest.skip("../shared/fixtures is not here")
+    with open(os.path.join(fixtures, "bdb-libuuid", "Packages"), "rb") as f:
+        packages_db = f.read()
+    layer = make_layer([
+        Member("etc/os-release", b'ID="rhel"\nVERSION_ID="8.8"\n'),
+        Member("var/lib/rpm/Packages", packages_db),
+        Member("usr/lib64/libuuid.so.1.3.0", b"not the library rpm installed"),
+    ])
+    image = build_image([layer])
+    push_image(registry.url, "pkgs/rpm", "1", image)
+    document = packages_of(cli, f"{registry.host}/pkgs/rpm:1")
+    (libuuid,) = document["packages"]
+    assert libuuid["purl"] == ("pkg:rpm/redhat/libuuid@2.32.1-42.el8_8?arch=x86_64"
+                               "&upstream=util-linux-2.32.1-42.el8_8.src.rpm&distro=rhel-8.8")
+    assert libuuid["files"]["modified"] == ["/usr/lib64/libuuid.so.1.3.0"]
+    assert "/usr/share/licenses/libuuid/COPYING" in libuuid["files"]["missing"]
+
+
+def test_large_catalog_files_are_spooled_not_held(tmp_path):
+    """A database above the in-memory limit goes to a temporary file in tmp_dir, is parsed
+    through a memory map, and the file is gone afterwards."""
+    import os
+    from analyzerd.analysis.dispatch import Dispatch
+    from analyzerd.analysis.layer import LayerAnalyzer, LayerLimits
+    from analyzerd.analyze import FileSpool
+    from analyzerd.catalogers.registry import CATALOGERS
+
+    fixtures = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "rpmdb")
+    with open(os.path.join(fixtures, "sqlite-cbl-mariner-2.0", "rpmdb.sqlite"), "rb") as f:
+        db = f.read()
+    tar = make_layer([Member("var/lib/rpm/rpmdb.sqlite", db)])
+    spools = []
+
+    def spool():
+        spools.append(FileSpool(str(tmp_path)))
+        return spools[-1]
+
+    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar).hexdigest(), size=len(tar), media_type="x",
+                             limits=LayerLimits(max_memory_capture=64 * 1024), dispatch=Dispatch(CATALOGERS),
+                             spool=spool)
+    for i in range(0, len(tar), 1 << 16):
+        analyzer.feed(tar[i:i + (1 << 16)])
+    result = analyzer.finish()
+    (entry,) = result.catalog
+    assert len(entry.result.packages) == 129 and len(spools) == 1
+    assert os.listdir(tmp_path) == []  # the spool is unnamed and closed

@@ -1,0 +1,661 @@
+"""The pure-Python rpmdb reader against real databases and what `rpm -qa` (or go-rpmdb's test
+suite, for NDB) says is in them; then against damaged copies of them, which must give an
+RpmdbError (or the good packages plus a warning naming the bad one), never anything else.
+
+Fixtures: /work/shared/fixtures/rpmdb (see its README for origin and licenses), read in place.
+"""
+
+import ast
+import json
+import os
+import random
+import sqlite3
+import struct
+import time
+
+import pytest
+
+from analyzerd.catalogers import rpmdb
+from analyzerd.catalogers.rpmdb import (
+    RpmdbError,
+    RpmFile,
+    RpmPackage,
+    detect_format,
+    parse_header_blob,
+    parse_rpmdb,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "rpmdb")
+
+CASES = [
+    ("bdb-small", "Packages", "bdb"),
+    ("bdb-libuuid", "Packages", "bdb"),
+    ("ndb-sle15-bci", "Packages.db", "ndb"),
+    ("sqlite-cbl-mariner-2.0", "rpmdb.sqlite", "sqlite"),
+]
+
+#: A malformed input must be rejected (or read) quickly: no loop may run away.
+QUICK = 2.0
+
+
+def fixture(folder: str, name: str) -> bytes:
+    path = os.path.join(FIXTURES, folder, name)
+    if not os.path.isfile(path):
+        pytest.skip(f"rpmdb fixture {folder}/{name} not present (expected under {os.path.normpath(FIXTURES)})")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def expected(folder: str) -> list[dict]:
+    with open(os.path.join(FIXTURES, folder, "expected.json"), encoding="utf-8") as f:
+        return json.load(f)["packages"]
+
+
+def as_expected(p: RpmPackage, with_files: bool) -> dict:
+    """A package in expected.json's terms: epoch 0 when absent, octal mode strings."""
+    out = {"name": p.name, "epoch": p.epoch or 0, "version": p.version, "release": p.release, "arch": p.arch,
+           "sourceRpm": p.source_rpm, "size": p.size, "license": p.license, "vendor": p.vendor}
+    if with_files:
+        out["files"] = [{"path": f.path, "digest": f.digest, "mode": format(f.mode, "o")} for f in p.files]
+    return out
+
+
+def nevra(p: dict) -> tuple:
+    return p["name"], p["epoch"], p["version"], p["release"], p["arch"]
+
+
+def rejected(data, match: str | None = None) -> RpmdbError:
+    """parse_rpmdb raises RpmdbError (and nothing else), quickly."""
+    start = time.perf_counter()
+    with pytest.raises(RpmdbError, match=match) as info:
+        parse_rpmdb(data)
+    assert time.perf_counter() - start < QUICK
+    return info.value
+
+
+def sqlite_blobs() -> list[bytes]:
+    """Header blobs straight out of the sqlite fixture, read with sqlite3 itself."""
+    data = bytearray(fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
+    data[18] = data[19] = 1  # WAL -> rollback journal, or an in-memory copy cannot open it
+    conn = sqlite3.connect(":memory:")
+    conn.deserialize(bytes(data))
+    try:
+        return [row[0] for row in conn.execute("SELECT blob FROM Packages ORDER BY hnum")]
+    finally:
+        conn.close()
+
+
+# -- builders for inputs the fixtures do not have --------------------------------------------
+
+STRING, BIN, INT16, INT32, INT64, STRING_ARRAY, I18NSTRING = 6, 7, 3, 4, 5, 8, 9
+
+
+def header_blob(entries: list[tuple[int, int, object]]) -> bytes:
+    """An rpm header blob (il, dl, index, data) from (tag, type, value), aligned like rpm's."""
+    index, data = [], bytearray()
+    for tag, type_, value in entries:
+        data += b"\0" * (-len(data) % {INT16: 2, INT32: 4, INT64: 8}.get(type_, 1))
+        offset = len(data)
+        if type_ == STRING:
+            payload, count = value.encode() + b"\0", 1
+        elif type_ in (STRING_ARRAY, I18NSTRING):
+            payload, count = b"".join(v.encode() + b"\0" for v in value), len(value)
+        elif type_ == BIN:
+            payload, count = value, len(value)
+        else:
+            code = {INT16: "H", INT32: "I", INT64: "Q"}[type_]
+            payload, count = struct.pack(f">{len(value)}{code}", *value), len(value)
+        data += payload
+        index.append(struct.pack(">IIiI", tag, type_, offset, count))
+    return struct.pack(">II", len(index), len(data)) + b"".join(index) + bytes(data)
+
+
+def simple_header(name: str, **extra) -> bytes:
+    entries = [(1000, STRING, name), (1001, STRING, "1.0"), (1002, STRING, "1"), (1022, STRING, "x86_64")]
+    entries += extra.get("more", [])
+    return header_blob(entries)
+
+
+def bdb_file(values: list[bytes], *, order: str = "<", page_size: int = 4096) -> bytes:
+    """A one-bucket Berkeley DB hash file as rpm writes Packages: record 0 (the instance
+    counter), then one (instance, header) pair per hash page, chained through next_pgno;
+    values over a quarter page go to overflow pages, smaller ones stay on the page."""
+    hash_pages = len(values) + 1
+    pages: dict[int, bytes] = {}
+    next_free = hash_pages + 1
+
+    def page(pgno, nxt, entries, hf, type_, body: bytes = b"") -> bytes:
+        head = bytes(8) + struct.pack(order + "IIIHHBB", pgno, 0, nxt, entries, hf, 0, type_)
+        return (head + body).ljust(page_size, b"\0")
+
+    pairs = [(struct.pack(order + "I", 0), struct.pack(order + "I", len(values) + 1))]
+    pairs += [(struct.pack(order + "I", i + 1), v) for i, v in enumerate(values)]
+    for n, (key, value) in enumerate(pairs):
+        pgno = n + 1
+        if len(value) > page_size // 4:
+            chunk = page_size - 26
+            pieces = [value[i:i + chunk] for i in range(0, len(value), chunk)]
+            first = next_free
+            for j, piece in enumerate(pieces):
+                nxt = next_free + 1 if j + 1 < len(pieces) else 0
+                pages[next_free] = page(next_free, nxt, 1, len(piece), 7, piece)
+                next_free += 1
+            item = b"\x03\0\0\0" + struct.pack(order + "II", first, len(value))
+        else:
+            item = b"\x01" + value
+        key_item = b"\x01" + key
+        key_off = page_size - len(key_item)
+        val_off = key_off - len(item)
+        raw = bytearray(page(pgno, pgno + 1 if pgno < hash_pages else 0, 2, val_off, 13,
+                             struct.pack(order + "HH", key_off, val_off)))
+        raw[val_off:key_off] = item
+        raw[key_off:] = key_item
+        pages[pgno] = bytes(raw)
+    last = next_free - 1
+    meta = bytearray(page_size)
+    struct.pack_into(order + "IIII", meta, 8, 0, 0x061561, 9, page_size)
+    meta[25] = 8  # P_HASHMETA
+    struct.pack_into(order + "I", meta, 32, last)
+    struct.pack_into(order + "III", meta, 72, 0, 0, 0)  # max_bucket, high_mask, low_mask
+    struct.pack_into(order + "I", meta, 96, 1)  # spares[0]: bucket 0 is page 1
+    return bytes(meta) + b"".join(pages[n] for n in range(1, last + 1))
+
+
+def bdb_offpage_item(data: bytes) -> tuple[int, int]:
+    """(page size, file offset of the first H_OFFPAGE data item) in a little-endian BDB file."""
+    page_size, last = struct.unpack_from("<I", data, 20)[0], struct.unpack_from("<I", data, 32)[0]
+    for pgno in range(1, last + 1):
+        start = pgno * page_size
+        if data[start + 25] != 13:
+            continue
+        entries = struct.unpack_from("<H", data, start + 20)[0]
+        for k in range(1, entries, 2):
+            off = struct.unpack_from("<H", data, start + 26 + 2 * k)[0]
+            if data[start + off] == 3:
+                return page_size, start + off
+    raise AssertionError("no off-page item")
+
+
+def ndb_slots(data: bytes) -> list[tuple[int, int, int]]:
+    """(pkgidx, blkoff, blkcnt) of the used NDB slots, in slot order."""
+    slot_pages = struct.unpack_from("<I", data, 12)[0]
+    out = []
+    for slot in range(2, slot_pages * 256):
+        magic, pkgidx, blkoff, blkcnt = struct.unpack_from("<4sIII", data, slot * 16)
+        assert magic == b"Slot"
+        if blkoff:
+            out.append((pkgidx, blkoff, blkcnt))
+    return out
+
+
+# -- golden ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("folder,name,kind", CASES, ids=[c[0] for c in CASES])
+def test_golden(folder, name, kind):
+    data = fixture(folder, name)
+    want = expected(folder)
+    packages, warnings = parse_rpmdb(data)
+    assert warnings == []
+    with_files = all("files" in p for p in want)
+    got = [as_expected(p, with_files) for p in packages]
+    # the same set of packages, nothing more (package order is the container's, not meaningful)
+    assert sorted(map(nevra, got)) == sorted(map(nevra, want))
+    by_nevra = {nevra(p): p for p in got}
+    assert len(by_nevra) == len(got)
+    for w in want:
+        g = by_nevra[nevra(w)]
+        for field in w:
+            if field == "files":
+                continue
+            assert g[field] == w[field], (w["name"], field)
+        if with_files:
+            # files in header order, which is rpm's (rpm -ql) order: digests and modes are
+            # parallel arrays, so order matters
+            assert g["files"] == w["files"], w["name"]
+
+
+def test_golden_sqlite_totals():
+    packages, _ = parse_rpmdb(fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
+    assert len(packages) == 129
+    assert sum(len(p.files) for p in packages) == 7269
+    assert {p.digest_algorithm for p in packages} == {"sha256"}
+    # epoch: present for three packages, absent (None, shown as 0 by rpm -qa) for the rest
+    assert sorted(p.name for p in packages if p.epoch is not None) == [
+        "ca-certificates-base", "ca-certificates-shared", "ca-certificates-tools"]
+    curl = next(p for p in packages if p.name == "curl")
+    f = next(f for f in curl.files if f.path == "/usr/bin/curl")
+    assert f.mode == 0o100755 and f.size > 0 and len(f.digest) == 64
+
+
+def test_ndb_files_are_consistent():
+    """expected.json has no files for NDB (go-rpmdb's expectations): check their shape."""
+    packages, _ = parse_rpmdb(fixture("ndb-sle15-bci", "Packages.db"))
+    glibc = next(p for p in packages if p.name == "glibc")
+    assert any(f.path == "/lib64/libc.so.6" for f in glibc.files)
+    for p in packages:
+        assert p.digest_algorithm == "sha256"
+        for f in p.files:
+            assert f.path.startswith("/")
+            assert len(f.digest) in (0, 64)
+            assert f.mode & 0o170000 in (0o100000, 0o040000, 0o120000) or f.mode == 0
+
+
+@pytest.mark.parametrize("folder,name,kind", CASES, ids=[c[0] for c in CASES])
+def test_detect_format(folder, name, kind):
+    data = fixture(folder, name)
+    assert detect_format(data) == kind
+    assert detect_format(memoryview(data)) == kind
+
+
+def test_buffer_types():
+    data = fixture("bdb-libuuid", "Packages")
+    want = parse_rpmdb(data)
+    assert parse_rpmdb(bytearray(data)) == want
+    assert parse_rpmdb(memoryview(data)) == want
+
+
+def test_bdb_big_endian():
+    """Both byte orders exist (rpm's bdb_ro handles "swapped" files): the same blob in a
+    big-endian file reads the same."""
+    real, _ = parse_rpmdb(fixture("bdb-libuuid", "Packages"))
+    blob = next(b for b in sqlite_blobs() if parse_header_blob(b).name == "curl")
+    for order in "<>":
+        data = bdb_file([blob, simple_header("tiny")], order=order)
+        assert detect_format(data) == "bdb"
+        packages, warnings = parse_rpmdb(data)
+        assert warnings == []
+        assert [p.name for p in packages] == ["curl", "tiny"]  # overflow chain, then on-page value
+    assert real[0].name == "libuuid"
+
+
+def test_bdb_page_sizes():
+    blob = sqlite_blobs()[0]
+    for size in (512, 1024, 65536):
+        packages, _ = parse_rpmdb(bdb_file([blob, blob], page_size=size))
+        assert [p.name for p in packages] == ["mariner-release"] * 2
+
+
+# -- header fields ---------------------------------------------------------------------------
+
+def test_header_fields_and_defaults():
+    p = parse_header_blob(simple_header("x", more=[(1003, INT32, [3]), (1009, INT32, [10]),
+                                                   (5009, INT64, [1 << 40])]))
+    assert (p.name, p.epoch, p.version, p.release, p.arch) == ("x", 3, "1.0", "1", "x86_64")
+    assert p.size == 1 << 40  # LONGSIZE wins over SIZE
+    assert p.digest_algorithm == "md5"  # no FILEDIGESTALGO: rpm's default
+    assert (p.source_rpm, p.license, p.vendor, p.files) == ("", "", "", ())
+    assert parse_header_blob(simple_header("y")).epoch is None
+
+
+def test_header_i18n_and_region_and_dribble():
+    """I18NSTRING reads its first (C locale) value; a region tag first is skipped over; a
+    tag repeated after the region (a "dribble") replaces the region's copy, as in rpm."""
+    region = struct.pack(">IIiI", 63, BIN, -16 * 4, 16)
+    blob = header_blob([(63, BIN, region), (1000, STRING, "n"), (1014, I18NSTRING, ["MIT", "MIT-de"]),
+                        (1011, STRING, "old"), (1011, STRING, "new")])
+    p = parse_header_blob(blob)
+    assert (p.name, p.license, p.vendor) == ("n", "MIT", "new")
+
+
+def test_old_filenames_and_long_sizes():
+    blob = simple_header("old", more=[
+        (1027, STRING_ARRAY, ["/etc/a", "/usr/bin/b"]),
+        (1030, INT16, [0o100644, 0o100755]),
+        (1035, STRING_ARRAY, ["d41d8cd98f00b204e9800998ecf8427e", ""]),
+        (1028, INT32, [1, 2]),
+        (5008, INT64, [1 << 33, 5]),
+        (5011, INT32, [2]),
+    ])
+    p = parse_header_blob(blob)
+    assert p.files == (RpmFile("/etc/a", "d41d8cd98f00b204e9800998ecf8427e", 0o100644, 1 << 33),
+                       RpmFile("/usr/bin/b", "", 0o100755, 5))
+    assert p.digest_algorithm == "sha1"
+
+
+def test_file_modes_are_unsigned():
+    blob = simple_header("m", more=[(1117, STRING_ARRAY, ["f"]), (1118, STRING_ARRAY, ["/d/"]),
+                                    (1116, INT32, [0]), (1030, INT16, [0o120777]), (5011, INT32, [10])])
+    p = parse_header_blob(blob)
+    assert p.files == (RpmFile("/d/f", "", 0o120777, 0),)  # 0xA1FF: negative as a signed int16
+    assert p.digest_algorithm == "sha512"
+
+
+def test_gpg_pubkey_is_kept():
+    """No fixture's expected.json excludes gpg-pubkey (none contains one) and `rpm -qa`
+    lists them, so they are packages like any other here; callers decide."""
+    p = parse_header_blob(header_blob([(1000, STRING, "gpg-pubkey"), (1001, STRING, "fd431d51"),
+                                       (1002, STRING, "4ae0493b")]))
+    assert (p.name, p.arch, p.files) == ("gpg-pubkey", "", ())
+    packages, _ = parse_rpmdb(bdb_file([header_blob([(1000, STRING, "gpg-pubkey")]), simple_header("a")]))
+    assert [p.name for p in packages] == ["gpg-pubkey", "a"]
+
+
+# -- malformed header blobs ------------------------------------------------------------------
+
+def _entry_offset(blob: bytes, tag: int) -> int:
+    il = struct.unpack_from(">I", blob, 0)[0]
+    for i in range(il):
+        if struct.unpack_from(">I", blob, 8 + 16 * i)[0] == tag:
+            return 8 + 16 * i
+    raise AssertionError(tag)
+
+
+def blob_error(blob: bytes, match: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(RpmdbError, match=match):
+        parse_header_blob(blob)
+    assert time.perf_counter() - start < QUICK
+
+
+def test_blob_offset_out_of_range():
+    blob = bytearray(sqlite_blobs()[0])
+    dl = struct.unpack_from(">I", blob, 4)[0]
+    at = _entry_offset(blob, 1000)
+    struct.pack_into(">i", blob, at + 8, dl + 1)
+    blob_error(bytes(blob), r"NAME \(1000\).*offset")
+    struct.pack_into(">i", blob, at + 8, -4)
+    blob_error(bytes(blob), r"NAME \(1000\).*offset")
+    struct.pack_into(">i", blob, at + 8, dl)  # at the very end: no NUL left
+    blob_error(bytes(blob), r"NAME \(1000\)")
+
+
+def test_blob_counts_out_of_range():
+    blob = bytearray(sqlite_blobs()[1])
+    at = _entry_offset(blob, 1030)  # FILEMODES, INT16
+    struct.pack_into(">I", blob, at + 12, 0x0FFFFFF0)
+    blob_error(bytes(blob), r"FILEMODES \(1030\)")
+    blob = bytearray(sqlite_blobs()[1])
+    at = _entry_offset(blob, 1117)  # BASENAMES: more strings than the data has NULs
+    struct.pack_into(">I", blob, at + 12, 1_000_000)
+    blob_error(bytes(blob), r"BASENAMES \(1117\)")
+    blob = bytearray(sqlite_blobs()[1])
+    at = _entry_offset(blob, 1000)  # NAME as STRING with count 2
+    struct.pack_into(">I", blob, at + 12, 2)
+    blob_error(bytes(blob), r"NAME \(1000\).*count")
+
+
+def test_blob_il_dl_too_large():
+    blob = bytearray(sqlite_blobs()[0])
+    good = bytes(blob)
+    struct.pack_into(">I", blob, 0, 0x10000)
+    blob_error(bytes(blob), "il=65536")
+    blob[:] = good
+    struct.pack_into(">I", blob, 4, 0x10000000)
+    blob_error(bytes(blob), "dl=268435456")
+    blob[:] = good
+    struct.pack_into(">I", blob, 0, 5000)  # within rpm's cap, but more than the blob holds
+    blob_error(bytes(blob), "shorter than")
+    blob_error(good[:len(good) // 2], "shorter than")
+    blob_error(good[:5], "intro")
+    blob_error(b"", "intro")
+
+
+def test_blob_inconsistent_file_arrays():
+    base = [(1117, STRING_ARRAY, ["a", "b"]), (1118, STRING_ARRAY, ["/"])]
+    blob_error(simple_header("p", more=base + [(1116, INT32, [0])]), r"DIRINDEXES")
+    blob_error(simple_header("p", more=base + [(1116, INT32, [0, 1])]), r"DIRINDEXES.*\[1\] = 1")
+    blob_error(simple_header("p", more=base + [(1116, INT32, [0, 0]), (1030, INT16, [1])]), "FILEMODES")
+    blob_error(simple_header("p", more=base + [(1116, INT32, [0, 0]), (1035, STRING, "x")]), "FILEDIGESTS")
+    blob_error(simple_header("p", more=[(1003, STRING, "1")]), r"EPOCH \(1003\).*integer")
+    blob_error(header_blob([(1000, INT32, [1])]), r"NAME.*string")
+    blob_error(header_blob([(1001, STRING, "1")]), "no NAME")
+    blob_error(header_blob([(1000, STRING, "n"), (1009, INT32, [])]), r"SIZE \(1009\).*count 0")
+
+
+def test_blob_unknown_type():
+    blob = bytearray(simple_header("t"))
+    struct.pack_into(">I", blob, 8 + 16 * 2 + 4, 42)
+    blob_error(bytes(blob), r"RELEASE \(1002\): unknown data type 42")
+
+
+def test_blob_fuzz():
+    """Random damage to real blobs: a package or an RpmdbError, nothing else."""
+    rng = random.Random(1)
+    blobs = sqlite_blobs()[:20]
+    outcomes = {"ok": 0, "error": 0}
+    start = time.perf_counter()
+    for _ in range(1500):
+        blob = bytearray(rng.choice(blobs))
+        il = struct.unpack_from(">I", blob, 0)[0]
+        for _ in range(rng.randint(1, 6)):
+            # mostly the intro and the index, where damage changes the structure
+            pos = rng.randrange(min(len(blob), 8 + 16 * il + 64)) if rng.random() < 0.8 else rng.randrange(len(blob))
+            blob[pos] = rng.randrange(256)
+        if rng.random() < 0.1:
+            del blob[rng.randrange(len(blob)):]
+        try:
+            assert isinstance(parse_header_blob(bytes(blob)), RpmPackage)
+            outcomes["ok"] += 1
+        except RpmdbError:
+            outcomes["error"] += 1
+    assert outcomes["ok"] and outcomes["error"]
+    assert time.perf_counter() - start < 5 * QUICK
+
+
+# -- malformed databases ---------------------------------------------------------------------
+
+def test_empty_and_garbage():
+    assert "empty" in str(rejected(b""))
+    rng = random.Random(7)
+    for n in (1, 3, 15, 16, 100, 4096, 100_000):
+        data = rng.randbytes(n)
+        if data[:4] == b"RpmP" or data[:16] == b"SQLite format 3\0":
+            continue
+        rejected(data, "not an rpm database|btree|bdb")
+        with pytest.raises(RpmdbError):
+            detect_format(data)
+    rejected(b"\0" * 8192, "not an rpm database")
+
+
+def test_magic_then_garbage():
+    rng = random.Random(8)
+    junk = rng.randbytes(20_000)
+    rejected(b"RpmP" + junk, "ndb")
+    rejected(b"SQLite format 3\0" + junk, "sqlite")
+    for order in "<>":
+        meta = bytearray(junk[:4096])
+        struct.pack_into(order + "I", meta, 12, 0x061561)
+        rejected(bytes(meta), "bdb")
+        struct.pack_into(order + "I", meta, 12, 0x053162)
+        rejected(bytes(meta), "btree")
+
+
+def test_bdb_truncated():
+    data = fixture("bdb-libuuid", "Packages")
+    for cut in (len(data) - 1, len(data) // 2, 4096, 600):
+        rejected(data[:cut], "truncated")
+    rejected(data[:100], "shorter than")
+
+
+def test_bdb_page_number_past_the_end():
+    data = bytearray(fixture("bdb-libuuid", "Packages"))
+    _, item = bdb_offpage_item(data)
+    struct.pack_into("<I", data, item + 4, 0xFFFF)
+    error = rejected(bytes(data), "outside pages 1..22")
+    assert "bdb bucket 1 page 2 item 1" in str(error)
+    # a bucket whose page is past the end
+    data = bytearray(fixture("bdb-libuuid", "Packages"))
+    struct.pack_into("<I", data, 96 + 4, 1000)  # spares[1]
+    rejected(bytes(data), "bucket 1 page 1001.*outside")
+    # more buckets than pages
+    data = bytearray(fixture("bdb-libuuid", "Packages"))
+    struct.pack_into("<I", data, 72, 0xFFFFFFF0)
+    rejected(bytes(data), "buckets cannot fit")
+
+
+def test_bdb_overflow_chain_cycle():
+    data = bytearray(fixture("bdb-libuuid", "Packages"))
+    page_size, item = bdb_offpage_item(data)
+    first = struct.unpack_from("<I", data, item + 4)[0]
+    # the first overflow page points to itself ...
+    looped = bytearray(data)
+    struct.pack_into("<I", looped, first * page_size + 16, first)
+    rejected(bytes(looped), f"overflow page {first} reached twice")
+    # ... or a later page points back to the first
+    looped = bytearray(data)
+    struct.pack_into("<I", looped, (first + 5) * page_size + 16, first)
+    rejected(bytes(looped), f"overflow page {first} reached twice")
+    # a hash page chain that loops back on itself
+    looped = bytearray(data)
+    struct.pack_into("<I", looped, 2 * page_size + 16, 2)
+    packages, warnings = parse_rpmdb(bytes(looped))
+    assert [p.name for p in packages] == ["libuuid"]
+    assert warnings == ["bdb bucket 1 page 2: hash page 2 reached twice (a cycle or a shared page)"]
+
+
+def test_bdb_overflow_chain_short_or_wrong():
+    data = bytearray(fixture("bdb-libuuid", "Packages"))
+    page_size, item = bdb_offpage_item(data)
+    first = struct.unpack_from("<I", data, item + 4)[0]
+    cut = bytearray(data)
+    struct.pack_into("<I", cut, (first + 3) * page_size + 16, 0)
+    rejected(bytes(cut), "overflow chain ends at page")
+    wrong = bytearray(data)
+    wrong[(first + 3) * page_size + 25] = 13
+    rejected(bytes(wrong), "has type 13, not 7")
+    huge = bytearray(data)
+    struct.pack_into("<I", huge, item + 8, 0xFFFFFFFF)
+    rejected(bytes(huge), "overflow item of 4294967295 bytes")
+
+
+def test_bdb_one_bad_blob_among_good():
+    blobs = sqlite_blobs()[:3]
+    bad = bytearray(blobs[1])
+    struct.pack_into(">I", bad, 0, 0x7FFFFFFF)
+    packages, warnings = parse_rpmdb(bdb_file([blobs[0], bytes(bad), blobs[2]]))
+    assert [p.name for p in packages] == [parse_header_blob(blobs[0]).name, parse_header_blob(blobs[2]).name]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("bdb bucket 0 page 3 item 1") and "il=2147483647" in warnings[0]
+
+
+def test_ndb_one_bad_blob_among_good():
+    data = bytearray(fixture("ndb-sle15-bci", "Packages.db"))
+    slots = ndb_slots(bytes(data))
+    want = {p["name"] for p in expected("ndb-sle15-bci")}
+    (idx1, off1, cnt1), (idx2, off2, cnt2) = slots[4], slots[9]
+    name1 = parse_header_blob(bytes(data[off1 * 16 + 16:(off1 + cnt1) * 16])).name
+    name2 = parse_header_blob(bytes(data[off2 * 16 + 16:(off2 + cnt2) * 16])).name
+    struct.pack_into(">I", data, off1 * 16 + 16, 0xFFFFFFFF)  # the header's il
+    data[off2 * 16:off2 * 16 + 4] = b"XXXX"  # the blob magic
+    packages, warnings = parse_rpmdb(bytes(data))
+    assert {p.name for p in packages} == want - {name1, name2}
+    assert len(warnings) == 2
+    assert f"package index {idx1}" in warnings[0] and "il=4294967295" in warnings[0]
+    assert f"package index {idx2}" in warnings[1] and "BlbS" in warnings[1]
+
+
+def test_ndb_truncated():
+    data = fixture("ndb-sle15-bci", "Packages.db")
+    packages, warnings = parse_rpmdb(data[:len(data) // 2])
+    assert 0 < len(packages) < 35
+    assert len(packages) + len(warnings) == 35
+    assert all(w.startswith("ndb slot ") and "outside the blob area" in w for w in warnings)
+    rejected(data[:3000], "truncated")
+    rejected(data[:10], "shorter than")
+
+
+def test_ndb_bad_slots():
+    data = bytearray(fixture("ndb-sle15-bci", "Packages.db"))
+    bad = bytearray(data)
+    bad[5 * 16:5 * 16 + 4] = b"Xlot"
+    rejected(bytes(bad), "slot 5 at offset 80 has no Slot magic")
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, 12, 100_000)
+    rejected(bytes(bad), "slot pages")
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, 4, 1)
+    rejected(bytes(bad), "version")
+    # every slot pointing past the end: no package readable at all
+    bad = bytearray(data)
+    for slot in range(2, 256):
+        if struct.unpack_from("<I", bad, slot * 16 + 8)[0]:
+            struct.pack_into("<I", bad, slot * 16 + 8, 0xFFFFFFF0)
+    rejected(bytes(bad), "no readable package")
+
+
+def test_sqlite_without_packages_table_or_a_view():
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE Other (x)")
+    rejected(conn.serialize(), "no Packages table")
+    conn.execute("CREATE VIEW Packages AS WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) "
+                 "SELECT x AS hnum, x AS blob FROM r")
+    rejected(conn.serialize(), "no Packages table")
+    conn.close()
+
+
+def test_sqlite_one_bad_blob_among_good():
+    blobs = sqlite_blobs()[:4]
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+    conn.executemany("INSERT INTO Packages (blob) VALUES (?)", [(b,) for b in blobs])
+    conn.execute("UPDATE Packages SET blob = ? WHERE hnum = 2", (blobs[1][:100],))
+    conn.execute("UPDATE Packages SET blob = 'text' WHERE hnum = 3")
+    packages, warnings = parse_rpmdb(conn.serialize())
+    conn.close()
+    assert [p.name for p in packages] == [parse_header_blob(blobs[i]).name for i in (0, 3)]
+    assert warnings[0].startswith("sqlite Packages hnum 2: header blob of 100 bytes is shorter")
+    assert warnings[1] == "sqlite Packages hnum 3: blob is str, not a BLOB"
+
+
+def test_sqlite_work_is_bounded(monkeypatch):
+    monkeypatch.setattr(rpmdb, "SQLITE_MAX_VM_STEPS", 100)
+    monkeypatch.setattr(rpmdb, "_SQLITE_PROGRESS_EVERY", 10)
+    rejected(fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"), "interrupted")
+
+
+def test_max_packages():
+    packages, warnings = parse_rpmdb(fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"), max_packages=10)
+    assert len(packages) == 10
+    assert warnings == ["sqlite: more than 10 packages; stopped reading at sqlite Packages hnum 11"]
+    with pytest.raises(ValueError):
+        parse_rpmdb(b"", max_packages=0)
+
+
+def test_warnings_are_capped():
+    blob = bytearray(simple_header("x"))
+    struct.pack_into(">I", blob, 0, 0)
+    packages, warnings = parse_rpmdb(bdb_file([bytes(blob)] * (rpmdb.MAX_WARNINGS + 5) + [simple_header("ok")],
+                                              page_size=512))
+    assert [p.name for p in packages] == ["ok"]
+    assert len(warnings) == rpmdb.MAX_WARNINGS + 1
+    assert warnings[-1] == "5 more warnings not shown"
+
+
+@pytest.mark.parametrize("folder,name,rounds", [("bdb-libuuid", "Packages", 300), ("bdb-small", "Packages", 200),
+                                                ("ndb-sle15-bci", "Packages.db", 40)])
+def test_database_fuzz(folder, name, rounds):
+    """Random damage to whole databases: packages (+ warnings) or RpmdbError, nothing else."""
+    good = fixture(folder, name)
+    rng = random.Random(folder)
+    start = time.perf_counter()
+    hot = 3 * 4096  # metadata, slot and hash pages: where damage changes the structure
+    for _ in range(rounds):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 8)):
+            pos = rng.randrange(hot) if rng.random() < 0.7 else rng.randrange(len(data))
+            data[pos] = rng.randrange(256)
+        try:
+            packages, warnings = parse_rpmdb(bytes(data))
+            assert packages and all(isinstance(w, str) for w in warnings)
+        except RpmdbError:
+            pass
+    assert time.perf_counter() - start < 5 * QUICK
+
+
+# -- purity ----------------------------------------------------------------------------------
+
+def test_module_is_pure():
+    """Bytes in, packages out: stdlib only, no file or network access, no event loop."""
+    allowed = {"__future__", "contextlib", "collections", "dataclasses", "sqlite3", "struct", "typing"}
+    tree = ast.parse(open(rpmdb.__file__, encoding="utf-8").read())
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id not in ("open", "exec", "eval", "__import__"), node.func.id
+        for name in names:
+            assert name.split(".")[0] in allowed, name
