@@ -214,9 +214,9 @@ class Store:
                                [(layer_id, p, "delete") for p in layer.deleted] +
                                [(layer_id, p, "opaque") for p in layer.opaque_dirs])
         await conn.execute(QUERIES["delete_layer_catalog"], {"layer_id": layer_id})
-        await conn.executemany(QUERIES["insert_layer_catalog"], [
+        await conn.executemany(QUERIES["insert_layer_catalog"], (  # a generator: encoded in the db thread
             (layer_id, _text(e.path), e.cataloger, json.dumps(result_to_json(e.result), separators=(",", ":")))
-            for e in layer.catalog])
+            for e in layer.catalog))
         await conn.execute(QUERIES["mark_layer_analyzed"], {
             "layer_id": layer_id, "analyzer_version": ANALYZER_VERSION, "now": time.time(),
             "warnings": json.dumps(layer.warnings) if layer.warnings else None})
@@ -327,21 +327,12 @@ class Store:
     @staticmethod
     async def _save_packages(conn: aiosqlite.Connection, image_id: int, result: ImageResult,
                              layer_ids: list[int]) -> None:
-        for found in result.inventory.packages:
-            p = found.package
-            modified, missing = len(found.modified), len(found.missing)
-            async with conn.execute(QUERIES["insert_package"], {
-                    "image_id": image_id, "type": p.type, "name": p.name, "version": p.version, "arch": p.arch,
-                    "epoch": p.epoch, "source_name": p.source_name, "source_version": p.source_version,
-                    "license": p.license, "maintainer": p.maintainer, "vendor": p.vendor,
-                    "installed_size": p.installed_size, "purl": found.purl, "location": found.location,
-                    "layer_id": layer_ids[found.layer], "files_total": len(found.files),
-                    "files_modified": modified, "files_missing": missing,
-                    "metadata": json.dumps(p.metadata) if p.metadata else None}) as cur:
-                row = await cur.fetchone()
-                assert row is not None
-            await conn.executemany(QUERIES["insert_package_file"], [
-                (row[0], _text(f.path), f.digest, f.algorithm, f.status) for f in found.files])
+        # Ids are assigned here (the write lock is held) so two executemany calls do it all.
+        async with conn.execute(QUERIES["max_package_id"]) as cur:
+            row = await cur.fetchone()
+            first_id = int(row[0]) + 1 if row is not None else 1
+        packages = result.inventory.packages
+        await conn.executemany(QUERIES["insert_package"], _package_rows(image_id, packages, layer_ids, first_id))
 
     async def image_packages(self, image_id: int) -> list[tuple[aiosqlite.Row, list[aiosqlite.Row]]]:
         async with self._conn.execute(QUERIES["image_packages"], {"image_id": image_id}) as cur:
@@ -384,6 +375,20 @@ class Store:
             return list(await cur.fetchall())
 
 
+def _package_rows(image_id: int, packages: list[Any], layer_ids: list[int], first_id: int) -> Iterator[dict[str, Any]]:
+    for offset, found in enumerate(packages):
+        p = found.package
+        yield {"id": first_id + offset, "image_id": image_id, "type": p.type, "name": p.name, "version": p.version,
+               "arch": p.arch, "epoch": p.epoch, "source_name": p.source_name, "source_version": p.source_version,
+               "license": p.license, "maintainer": p.maintainer, "vendor": p.vendor,
+               "installed_size": p.installed_size, "purl": found.purl, "location": found.location,
+               "layer_id": layer_ids[found.layer], "files_total": len(found.files),
+               "files_modified": len(found.modified), "files_missing": len(found.missing),
+               "files": json.dumps([[f.path if f.path.isascii() else _text(f.path), f.digest, f.algorithm, f.status]
+                                    for f in found.files], separators=(",", ":")) if found.files else None,
+               "metadata": json.dumps(p.metadata) if p.metadata else None}
+
+
 def _distro_params(result: ImageResult) -> dict[str, Any]:
     distro = result.inventory.distro if result.inventory is not None else None
     return {"distro_id": distro.id if distro else None, "distro_version_id": distro.version_id if distro else None,
@@ -400,11 +405,13 @@ def _layer_params(layer: LayerResult) -> dict[str, Any]:
 
 def _layer_file_rows(layer_id: int, layer: LayerResult) -> Iterator[tuple[Any, ...]]:
     for r in layer.files:
-        yield (layer_id, _text(r.path), r.kind.value, r.mode, r.uid, r.gid, r.size, r.mtime,
-               _text(r.link) if r.link else r.link, r.md5, r.sha1, r.sha256)
+        path, link = r.path, r.link
+        yield (layer_id, path if path.isascii() else _text(path), _KIND_TEXT[r.kind], r.mode, r.uid, r.gid,
+               r.size, r.mtime, link if not link or link.isascii() else _text(link), r.md5, r.sha1, r.sha256)
 
 
 _KINDS = {kind.value: kind for kind in FileKind}
+_KIND_TEXT = {kind: kind.value for kind in FileKind}  # an Enum's .value is a slow property
 
 
 def _file_records(rows: list[Any]) -> list[FileRecord]:
@@ -415,7 +422,7 @@ def _file_records(rows: list[Any]) -> list[FileRecord]:
 def _file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
     for index, r, derived in result.files:
         if not derived:
-            yield image_id, _text(r.path), layer_ids[index]
+            yield image_id, r.path if r.path.isascii() else _text(r.path), layer_ids[index]
 
 
 def _derived_file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:

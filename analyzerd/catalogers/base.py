@@ -91,7 +91,7 @@ def result_to_json(result: ParseResult) -> dict[str, Any]:
     if result.packages:
         out["packages"] = [_package_to_json(p) for p in result.packages]
     if result.claims:
-        out["claims"] = [{"package": c.package, "files": [_file_to_json(f) for f in c.files]} for c in result.claims]
+        out["claims"] = [{"package": c.package, "files": _files_to_json(c.files)} for c in result.claims]
     if result.distro is not None:
         d = result.distro
         out["distro"] = {"id": d.id, "version_id": d.version_id, "codename": d.codename,
@@ -103,18 +103,20 @@ def result_from_json(doc: dict[str, Any]) -> ParseResult:
     distro = doc.get("distro")
     return ParseResult(
         packages=[_package_from_json(p) for p in doc.get("packages", ())],
-        claims=[Claim(c["package"], tuple(_file_from_json(f) for f in c["files"])) for c in doc.get("claims", ())],
+        claims=[Claim(c["package"], tuple(_files_from_json(c["files"]))) for c in doc.get("claims", ())],
         distro=Distro(distro["id"], distro.get("version_id"), distro.get("codename"), tuple(distro.get("id_like", ())),
                       distro.get("pretty_name")) if distro else None,
     )
 
 
-def _file_to_json(f: OwnedFile) -> list[Any]:
-    return [f.path, f.digest, f.algorithm] if f.digest else [f.path]
+def _files_to_json(files: Any) -> list[str]:
+    """Flat [path, digest, algorithm, path, ...]: one list of strings is cheap to encode
+    (package databases list tens of thousands of files)."""
+    return [x for f in files for x in (f.path, f.digest or "", f.algorithm or "")]
 
 
-def _file_from_json(item: list[Any]) -> OwnedFile:
-    return OwnedFile(item[0], item[1], item[2]) if len(item) == 3 else OwnedFile(item[0])
+def _files_from_json(flat: list[str]) -> list[OwnedFile]:
+    return [OwnedFile(flat[i], flat[i + 1] or None, flat[i + 2] or None) for i in range(0, len(flat), 3)]
 
 
 _PACKAGE_FIELDS = ("type", "name", "version", "arch", "epoch", "source_name", "source_version", "license",
@@ -124,10 +126,10 @@ _PACKAGE_FIELDS = ("type", "name", "version", "arch", "epoch", "source_name", "s
 def _package_to_json(p: Package) -> dict[str, Any]:
     out = {k: getattr(p, k) for k in _PACKAGE_FIELDS if getattr(p, k) not in (None, {})}
     if p.files:
-        out["files"] = [_file_to_json(f) for f in p.files]
+        out["files"] = _files_to_json(p.files)
     return out
 
 
 def _package_from_json(doc: dict[str, Any]) -> Package:
     return Package(**{k: doc[k] for k in _PACKAGE_FIELDS if k in doc},
-                   files=[_file_from_json(f) for f in doc.get("files", ())])
+                   files=_files_from_json(doc.get("files", [])))

@@ -107,16 +107,15 @@ SELECT path, cataloger, result FROM layer_catalog WHERE layer_id = :layer_id;
 DELETE FROM packages WHERE image_id = :image_id;
 
 -- insert_package --
-INSERT INTO packages (image_id, type, name, version, arch, epoch, source_name, source_version, license,
+INSERT INTO packages (id, image_id, type, name, version, arch, epoch, source_name, source_version, license,
                       maintainer, vendor, installed_size, purl, location, layer_id, files_total,
-                      files_modified, files_missing, metadata)
-VALUES (:image_id, :type, :name, :version, :arch, :epoch, :source_name, :source_version, :license,
+                      files_modified, files_missing, files, metadata)
+VALUES (:id, :image_id, :type, :name, :version, :arch, :epoch, :source_name, :source_version, :license,
         :maintainer, :vendor, :installed_size, :purl, :location, :layer_id, :files_total,
-        :files_modified, :files_missing, :metadata)
-RETURNING id;
+        :files_modified, :files_missing, :files, :metadata);
 
--- insert_package_file --
-INSERT OR REPLACE INTO package_files (package_id, path, digest, algorithm, status) VALUES (?, ?, ?, ?, ?);
+-- max_package_id --
+SELECT coalesce(max(id), 0) FROM packages;
 
 -- image_packages --
 SELECT p.*, l.digest AS layer FROM packages p JOIN layers l ON l.id = p.layer_id

@@ -173,20 +173,19 @@ CREATE TABLE packages (
     files_total      INTEGER NOT NULL DEFAULT 0, -- files the package database lists
     files_modified   INTEGER NOT NULL DEFAULT 0, -- ... whose content differs from the record
     files_missing    INTEGER NOT NULL DEFAULT 0, -- ... that the image does not have
+    files            TEXT,                       -- JSON [[path, digest, algorithm, status], ...]: see package_files
     metadata         TEXT                        -- JSON
 );
 CREATE INDEX packages_by_image ON packages (image_id);
 CREATE INDEX packages_by_name ON packages (name, version);
 
 -- The files each package's database lists, checked against the image's actual files.
-CREATE TABLE package_files (
-    package_id INTEGER NOT NULL REFERENCES packages (id) ON DELETE CASCADE,
-    path       TEXT    NOT NULL,
-    digest     TEXT,                              -- as recorded by the package database
-    algorithm  TEXT,                              -- md5, sha1, sha256, ...
-    status     TEXT    NOT NULL CHECK (status IN ('ok', 'modified', 'missing', 'unchecked')),
-    PRIMARY KEY (package_id, path)
-) WITHOUT ROWID;
+-- Kept as one JSON list per package (rows would double the cost of storing an image).
+CREATE VIEW package_files AS
+SELECT p.id AS package_id, p.image_id, p.type, p.name AS package,
+       json_extract(f.value, '$[0]') AS path, json_extract(f.value, '$[1]') AS digest,
+       json_extract(f.value, '$[2]') AS algorithm, json_extract(f.value, '$[3]') AS status
+FROM packages p, json_each(p.files) f;
 
 -- Packages with the image's digest and the layer digest, one line per package.
 CREATE VIEW image_packages AS
