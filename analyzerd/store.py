@@ -404,10 +404,16 @@ def _layer_params(layer: LayerResult) -> dict[str, Any]:
 
 
 def _layer_file_rows(layer_id: int, layer: LayerResult) -> Iterator[tuple[Any, ...]]:
-    for r in layer.files:
+    # In key order: appending to the (layer_id, path) B-tree is much cheaper than inserting
+    # at random places, which is what the archive's order amounts to.
+    for r in sorted(layer.files, key=_record_path):
         path, link = r.path, r.link
         yield (layer_id, path if path.isascii() else _text(path), _KIND_TEXT[r.kind], r.mode, r.uid, r.gid,
                r.size, r.mtime, link if not link or link.isascii() else _text(link), r.md5, r.sha1, r.sha256)
+
+
+def _record_path(record: FileRecord) -> str:
+    return record.path
 
 
 _KINDS = {kind.value: kind for kind in FileKind}
