@@ -36,8 +36,8 @@ __all__ = ["ImageAnalyzer", "LayerResults", "Resolved", "image_result"]
 
 log = logging.getLogger(__name__)
 
-#: Chunks in flight between the loop and one layer's thread: ~4 MiB at 256 KiB reads.
-FEED_DEPTH: Final = 16
+#: Chunks in flight between the loop and one layer's thread: 4 MiB at 1 MiB reads.
+FEED_DEPTH: Final = 4
 _END: Final = object()
 _ABORT: Final = object()
 

@@ -43,8 +43,9 @@ __all__ = ["READ_SIZE", "RegistryClient", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
-#: Reads of 256 KiB and more keep the per-byte cost of the loop low (64 KiB: 3-5x more CPU).
-READ_SIZE: Final = 256 * 1024
+#: Large reads keep the loop's per-byte cost low (64 KiB: 3-5x more CPU than 256 KiB; 1 MiB
+#: saved another 0.2 CPU-s per GB on bigger:1 over 256 KiB, fewer wake-ups and hand-offs).
+READ_SIZE: Final = 1024 * 1024
 #: Error bodies are for messages; a registry that sends megabytes is not owed our memory.
 MAX_ERROR_BODY: Final = 64 * 1024
 MAX_TOKEN_RESPONSE: Final = 1024 * 1024
