@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..catalogers.base import CatalogEntry, Distro, OwnedFile, Package
+from ..catalogers.base import CatalogEntry, Claim, Distro, OwnedFile, Package
 from ..catalogers.distro import DISTRO_PRIORITY
 from ..catalogers.purl import purl
 from ..model import FileKind, FileRecord, LayerResult, VisibleFile
@@ -91,6 +91,8 @@ class _View:
 
 
 def _check(owned: OwnedFile, view: _View) -> FileCheck:
+    if not owned.digest:  # ownership only: nothing to compare
+        return FileCheck(owned.path, None, None, "unchecked")
     record = view.resolve(owned.path)
     algorithm = _CHECKED_ALGORITHMS.get(owned.algorithm or "")
     if record is None:
@@ -105,15 +107,19 @@ def _check(owned: OwnedFile, view: _View) -> FileCheck:
     return FileCheck(owned.path, owned.digest, owned.algorithm, "ok" if actual == owned.digest else "modified")
 
 
-def _owned_files(package: Package, claims: dict[str, list[OwnedFile]]) -> list[OwnedFile]:
+def _owned_files(package: Package, claims: dict[str, list[Claim]]) -> list[OwnedFile]:
     """The package's own file list, merged with dpkg's info/*.list and *.md5sums claims."""
     if package.type != "deb":
         return list(package.files)
     merged: dict[str, OwnedFile] = {f.path: f for f in package.files}
-    for key in (package.name, f"{package.name}:{package.arch}"):
-        for owned in claims.get(key, ()):
-            if owned.digest is not None or owned.path not in merged:
-                merged[owned.path] = owned
+    mine = claims.get(package.name, []) + claims.get(f"{package.name}:{package.arch}", [])
+    for claim in mine:
+        for owned in claim.files:
+            merged[owned.path] = owned
+    for claim in mine:
+        for path in claim.paths:
+            if path not in merged:
+                merged[path] = OwnedFile(path)
     return list(merged.values())
 
 
@@ -127,10 +133,10 @@ def inventory(layers: list[LayerResult], visible: list[VisibleFile]) -> Inventor
                 entries.append((index, entry))
     distros = {entry.path: entry.result.distro for _, entry in entries if entry.result.distro is not None}
     distro = next((distros[p] for p in DISTRO_PRIORITY if p in distros), None)
-    claims: dict[str, list[OwnedFile]] = {}
+    claims: dict[str, list[Claim]] = {}
     for _, entry in entries:
         for claim in entry.result.claims:
-            claims.setdefault(claim.package, []).extend(claim.files)
+            claims.setdefault(claim.package, []).append(claim)
     packages: list[ImagePackage] = []
     for index, entry in entries:
         for package in entry.result.packages:

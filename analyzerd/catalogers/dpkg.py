@@ -101,9 +101,8 @@ def parse_dpkg(path: str, data: bytes) -> ParseResult:
                 files.append(OwnedFile("/" + match.group(2).lstrip("/"), match.group(1).lower(), "md5"))
         return ParseResult(claims=[Claim(_owned_name(path, ".md5sums"), tuple(files))])
     if path.endswith(".list"):
-        files = [OwnedFile(line.strip()) for line in text.splitlines()
-                 if line.startswith("/") and line.strip() not in ("/", "/.")]
-        return ParseResult(claims=[Claim(_owned_name(path, ".list"), tuple(files))])
+        paths = tuple(line for line in text.split("\n") if line.startswith("/") and line not in ("/", "/."))
+        return ParseResult(claims=[Claim(_owned_name(path, ".list"), paths=paths)])
     # status.d entries of distroless images carry no Status field: their presence installs them
     return _status(path, text, require_status=path.endswith("/status") and "/status.d/" not in path)
 
