@@ -206,6 +206,21 @@ class LayerAnalyzer:
             else:
                 assert isinstance(event, Entry)
                 self._entry(event)
+                data = event.data
+                if data is not None:  # complete: the entry came with all of its data
+                    current = self._current
+                    if current is not None:
+                        current.md5 = md5(data).hexdigest()
+                        current.sha1 = sha1(data).hexdigest()
+                        current.sha256 = sha256(data).hexdigest()
+                        self._current = None
+                    if self._capture is not None:
+                        if type(self._capture) is bytearray:
+                            self._capture += data
+                        else:
+                            self._capture.write(data)  # type: ignore[union-attr]
+                    if self._capture_for is not None:
+                        self._catalog_file()
 
     def _entry(self, entry: Entry) -> None:
         if self._reader.entries > self._limits.max_entries:

@@ -31,6 +31,9 @@ def read_all(data: bytes, step: int | None = None, trailing: bytes = b""):
                 return out
             if isinstance(event, Entry):
                 current, digest = event, hashlib.sha256()
+                if event.data is not None:  # complete with its data: no more events for it
+                    digest.update(event.data)
+                    out.append((current, digest.hexdigest()))
             elif isinstance(event, memoryview):
                 digest.update(event)
             elif event is ENTRY_END:
@@ -207,5 +210,16 @@ def test_data_events_are_zero_copy_views_of_the_input():
     events = []
     while (event := reader.next_event()) is not END:
         events.append(event)
-    views = [e for e in events if isinstance(e, memoryview)]
+    views = [e for e in events if isinstance(e, memoryview)] + [e.data for e in events if isinstance(e, Entry)]
     assert views and all(v.obj is data for v in views)
+
+
+def test_small_entries_come_with_their_data_and_large_ones_stream():
+    data = make_layer([Member("small", b"s" * 100), Member("large", b"L" * 50_000)], "gnu")
+    reader = TarReader()
+    reader.receive_data(data[:20_000])
+    small = reader.next_event()
+    assert small.path == "/small" and bytes(small.data) == b"s" * 100
+    large = reader.next_event()
+    assert large.path == "/large" and large.data is None
+    assert isinstance(reader.next_event(), memoryview)
