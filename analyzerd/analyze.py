@@ -21,7 +21,7 @@ from typing import Final, Protocol
 from .analysis.layer import LayerAnalyzer, LayerLimits
 from .analysis.dispatch import Dispatch
 from .analysis.packages import Inventory, inventory
-from .archive.whiteout import squash
+from .archive.whiteout import by_path, merged_view
 from .catalogers.registry import CATALOGERS
 from .cache import CacheWriter, LayerCache
 from .config import Config
@@ -341,8 +341,8 @@ class ImageAnalyzer:
 
 def merge(layers: list[LayerResult]) -> tuple[list[VisibleFile], Inventory]:
     """CPU work on the merged image (in a worker thread): the squash, then the packages."""
-    visible = squash(layers)
-    return visible, inventory(layers, visible)
+    view = merged_view(layers)
+    return by_path(view), inventory(layers, view)
 
 
 def image_result(target: Resolved) -> ImageResult:

@@ -32,6 +32,12 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
+def _literal_head(glob: str) -> str:
+    """The part of a glob before its first wildcard ("" when it starts with one)."""
+    cut = min((i for i in (glob.find("*"), glob.find("?")) if i >= 0), default=len(glob))
+    return glob[:cut]
+
+
 class Dispatch:
     def __init__(self, catalogers: Sequence[Cataloger]) -> None:
         self.catalogers = tuple(catalogers)
@@ -43,9 +49,13 @@ class Dispatch:
                 self._by_group[group] = cataloger
                 parts.append(f"(?P<{group}>{glob_to_regex(glob)})")
         self._regex = re.compile("|".join(parts)) if parts else None
+        # The literal heads of the globs ("/var/lib/dpkg/", "/etc/os-release"): a str.startswith
+        # over them turns most paths away before the regular expression runs.
+        heads = {_literal_head(glob) for c in self.catalogers for glob in c.globs}
+        self._heads: tuple[str, ...] | None = None if "" in heads else tuple(sorted(heads))
 
     def match(self, path: str) -> Cataloger | None:
-        if self._regex is None:
+        if self._regex is None or (self._heads is not None and not path.startswith(self._heads)):
             return None
         found = self._regex.fullmatch(path)
         return self._by_group[found.lastgroup] if found and found.lastgroup else None

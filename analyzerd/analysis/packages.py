@@ -60,8 +60,8 @@ class _View:
     """Path lookups in the merged filesystem, through symlinked directories (usrmerge:
     a package's /bin/ls is the image's /usr/bin/ls)."""
 
-    def __init__(self, visible: list[VisibleFile]) -> None:
-        self.records = {record.path: (layer, record) for layer, record, _ in visible}
+    def __init__(self, visible: dict[str, VisibleFile]) -> None:
+        self.records = visible
 
     def resolve(self, path: str) -> FileRecord | None:
         found = self.records.get(path)
@@ -123,7 +123,8 @@ def _owned_files(package: Package, claims: dict[str, list[Claim]]) -> list[Owned
     return list(merged.values())
 
 
-def inventory(layers: list[LayerResult], visible: list[VisibleFile]) -> Inventory:
+def inventory(layers: list[LayerResult], visible: dict[str, VisibleFile]) -> Inventory:
+    """``visible``: the merged view by path (archive.whiteout.merged_view)."""
     view = _View(visible)
     entries: list[tuple[int, CatalogEntry]] = []
     for index, layer in enumerate(layers):

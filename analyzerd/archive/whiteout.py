@@ -21,7 +21,7 @@ import copy
 
 from ..model import FileKind, FileRecord, LayerResult, VisibleFile
 
-__all__ = ["squash"]
+__all__ = ["by_path", "merged_view", "squash"]
 
 
 def _ancestors(path: str) -> Iterable[str]:
@@ -34,8 +34,17 @@ def _ancestors(path: str) -> Iterable[str]:
 
 
 def squash(layers: list[LayerResult]) -> list[VisibleFile]:
-    """The merged view as (layer index, record, derived), sorted by path. Layer records
-    are shared and left untouched: a hardlink resolved against lower layers is a copy."""
+    """The merged view as (layer index, record, derived), sorted by path."""
+    return by_path(merged_view(layers))
+
+
+def by_path(view: dict[str, VisibleFile]) -> list[VisibleFile]:
+    return sorted(view.values(), key=_path_key)
+
+
+def merged_view(layers: list[LayerResult]) -> dict[str, VisibleFile]:
+    """The merged view by path. Layer records are shared and left untouched: a hardlink
+    resolved against lower layers is a copy."""
     view: dict[str, VisibleFile] = {}
     for index, layer in enumerate(layers):
         subtree_gone = set(layer.deleted)
@@ -62,7 +71,7 @@ def squash(layers: list[LayerResult]) -> list[VisibleFile]:
                     derived = True
             view[record.path] = (index, record, derived)
         _add_implicit_parents(view, layer.files, index)
-    return sorted(view.values(), key=_path_key)
+    return view
 
 
 def _add_implicit_parents(view: dict[str, VisibleFile], added: list[FileRecord], layer: int) -> None:
