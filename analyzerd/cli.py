@@ -243,3 +243,21 @@ def _fail(exc: AnalyzerError, code: int) -> int:
     if exc.hint:
         print(f"hint: {exc.hint}", file=sys.stderr)
     return code
+
+
+def run() -> None:
+    """The console script: main(), then a prompt exit.
+
+    Everything main() opened is closed by the time it returns (database, sessions, worker
+    threads). What is left is the interpreter's teardown, which frees every object of the
+    analysis one by one: measured at ~80 ms after analyzing a 1 GB image. Output is flushed,
+    then the process ends without it.
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (analyzerd show | head): nothing left to say
+            pass
+    os._exit(code)
