@@ -229,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise AssertionError(args.command)
     except KeyboardInterrupt:
         return INTERRUPTED
+    except BrokenPipeError:  # the reader went away (analyzerd show | head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SUCCESS
     except ValueError as exc:  # Platform.parse
         return _fail(ConfigError(str(exc)), USAGE)
     except AnalyzerError as exc:

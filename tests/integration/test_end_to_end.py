@@ -339,3 +339,10 @@ def test_foreign_layers_are_skipped_with_a_warning_unless_allowed(registry, cli,
     document = json.loads(cli("--config", str(config), "analyze", ref, "--force", "--json").stdout)
     assert "/Windows/System32/kernel32.dll" in {f["path"] for f in document["files"]}
     assert document["image"]["warnings"] == []
+
+
+def test_show_into_a_closed_pipe_is_quiet(cli, db_path):
+    cli("analyze", "oci:examples/sample-image:1", "--quiet")
+    proc = subprocess.run(f"{sys.executable} -m analyzerd --db {db_path} show oci:examples/sample-image:1 | head -1",
+                          shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.stdout.startswith("image") and "Traceback" not in proc.stderr
