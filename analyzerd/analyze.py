@@ -209,7 +209,6 @@ class ImageAnalyzer:
             max_entries=config.limits.max_layer_entries,
             max_uncompressed_bytes=int(config.limits.max_layer_uncompressed_gigabytes * 1000**3),
         )
-        self.layer_stats = {"reused": 0, "cache_hits": 0, "fetched": 0, "shared": 0}
         self._dispatch = Dispatch(CATALOGERS)
         tmp_dir = config.tmp_dir
         self._spool = lambda: FileSpool(tmp_dir)
@@ -232,9 +231,6 @@ class ImageAnalyzer:
         log.info("event=image_resolved ref=%s digest=%s layers=%d", reference,
                  resolved.manifest_digest, len(resolved.manifest.layers))
         return Resolved(reference, source, resolved)
-
-    async def analyze(self, reference: str, platform: str | None = None) -> ImageResult:
-        return await self.analyze_resolved(await self.resolve(reference, platform))
 
     async def analyze_resolved(self, target: Resolved) -> ImageResult:
         started = time.monotonic()
@@ -268,12 +264,10 @@ class ImageAnalyzer:
         if self._results is not None:
             stored = await self._results.load_layer(desc.digest)
             if stored is not None:
-                self.layer_stats["reused"] += 1
                 log.info("event=layer_reused layer=%s files=%d", desc.digest, len(stored.files))
                 return stored
         running = self._in_flight.get(desc.digest)
         if running is not None:  # another image needs the same layer right now
-            self.layer_stats["shared"] += 1
             return await asyncio.shield(running)
         future: asyncio.Future[LayerResult] = asyncio.get_running_loop().create_future()
         self._in_flight[desc.digest] = future
@@ -307,10 +301,8 @@ class ImageAnalyzer:
                     except IntegrityError:
                         await loop.run_in_executor(None, cache.discard, desc.digest)  # fetch it again
                     else:
-                        self.layer_stats["cache_hits"] += 1
                         return self._finished(layer)
             writer = await loop.run_in_executor(None, cache.begin, desc.digest, desc.size) if cache else None
-            self.layer_stats["fetched"] += 1
             feed = _ThreadFeed(loop)
             work = loop.run_in_executor(self._executor, _drive, self._new_analyzer(desc, diff_id), feed, writer)
             try:

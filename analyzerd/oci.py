@@ -26,7 +26,6 @@ DOCKER_LIST: Final = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_SCHEMA1: Final = ("application/vnd.docker.distribution.manifest.v1+json",
                          "application/vnd.docker.distribution.manifest.v1+prettyjws")
 ACCEPT_MANIFESTS: Final = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
-INDEX_TYPES: Final = frozenset({OCI_INDEX, DOCKER_LIST})
 
 #: The distribution spec lets registries refuse manifests over 4 MiB; so do we.
 MAX_MANIFEST_SIZE: Final = 4 * 1024 * 1024

@@ -222,15 +222,6 @@ class Store:
             "warnings": json.dumps(layer.warnings) if layer.warnings else None})
         return layer_id
 
-    async def save_layer(self, layer: LayerResult) -> None:
-        """Store one layer's analysis on its own (the image's save stores it otherwise)."""
-        try:
-            async with self._write() as conn:
-                await self._save_layer(conn, layer)
-        except sqlite3.Error as exc:
-            raise StoreError(f"database {self.path}: storing layer {layer.digest} failed: {exc}") from exc
-        layer.stored = True
-
     async def load_layer(self, digest: str) -> LayerResult | None:
         """This analyzer version's stored result for a layer, or None."""
         async with self._conn.execute(QUERIES["find_layer_result"], {
