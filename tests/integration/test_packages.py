@@ -131,6 +131,9 @@ def test_large_catalog_files_are_spooled_not_held(tmp_path):
     from analyzerd.catalogers.registry import CATALOGERS
 
     fixtures = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "rpmdb")
+    if not os.path.isdir(fixtures):
+        import pytest
+        pytest.skip("../shared/fixtures is not here")
     with open(os.path.join(fixtures, "sqlite-cbl-mariner-2.0", "rpmdb.sqlite"), "rb") as f:
         db = f.read()
     tar = make_layer([Member("var/lib/rpm/rpmdb.sqlite", db)])
