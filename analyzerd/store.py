@@ -70,16 +70,28 @@ class Store:
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
         conn.row_factory = aiosqlite.Row
         store = cls(conn, path)
-        try:
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = NORMAL")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await store._migrate()
-        except sqlite3.Error as exc:
-            await conn.close()
-            raise StoreError(f"cannot use the database {path}: {exc}") from exc
-        return store
+        # Switching a new file to WAL needs it to itself, and SQLite does not wait for that
+        # (no busy handler): a daemon creating the database and `submit` opening it at the
+        # same moment must take turns, not fail.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.02
+        while True:
+            try:
+                await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                await conn.execute("PRAGMA journal_mode = WAL")
+                await conn.execute("PRAGMA synchronous = NORMAL")
+                await conn.execute("PRAGMA foreign_keys = ON")
+                await store._migrate()
+                return store
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    await conn.close()
+                    raise StoreError(f"cannot use the database {path}: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except sqlite3.Error as exc:
+                await conn.close()
+                raise StoreError(f"cannot use the database {path}: {exc}") from exc
 
     async def close(self) -> None:
         await self._conn.close()

@@ -96,3 +96,35 @@ def test_concurrent_transactions_on_one_connection_do_not_interleave(db_path):
             claims = await asyncio.gather(*(store.claim("w", 60) for _ in range(30)))
             assert sorted(j.id for j in claims) == sorted(i for [i] in ids)
     run(go())
+
+
+def _open_and_enqueue(db_path, n, out):
+    async def go():
+        async with await Store.open(db_path) as store:
+            out.put(await store.enqueue([f"example.com/x:{n}"], None))
+    asyncio.run(go())
+
+
+def test_many_connections_opening_a_new_database_at_once_all_succeed(db_path):
+    async def go(path):
+        stores = await asyncio.gather(*(Store.open(path) for _ in range(12)))
+        ids = await asyncio.gather(*(s.enqueue(["example.com/x:1"], None) for s in stores))
+        for store in stores:
+            await store.close()
+        assert sorted(i for [i] in ids) == list(range(1, 13))
+
+    for attempt in range(5):  # each on a new file: the race is in creating it
+        asyncio.run(go(f"{db_path}.{attempt}"))
+
+
+def test_many_processes_opening_a_new_database_at_once_all_succeed(db_path):
+    """A daemon creating the database while `submit` opens it: no "database is locked"."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_enqueue, args=(db_path, n, out)) for n in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * 6
+    assert sorted(out.get(timeout=10)[0] for _ in procs) == [1, 2, 3, 4, 5, 6]
