@@ -168,59 +168,55 @@ class LayerAnalyzer:
 
     def _events(self) -> None:
         reader = self._reader
-        md5, sha1, sha256 = hashlib.md5, hashlib.sha1, hashlib.sha256
         while True:
             event = reader.next_event()
             if type(event) is memoryview:
-                if self._capture is not None:
-                    if type(self._capture) is bytearray:
-                        self._capture += event
-                    else:
-                        self._capture.write(event)  # type: ignore[union-attr]
-                hashes = self._hashes
-                if hashes is not None:
-                    hashes[0].update(event)
-                    hashes[1].update(event)
-                    hashes[2].update(event)
-                elif (current := self._current) is not None:
-                    if len(event) == current.size:  # the whole file in one piece: most files
-                        current.md5 = md5(event).hexdigest()
-                        current.sha1 = sha1(event).hexdigest()
-                        current.sha256 = sha256(event).hexdigest()
-                    else:
-                        self._hashes = (md5(event), sha1(event), sha256(event))
+                self._data(event)
             elif event is ENTRY_END:
-                hashes = self._hashes
-                if hashes is not None:
-                    current = self._current
-                    assert current is not None
-                    current.md5 = hashes[0].hexdigest()
-                    current.sha1 = hashes[1].hexdigest()
-                    current.sha256 = hashes[2].hexdigest()
-                    self._hashes = None
-                self._current = None
-                if self._capture_for is not None:
-                    self._catalog_file()
+                self._end()
             elif event is NEED_DATA or event is END:
                 return
             else:
                 assert isinstance(event, Entry)
                 self._entry(event)
-                data = event.data
-                if data is not None:  # complete: the entry came with all of its data
-                    current = self._current
-                    if current is not None:
-                        current.md5 = md5(data).hexdigest()
-                        current.sha1 = sha1(data).hexdigest()
-                        current.sha256 = sha256(data).hexdigest()
-                        self._current = None
-                    if self._capture is not None:
-                        if type(self._capture) is bytearray:
-                            self._capture += data
-                        else:
-                            self._capture.write(data)  # type: ignore[union-attr]
-                    if self._capture_for is not None:
-                        self._catalog_file()
+                if event.data is not None:  # complete: the entry came with all of its data
+                    self._data(event.data)
+                    self._end()
+
+    def _data(self, data: memoryview) -> None:
+        """Bytes of the current entry: to its digests, and to its cataloger if one wants it."""
+        if self._capture is not None:
+            if type(self._capture) is bytearray:
+                self._capture += data
+            else:
+                self._capture.write(data)  # type: ignore[union-attr]
+        hashes = self._hashes
+        if hashes is not None:
+            hashes[0].update(data)
+            hashes[1].update(data)
+            hashes[2].update(data)
+        elif (current := self._current) is not None:
+            if len(data) == current.size:  # the whole file in one piece: most files
+                current.md5 = hashlib.md5(data).hexdigest()
+                current.sha1 = hashlib.sha1(data).hexdigest()
+                current.sha256 = hashlib.sha256(data).hexdigest()
+                self._current = None
+            else:
+                self._hashes = (hashlib.md5(data), hashlib.sha1(data), hashlib.sha256(data))
+
+    def _end(self) -> None:
+        """The current entry's data is complete."""
+        hashes = self._hashes
+        if hashes is not None:
+            current = self._current
+            assert current is not None
+            current.md5 = hashes[0].hexdigest()
+            current.sha1 = hashes[1].hexdigest()
+            current.sha256 = hashes[2].hexdigest()
+            self._hashes = None
+        self._current = None
+        if self._capture_for is not None:
+            self._catalog_file()
 
     def _entry(self, entry: Entry) -> None:
         if self._reader.entries > self._limits.max_entries:
