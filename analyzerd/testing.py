@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tarfile
 import tempfile
@@ -191,11 +192,11 @@ def build_index(images: Sequence[Image], platforms: Sequence[str]) -> Blob:
 
 # -- pushing over the distribution API ---------------------------------------------------
 
-def _request(method: str, url: str, data: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _request(method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None,
+             context: ssl.SSLContext | None = None, timeout: float = 60) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
@@ -272,22 +273,44 @@ REGISTRY_BINARIES = ("docker-registry", "registry")
 
 
 class LocalRegistry:
-    """The CNCF Distribution registry (Debian's ``docker-registry``) on 127.0.0.1."""
+    """The CNCF Distribution registry (Debian's ``docker-registry``) on 127.0.0.1, plain HTTP
+    and anonymous. Subclasses (the tests' TLS and token-auth registries) add configuration
+    through ``_http_config`` and ``_extra_config``; a context manager, started on entry."""
 
     def __init__(self, root: str | None = None) -> None:
         self.binary = next((shutil.which(b) for b in REGISTRY_BINARIES if shutil.which(b)), None)
         if self.binary is None:
             raise RuntimeError("no registry server: apt-get install docker-registry")
-        self.root = root or tempfile.mkdtemp(prefix="analyzerd-registry-")
+        self.root = os.path.abspath(root or tempfile.mkdtemp(prefix="analyzerd-registry-"))
+        os.makedirs(self.root, exist_ok=True)
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
         self.log_path = os.path.join(self.root, "registry.log")
+        self.config_path = os.path.join(self.root, "config.yml")
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def _http_config(self) -> str:
+        """More keys under ``http:`` (indented two spaces)."""
+        return ""
+
+    def _extra_config(self) -> str:
+        """More top-level keys. Here: foreign-layer URLs on loopback are allowed."""
+        return """validation:
+  manifests:
+    urls:
+      allow: ['^http://127\\.0\\.0\\.1']
+"""
+
+    def _probe_context(self) -> ssl.SSLContext | None:
+        return None
+
     def start(self) -> LocalRegistry:
-        config = os.path.join(self.root, "config.yml")
-        with open(config, "w") as f:
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
+        with open(self.config_path, "w") as f:
             f.write(f"""version: 0.1
 log:
   level: info
@@ -299,26 +322,24 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:{self.port}
-validation:
-  manifests:
-    urls:
-      allow: ['^http://127\\.0\\.0\\.1']
-""")
-        log = open(self.log_path, "ab")
-        self._proc = subprocess.Popen([self.binary, "serve", config], stdout=log, stderr=log)
+  addr: {self.host}
+{self._http_config()}{self._extra_config()}""")
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen([self.binary, "serve", self.config_path], stdout=log, stderr=log,
+                                          stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"registry exited: {open(self.log_path).read()[-2000:]}")
+                raise RuntimeError(f"registry exited: {self.read_log()[-3000:]}")
             try:
-                status, _, _ = _request("GET", f"{self.url}/v2/")
-                if status == 200:
-                    return self
+                status, _, _ = _request("GET", f"{self.url}/v2/", context=self._probe_context(), timeout=5)
+                if status in (200, 401):  # up; 401: up, and asking for credentials
+                    return
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("registry did not start within 30 s")
+        self.stop()
+        raise RuntimeError(f"registry did not start within 30 s: {self.read_log()[-3000:]}")
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -327,12 +348,25 @@ validation:
                 self._proc.wait(10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+                self._proc.wait(10)
         self._proc = None
+
+    def read_log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def blob_gets(self) -> int:
         """GET requests for blobs served so far, from the access log."""
-        with open(self.log_path, errors="replace") as f:
-            return sum(1 for line in f if '"GET /v2/' in line and "/blobs/sha256:" in line)
+        return sum(1 for line in self.read_log().splitlines() if '"GET /v2/' in line and "/blobs/sha256:" in line)
+
+    def __enter__(self) -> LocalRegistry:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def write_docker_archive(path: str, image: Image, layer_tars: Sequence[bytes], repo_tag: str,

@@ -23,10 +23,8 @@ import http.server
 import json
 import os
 import secrets
-import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +34,7 @@ import urllib.request
 import uuid
 from typing import Any, NamedTuple
 
-from analyzerd.testing import REGISTRY_BINARIES, Blob, Image, free_port
+from analyzerd.testing import Blob, Image, LocalRegistry
 
 __all__ = [
     "BlobMirror",
@@ -227,99 +225,7 @@ class _Pusher:
         return image.manifest.digest
 
 
-# -- the registry process ------------------------------------------------------------------
-
-class _RegistryProcess:
-    """Common part: config file, subprocess, readiness probe, stop."""
-
-    def __init__(self, root: str) -> None:
-        self.binary = next((shutil.which(b) for b in REGISTRY_BINARIES if shutil.which(b)), None)
-        if self.binary is None:
-            raise RuntimeError("no registry server: apt-get install docker-registry")
-        self.root = os.path.abspath(root)
-        os.makedirs(self.root, exist_ok=True)
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.log_path = os.path.join(self.root, "registry.log")
-        self.config_path = os.path.join(self.root, "config.yml")
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    # subclasses fill these in
-    url: str
-
-    def _extra_config(self) -> str:
-        return ""
-
-    def _http_config(self) -> str:
-        return ""
-
-    def _probe_context(self) -> ssl.SSLContext | None:
-        return None
-
-    def _launch(self) -> None:
-        with open(self.config_path, "w") as f:
-            f.write(f"""version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: {self.root}/storage
-  delete:
-    enabled: true
-http:
-  addr: {self.host}
-{self._http_config()}{self._extra_config()}""")
-        log = open(self.log_path, "ab")
-        try:
-            self._proc = subprocess.Popen([self.binary, "serve", self.config_path], stdout=log, stderr=log,
-                                          stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"registry exited: {self.read_log()[-3000:]}")
-            try:
-                status, _, _ = http_request("GET", f"{self.url}/v2/", context=self._probe_context(), timeout=5)
-                if status in (200, 401):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self._stop_process()
-        raise RuntimeError(f"registry did not start within 30 s: {self.read_log()[-3000:]}")
-
-    def _stop_process(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(10)
-        self._proc = None
-
-    def read_log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def blob_gets(self) -> int:
-        """GET requests for blobs served so far, from the access log."""
-        return sum(1 for line in self.read_log().splitlines() if '"GET /v2/' in line and BLOB_MARK in line)
-
-    def __enter__(self):
-        return self.start()  # type: ignore[attr-defined]
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()  # type: ignore[attr-defined]
-
-
-class TlsAuthRegistry(_RegistryProcess):
+class TlsAuthRegistry(LocalRegistry):
     """Distribution over HTTPS (certificate for 127.0.0.1 and localhost from a trustme CA)
     with htpasswd Basic auth (bcrypt)."""
 
@@ -378,9 +284,6 @@ class TlsAuthRegistry(_RegistryProcess):
             f.write(f"{self.username}:{hashed}\n")
         self._launch()
         return self
-
-    def stop(self) -> None:
-        self._stop_process()
 
     def push(self, repo: str, tag: str, image: Image, chunk_size: int | None = None) -> str:
         """Push blobs and manifest over verified TLS with Basic auth; returns the manifest digest."""
@@ -543,7 +446,7 @@ class _TokenHandler(_Handler):
                                         form.get("password", [None])[0])
 
 
-class TokenAuthRegistry(_RegistryProcess):
+class TokenAuthRegistry(LocalRegistry):
     """Distribution with ``auth: token`` and a Docker token server on another port.
 
     Tokens are RS256 JWTs signed with a self-signed RSA certificate that is also the registry's
@@ -648,7 +551,7 @@ class TokenAuthRegistry(_RegistryProcess):
         return self
 
     def stop(self) -> None:
-        self._stop_process()
+        super().stop()
         self._token_server._shutdown()
 
     # -- tokens

@@ -8,8 +8,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,7 +16,7 @@ import pytest
 from analyzerd.cache import LayerCache
 from analyzerd.testing import Member, build_image, make_layer, push_image
 
-from .test_end_to_end import ROOT, start_daemon
+from .test_end_to_end import start_daemon
 
 
 def digest_of(data):
