@@ -20,9 +20,15 @@ class OwnedFile:
 
 @dataclass(slots=True, kw_only=True)
 class Package:
-    type: str  #: purl type: deb, apk, rpm, pypi, npm, gem, maven, ...
-    name: str
+    type: str  #: purl type: deb, apk, rpm, pypi, npm, gem, maven, golang, cargo, composer, nuget
+    name: str  #: as the ecosystem spells it (npm: "@scope/name"; maven: the artifactId)
     version: str
+    #: the purl namespace where the name alone does not identify the package: maven's groupId,
+    #: a Go module's or Composer package's leading path ("github.com/pkg" of "github.com/pkg/errors")
+    namespace: str | None = None
+    #: listed by a lock or manifest file (requirements.txt, package-lock.json, go.mod, ...),
+    #: not found installed in the image
+    declared: bool = False
     arch: str | None = None
     epoch: int | None = None
     source_name: str | None = None
@@ -124,12 +130,12 @@ def _files_from_json(flat: list[str]) -> list[OwnedFile]:
     return [OwnedFile(flat[i], flat[i + 1] or None, flat[i + 2] or None) for i in range(0, len(flat), 3)]
 
 
-_PACKAGE_FIELDS = ("type", "name", "version", "arch", "epoch", "source_name", "source_version", "license",
+_PACKAGE_FIELDS = ("type", "name", "version", "namespace", "declared", "arch", "epoch", "source_name", "source_version", "license",
                    "maintainer", "vendor", "installed_size", "metadata")
 
 
 def _package_to_json(p: Package) -> dict[str, Any]:
-    out = {k: getattr(p, k) for k in _PACKAGE_FIELDS if getattr(p, k) not in (None, {})}
+    out = {k: v for k in _PACKAGE_FIELDS if (v := getattr(p, k)) is not None and v is not False and v != {}}
     if p.files:
         out["files"] = _files_to_json(p.files)
     return out
