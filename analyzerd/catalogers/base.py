@@ -43,13 +43,18 @@ class Package:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Ownership stated outside the package record (dpkg's info/<pkg>.list and .md5sums)."""
+    """What a file beside the package record says about the package: dpkg's info/<pkg>.list
+    and .md5sums, a Python dist-info's RECORD, top_level.txt or direct_url.json."""
 
-    package: str  #: package name (dpkg: "name" or "name:arch")
+    #: which package: dpkg "name" or "name:arch"; Python: the absolute path of the
+    #: .dist-info / .egg-info directory
+    package: str
     files: tuple[OwnedFile, ...] = ()  #: with recorded digests
     #: owned paths without digests (dpkg's .list: directories, links, conffiles too);
     #: kept as plain strings, there are tens of thousands
     paths: tuple[str, ...] = ()
+    #: fields to add to the package's metadata (small, JSON-serializable)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +105,8 @@ def result_to_json(result: ParseResult) -> dict[str, Any]:
     if result.packages:
         out["packages"] = [_package_to_json(p) for p in result.packages]
     if result.claims:
-        out["claims"] = [{"package": c.package, "files": _files_to_json(c.files), "paths": "\n".join(c.paths)}
-                         for c in result.claims]
+        out["claims"] = [{"package": c.package, "files": _files_to_json(c.files), "paths": "\n".join(c.paths),
+                          **({"metadata": c.metadata} if c.metadata else {})} for c in result.claims]
     if result.distro is not None:
         d = result.distro
         out["distro"] = {"id": d.id, "version_id": d.version_id, "codename": d.codename,
@@ -114,7 +119,8 @@ def result_from_json(doc: dict[str, Any]) -> ParseResult:
     return ParseResult(
         packages=[_package_from_json(p) for p in doc.get("packages", ())],
         claims=[Claim(c["package"], tuple(_files_from_json(c["files"])),
-                      tuple(c["paths"].split("\n")) if c.get("paths") else ()) for c in doc.get("claims", ())],
+                      tuple(c["paths"].split("\n")) if c.get("paths") else (), c.get("metadata", {}))
+                for c in doc.get("claims", ())],
         distro=Distro(distro["id"], distro.get("version_id"), distro.get("codename"), tuple(distro.get("id_like", ())),
                       distro.get("pretty_name")) if distro else None,
     )
