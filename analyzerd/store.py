@@ -381,7 +381,8 @@ class Store:
 def _package_rows(image_id: int, packages: list[Any], layer_ids: list[int], first_id: int) -> Iterator[dict[str, Any]]:
     for offset, found in enumerate(packages):
         p = found.package
-        yield {"id": first_id + offset, "image_id": image_id, "type": p.type, "name": p.name, "version": p.version,
+        yield {"id": first_id + offset, "image_id": image_id, "type": p.type, "namespace": p.namespace,
+               "name": p.name, "version": p.version, "declared": int(p.declared),
                "arch": p.arch, "epoch": p.epoch, "source_name": p.source_name, "source_version": p.source_version,
                "license": p.license, "maintainer": p.maintainer, "vendor": p.vendor,
                "installed_size": p.installed_size, "purl": found.purl, "location": found.location,

@@ -15,7 +15,7 @@ from typing import Final, Protocol
 
 from ..archive.decompress import StreamDecoder
 from ..archive.tar import END, ENTRY_END, NEED_DATA, Entry, TarReader
-from ..catalogers.base import CatalogEntry, Cataloger
+from ..catalogers.base import CatalogEntry, Cataloger, ParseResult, StreamScanner
 from ..errors import AnalyzerError, ArchiveError, IntegrityError, LimitError
 from ..model import FileKind, FileRecord, LayerResult
 from .dispatch import Dispatch
@@ -51,6 +51,14 @@ class LayerLimits:
     max_uncompressed_bytes: int = 64 * 1000**3
     #: A cataloged file up to this size is collected in memory; larger ones are spooled.
     max_memory_capture: int = 8 * 1024 * 1024
+    #: No cataloged file larger than this is read, whatever its cataloger accepts (a large
+    #: jar is spooled to tmp_dir whole: this bounds the disk a hostile image can take).
+    max_catalog_file: int = 1024 * 1024 * 1024
+
+
+#: Executables smaller than this are not scanned: no Go or Rust binary is this small.
+MIN_SCANNED_EXECUTABLE: Final = 4096
+_ANY_EXEC_BIT: Final = 0o111
 
 
 class LayerAnalyzer:
@@ -95,6 +103,12 @@ class LayerAnalyzer:
         # the cataloged file whose data streams now: where it collects, and who parses it
         self._capture: bytearray | Spool | None = None
         self._capture_for: tuple[str, Cataloger] | None = None
+        # executables: their first bytes decide which scanners see the rest as it streams
+        self._scanner_catalogers = dispatch.scanners if dispatch is not None else ()
+        self._sniff_path: str | None = None
+        self._sniff_head = b""
+        self._scanning: list[tuple[Cataloger, StreamScanner]] | None = None
+        self._scanning_path = ""
 
     @property
     def received(self) -> int:
@@ -190,6 +204,10 @@ class LayerAnalyzer:
                 self._capture += data
             else:
                 self._capture.write(data)  # type: ignore[union-attr]
+        if self._sniff_path is not None:
+            self._sniff(data)
+        elif self._scanning is not None:
+            self._scan(data)
         hashes = self._hashes
         if hashes is not None:
             hashes[0].update(data)
@@ -217,6 +235,9 @@ class LayerAnalyzer:
         self._current = None
         if self._capture_for is not None:
             self._catalog_file()
+        self._sniff_path = None
+        if self._scanning is not None:
+            self._finish_scan()
 
     def _entry(self, entry: Entry) -> None:
         if self._reader.entries > self._limits.max_entries:
@@ -243,6 +264,9 @@ class LayerAnalyzer:
             cataloger = self._dispatch.match(path)
             if cataloger is not None:
                 self._start_capture(path, cataloger, entry.size)
+            elif (self._scanner_catalogers and entry.mode & _ANY_EXEC_BIT
+                  and entry.size >= MIN_SCANNED_EXECUTABLE and not entry.sparse):
+                self._sniff_path, self._sniff_head = path, b""
         if kind is FileKind.FILE:
             if entry.sparse:
                 # The stored data is a sparse map plus the data blocks, not the content.
@@ -257,10 +281,61 @@ class LayerAnalyzer:
                 record.take_content_of(target)
         self._files[path] = record  # a later entry for the same path wins
 
+    def _sniff(self, data: memoryview) -> None:
+        """The first bytes of an executable: start the scanners its magic number calls for."""
+        assert self._dispatch is not None and self._sniff_path is not None
+        want = self._dispatch.magic_length
+        held = self._sniff_head
+        head = held + bytes(data[:want - len(held)])
+        if len(head) < want:
+            self._sniff_head = head  # a tiny first piece: wait for more
+            return
+        path, self._sniff_path, self._sniff_head = self._sniff_path, None, b""
+        chosen = [c for c in self._scanner_catalogers if head.startswith(c.magic)]
+        if not chosen:
+            return
+        self._scanning = [(c, c.scanner(path)) for c in chosen]  # type: ignore[misc]
+        self._scanning_path = path
+        if held:
+            self._scan(memoryview(held))
+        self._scan(data)
+
+    def _scan(self, data: memoryview) -> None:
+        assert self._scanning is not None
+        for cataloger, scanner in self._scanning:
+            try:
+                scanner.feed(data)
+            except Exception as exc:  # noqa: BLE001 - bad content degrades, it does not abort
+                self._warnings.append(f"{self._scanning_path}: the {cataloger.name} scanner failed: "
+                                      f"{type(exc).__name__}: {exc}")
+                self._scanning = [pair for pair in self._scanning if pair[1] is not scanner] or None
+                if self._scanning is None:
+                    return
+
+    def _finish_scan(self) -> None:
+        assert self._scanning is not None
+        scanning, self._scanning = self._scanning, None
+        path = self._scanning_path
+        for cataloger, scanner in scanning:
+            try:
+                result = scanner.finish()
+            except Exception as exc:  # noqa: BLE001
+                self._warnings.append(f"{path}: the {cataloger.name} scanner failed: {type(exc).__name__}: {exc}")
+                continue
+            if result is not None:
+                self._keep(path, cataloger, result)
+
+    def _keep(self, path: str, cataloger: Cataloger, result: ParseResult) -> None:
+        self._warnings.extend(result.warnings)
+        result.warnings = []
+        if result.packages or result.claims or result.distro is not None:
+            self._catalog.append(CatalogEntry(path=path, cataloger=cataloger.name, result=result))
+
     def _start_capture(self, path: str, cataloger: Cataloger, size: int) -> None:
-        if size > cataloger.max_bytes:
+        limit = min(cataloger.max_bytes, self._limits.max_catalog_file)
+        if size > limit:
             self._warnings.append(f"{path}: {size} bytes, more than the {cataloger.name} cataloger reads "
-                                  f"({cataloger.max_bytes}); not cataloged")
+                                  f"({limit}); not cataloged")
             return
         if size > self._limits.max_memory_capture:
             if self._spool is None:
@@ -286,6 +361,4 @@ class LayerAnalyzer:
         finally:
             if type(capture) is not bytearray:
                 capture.close()  # type: ignore[union-attr]
-        self._warnings.extend(result.warnings)
-        result.warnings = []
-        self._catalog.append(CatalogEntry(path=path, cataloger=cataloger.name, result=result))
+        self._keep(path, cataloger, result)

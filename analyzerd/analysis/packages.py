@@ -107,12 +107,21 @@ def _check(owned: OwnedFile, view: _View) -> FileCheck:
     return FileCheck(owned.path, owned.digest, owned.algorithm, "ok" if actual == owned.digest else "modified")
 
 
-def _owned_files(package: Package, claims: dict[str, list[Claim]]) -> list[OwnedFile]:
-    """The package's own file list, merged with dpkg's info/*.list and *.md5sums claims."""
-    if package.type != "deb":
+def _claims_of(package: Package, location: str, claims: dict[str, list[Claim]]) -> list[Claim]:
+    """What files beside the package record say about it: dpkg's info/<name>[:arch].*,
+    the RECORD, top_level.txt, ... in a Python package's .dist-info/.egg-info directory."""
+    if package.type == "deb":
+        return claims.get(package.name, []) + claims.get(f"{package.name}:{package.arch}", [])
+    if package.type == "pypi" and not package.declared:
+        return claims.get(posixpath.dirname(location), [])
+    return []
+
+
+def _owned_files(package: Package, mine: list[Claim]) -> list[OwnedFile]:
+    """The package's own file list, merged with the claims' files and paths."""
+    if not mine:
         return list(package.files)
     merged: dict[str, OwnedFile] = {f.path: f for f in package.files}
-    mine = claims.get(package.name, []) + claims.get(f"{package.name}:{package.arch}", [])
     for claim in mine:
         for owned in claim.files:
             merged[owned.path] = owned
@@ -141,8 +150,15 @@ def inventory(layers: list[LayerResult], visible: dict[str, VisibleFile]) -> Inv
     packages: list[ImagePackage] = []
     for index, entry in entries:
         for package in entry.result.packages:
+            mine = _claims_of(package, entry.path, claims)
+            for claim in mine:
+                package.metadata.update(claim.metadata)
+            if package.type == "maven" and package.metadata.get("virtual_path", entry.path) == entry.path:
+                # the archive itself (not one nested in it): its SHA-1 names it on Maven Central
+                record = view.records[entry.path][1]
+                package.metadata["sha1"] = record.sha1
             found = ImagePackage(package=package, purl=purl(package, distro), location=entry.path, layer=index)
-            found.files = [_check(owned, view) for owned in _owned_files(package, claims)]
+            found.files = [_check(owned, view) for owned in _owned_files(package, mine)]
             packages.append(found)
     packages.sort(key=lambda p: (p.package.type, p.package.name, p.package.version, p.location))
     return Inventory(distro=distro, packages=packages)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["CatalogEntry", "Cataloger", "Claim", "Distro", "OwnedFile", "Package", "ParseResult"]
+__all__ = ["CatalogEntry", "Cataloger", "Claim", "Distro", "OwnedFile", "Package", "ParseResult", "StreamScanner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +86,34 @@ class CatalogEntry:
 Parser = Callable[[str, bytes], ParseResult]
 
 
+class StreamScanner(Protocol):
+    """Looks at a file's bytes as they stream past, without holding the file."""
+
+    def feed(self, data: memoryview) -> None: ...
+
+    def finish(self) -> ParseResult | None: ...
+
+
+def _no_parser(path: str, data: bytes) -> ParseResult:
+    return ParseResult(warnings=[f"{path}: no parser"])
+
+
 @dataclass(frozen=True, slots=True)
 class Cataloger:
     """A declared value: the paths it wants (globs over absolute paths; ``**/`` matches any
-    directory prefix) and a pure parser from (path, bytes) to a ParseResult."""
+    directory prefix) and a pure parser from (path, bytes) to a ParseResult.
+
+    Or, for files no path identifies (executables: Go and Rust binaries), a ``scanner``
+    that sees the data of every executable regular file starting with one of ``magic``
+    as it streams, so a 200 MB binary is never held in memory."""
 
     name: str
-    globs: tuple[str, ...]
-    parse: Parser
+    globs: tuple[str, ...] = ()
+    parse: Parser = _no_parser
     #: Files larger than this are not read (a warning names them): the parser needs them whole.
     max_bytes: int = 16 * 1024 * 1024
+    scanner: Callable[[str], StreamScanner] | None = None
+    magic: tuple[bytes, ...] = ()
 
 
 # -- storage form: what a layer's catalog entries look like in the database (JSON) ------------

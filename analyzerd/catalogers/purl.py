@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 from urllib.parse import quote
 
 from .base import Distro, Package
 
-__all__ = ["purl"]
+__all__ = ["pep503_name", "purl"]
+
+_PEP503_SEPARATORS: Final = re.compile(r"[-_.]+")
 
 # os-release IDs whose purl namespace differs from the ID
 _NAMESPACES: Final = {"rhel": "redhat", "sles": "suse", "opensuse-leap": "opensuse", "ol": "oracle"}
+
+
+def pep503_name(name: str) -> str:
+    """PyPI's normalized project name (PEP 503), which the purl spec asks for."""
+    return _PEP503_SEPARATORS.sub("-", name).lower()
 
 
 def _encode(value: str) -> str:
@@ -39,8 +47,12 @@ def purl(package: Package, distro: Distro | None) -> str:
     name, version = package.name, package.version
     if package.type == "rpm" and package.epoch is not None:
         version = version.partition(":")[2] or version  # the epoch is a qualifier
-    if "/" in name and package.type in ("npm", "golang", "composer"):
+    if package.namespace:
+        namespace = package.namespace
+    elif "/" in name and package.type in ("npm", "golang", "composer"):
         namespace, _, name = name.rpartition("/")
+    if package.type == "pypi":
+        name = pep503_name(name)
     text = f"pkg:{package.type}/"
     if namespace:
         text += "/".join(_encode(part) for part in namespace.split("/")) + "/"

@@ -107,12 +107,12 @@ SELECT path, cataloger, result FROM layer_catalog WHERE layer_id = :layer_id;
 DELETE FROM packages WHERE image_id = :image_id;
 
 -- insert_package --
-INSERT INTO packages (id, image_id, type, name, version, arch, epoch, source_name, source_version, license,
-                      maintainer, vendor, installed_size, purl, location, layer_id, files_total,
-                      files_modified, files_missing, files, metadata)
-VALUES (:id, :image_id, :type, :name, :version, :arch, :epoch, :source_name, :source_version, :license,
-        :maintainer, :vendor, :installed_size, :purl, :location, :layer_id, :files_total,
-        :files_modified, :files_missing, :files, :metadata);
+INSERT INTO packages (id, image_id, type, namespace, name, version, arch, epoch, source_name, source_version,
+                      license, maintainer, vendor, installed_size, purl, declared, location, layer_id,
+                      files_total, files_modified, files_missing, files, metadata)
+VALUES (:id, :image_id, :type, :namespace, :name, :version, :arch, :epoch, :source_name, :source_version,
+        :license, :maintainer, :vendor, :installed_size, :purl, :declared, :location, :layer_id,
+        :files_total, :files_modified, :files_missing, :files, :metadata);
 
 -- max_package_id --
 SELECT coalesce(max(id), 0) FROM packages;

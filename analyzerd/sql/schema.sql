@@ -193,3 +193,15 @@ SELECT p.image_id, i.manifest_digest, p.type, p.name, p.version, p.arch, p.sourc
        p.source_version, p.license, p.purl, p.location, l.digest AS layer_digest,
        p.files_total, p.files_modified, p.files_missing
 FROM packages p JOIN images i ON i.id = p.image_id JOIN layers l ON l.id = p.layer_id;
+
+-- migration 2 --
+-- Language packages: maven's groupId (and other purl namespaces), and whether a package is
+-- installed or only declared by a lock/manifest file (requirements.txt, package-lock.json, ...).
+ALTER TABLE packages ADD COLUMN namespace TEXT;
+ALTER TABLE packages ADD COLUMN declared INTEGER NOT NULL DEFAULT 0;  -- 1: from a lock/manifest file
+DROP VIEW image_packages;
+CREATE VIEW image_packages AS
+SELECT p.image_id, i.manifest_digest, p.type, p.namespace, p.name, p.version, p.arch, p.source_name,
+       p.source_version, p.license, p.purl, p.declared, p.location, l.digest AS layer_digest,
+       p.files_total, p.files_modified, p.files_missing
+FROM packages p JOIN images i ON i.id = p.image_id JOIN layers l ON l.id = p.layer_id;
