@@ -208,6 +208,8 @@ class ImageAnalyzer:
         self._limits = LayerLimits(
             max_entries=config.limits.max_layer_entries,
             max_uncompressed_bytes=int(config.limits.max_layer_uncompressed_gigabytes * 1000**3),
+            max_memory_capture=int(config.limits.max_catalog_memory_megabytes * 1024**2),
+            max_catalog_file=int(config.limits.max_cataloged_file_megabytes * 1024**2),
         )
         self._dispatch = Dispatch(CATALOGERS)
         tmp_dir = config.tmp_dir

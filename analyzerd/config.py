@@ -64,6 +64,11 @@ class Limits:
 
     max_layer_entries: int = 2_000_000
     max_layer_uncompressed_gigabytes: float = 64.0
+    #: a file a cataloger reads whole (a jar, an rpmdb) is held in memory up to this size,
+    #: and spooled to tmp_dir (deleted right after parsing) above it
+    max_catalog_memory_megabytes: float = 8.0
+    #: larger files are not cataloged (a warning names them): bounds a hostile image's spool
+    max_cataloged_file_megabytes: float = 1024.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,6 +302,8 @@ _ANALYZER_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
 _LIMIT_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "max_layer_entries": _int(1),
     "max_layer_uncompressed_gigabytes": _number(0, exclusive=True),
+    "max_catalog_memory_megabytes": _number(0, exclusive=True),
+    "max_cataloged_file_megabytes": _number(0, exclusive=True),
 }
 _TOP_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "tmp_dir": _str,
