@@ -128,3 +128,28 @@ def test_many_processes_opening_a_new_database_at_once_all_succeed(db_path):
         p.join(120)
     assert [p.exitcode for p in procs] == [0] * 6
     assert sorted(out.get(timeout=10)[0] for _ in procs) == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("start", range(1, SCHEMA_VERSION))
+def test_a_database_of_every_earlier_schema_is_migrated_with_its_data(db_path, start):
+    from analyzerd.store import MIGRATIONS, _statements
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    for number in range(1, start + 1):
+        for statement in _statements(MIGRATIONS[number]):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.execute("INSERT INTO jobs (reference, created_at) VALUES ('registry.example/app:1', 1.0)")
+    conn.execute("INSERT INTO images (id, manifest_digest, analysis_status) VALUES (1, 'sha256:aa', 'analyzed')")
+    conn.execute("INSERT INTO layers (id, digest) VALUES (1, 'sha256:bb')")
+    conn.execute("INSERT INTO packages (image_id, type, name, version, purl, location, layer_id) "
+                 "VALUES (1, 'deb', 'libc6', '2.36-9', 'pkg:deb/debian/libc6@2.36-9', '/var/lib/dpkg/status', 1)")
+    conn.close()
+
+    async def go():
+        async with await Store.open(db_path) as store:
+            assert await store.schema_version() == SCHEMA_VERSION
+    run(go())
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT reference, status FROM jobs").fetchall() == [("registry.example/app:1", "queued")]
+    assert conn.execute("SELECT manifest_digest, type, name, version, layer_digest FROM image_packages").fetchall() == [
+        ("sha256:aa", "deb", "libc6", "2.36-9", "sha256:bb")]
