@@ -107,10 +107,13 @@ def render_table(document: dict[str, Any]) -> str:
         lines.insert(3, f"distro     {image['distro']['name'] or image['distro']['id']}")
     if packages is not None:
         lines.append("")
-        lines.append(f"{'TYPE':<6} {'NAME':<40} {'VERSION':<32} {'ARCH':<8} CHANGED")
+        lines.append(f"{'TYPE':<9} {'NAME':<40} {'VERSION':<32} {'ARCH':<8} CHANGED")
         for p in packages:
             changed = len(p["files"]["modified"]) + len(p["files"]["missing"])
-            lines.append(f"{p['type']:<6} {p['name']:<40} {p['version']:<32} {p['arch'] or '-':<8} "
+            name = f"{p['namespace']}:{p['name']}" if p.get("namespace") and p["type"] == "maven" else p["name"]
+            if not p.get("installed", True):
+                name += " (declared)"
+            lines.append(f"{p['type']:<9} {name:<40} {p['version']:<32} {p['arch'] or '-':<8} "
                          f"{changed or ''}")
     files = document.get("files")
     if files is not None:
