@@ -48,12 +48,12 @@ def truth_sets(truth: dict) -> dict[str, set[tuple[str, ...]]]:
     return out
 
 
-def our_sets(ours: dict) -> dict[str, set[tuple[str, ...]]]:
+def our_sets(ours: dict, applications: bool = False) -> dict[str, set[tuple[str, ...]]]:
     out: dict[str, set[tuple[str, ...]]] = defaultdict(set)
     for p in ours.get("packages", []):
         if p["type"] in ("deb", "apk", "rpm") or not p.get("installed", True):
             continue
-        if (p.get("metadata") or {}).get("application"):
+        if not applications and (p.get("metadata") or {}).get("application"):
             continue  # the application's own package.json, not a dependency
         out[p["type"]].add(key(p["type"], p["name"], p["version"], p.get("namespace")))
     return out
@@ -82,7 +82,8 @@ def main() -> int:
     with open(args.truth) as f:
         truth = truth_sets(json.load(f))
     with open(args.ours) as f:
-        ours_all = our_sets(json.load(f))
+        ours_doc = json.load(f)
+    ours_all = our_sets(ours_doc)
     failed = False
     for kind in ("pypi", "npm", "gem", "maven"):
         want, got = truth.get(kind, set()), ours_all.get(kind, set())
@@ -96,8 +97,10 @@ def main() -> int:
     if args.syft:
         with open(args.syft) as f:
             syft = syft_sets(json.load(f))
-        for kind in sorted(set(syft) | set(ours_all)):
-            theirs, got = syft.get(kind, set()), ours_all.get(kind, set())
+        # Syft reports an application's own package.json as a package too
+        ours_with_apps = our_sets(ours_doc, applications=True)
+        for kind in sorted(set(syft) | set(ours_with_apps)):
+            theirs, got = syft.get(kind, set()), ours_with_apps.get(kind, set())
             missed = sorted(theirs - got)
             print(f"syft {kind:<9} syft {len(theirs):>4}  analyzerd {len(got):>4}  "
                   f"syft-only {len(missed)}  analyzerd-only {len(got - theirs)}")
