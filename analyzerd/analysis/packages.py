@@ -16,6 +16,7 @@ from typing import Final
 from ..catalogers.base import CatalogEntry, Claim, Distro, OwnedFile, Package
 from ..catalogers.distro import DISTRO_PRIORITY
 from ..catalogers.purl import purl
+from ..catalogers.python import package_directory
 from ..model import FileKind, FileRecord, LayerResult, VisibleFile
 
 __all__ = ["FileCheck", "ImagePackage", "Inventory", "inventory"]
@@ -113,7 +114,7 @@ def _claims_of(package: Package, location: str, claims: dict[str, list[Claim]]) 
     if package.type == "deb":
         return claims.get(package.name, []) + claims.get(f"{package.name}:{package.arch}", [])
     if package.type == "pypi" and not package.declared:
-        return claims.get(posixpath.dirname(location), [])
+        return claims.get(package_directory(location), [])
     return []
 
 

@@ -8,8 +8,9 @@ from .apk import APK
 from .base import Cataloger
 from .distro import DISTRO
 from .dpkg import DPKG
+from .python import PYTHON_CATALOGERS
 from .rpm import RPM
 
 __all__ = ["CATALOGERS"]
 
-CATALOGERS: Final[tuple[Cataloger, ...]] = (DISTRO, DPKG, APK, RPM)
+CATALOGERS: Final[tuple[Cataloger, ...]] = (DISTRO, DPKG, APK, RPM, *PYTHON_CATALOGERS)
