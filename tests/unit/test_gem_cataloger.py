@@ -1,0 +1,150 @@
+"""Golden tests of the gem catalogers on real gemspecs and Gemfile.lock files (tests/data/gem,
+see its SOURCES.md); expected values come from RubyGems and Bundler themselves."""
+
+import json
+import pathlib
+
+import pytest
+
+from analyzerd.analysis.dispatch import Dispatch
+from analyzerd.catalogers import gem
+from analyzerd.catalogers.base import ParseResult, result_from_json, result_to_json
+from analyzerd.catalogers.gem import GEMFILE_LOCK, GEMSPEC, parse_gemfile_lock, parse_gemspec
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "gem"
+GEMSPECS = json.loads((DATA / "expected" / "gemspecs.json").read_bytes())
+LOCKS = json.loads((DATA / "expected" / "gemfile-locks.json").read_bytes())
+
+
+def read(relative: str) -> bytes:
+    return (DATA / relative).read_bytes()
+
+
+@pytest.mark.parametrize("relative", sorted(GEMSPECS))
+def test_gemspecs_match_rubygems(relative):
+    want = GEMSPECS[relative]
+    result = parse_gemspec("/" + relative, read(relative))
+    assert result.warnings == []
+    (package,) = result.packages
+    assert (package.type, package.name, package.version, package.declared) == ("gem", want["name"], want["version"], False)
+    assert package.license == (" AND ".join(want["licenses"]) or None)
+    assert package.metadata.get("authors", []) == want["authors"]
+    assert package.metadata.get("homepage") == want["homepage"]
+    assert package.metadata.get("platform", "ruby") == want["platform"]
+    assert package.metadata.get("default_gem", False) is ("/specifications/default/" in relative)
+
+
+def test_gemspec_details():
+    bundler = parse_gemspec("/usr/lib/ruby/gems/3.1.0/specifications/default/bundler-2.3.7.gemspec",
+                            read("usr/lib/ruby/gems/3.1.0/specifications/default/bundler-2.3.7.gemspec")).packages[0]
+    assert bundler.metadata["authors"][0] == "Andr\u00e9 Arko"  # written as "Andr\\u00E9 Arko"
+    assert bundler.metadata["default_gem"] is True
+    json_gem = "usr/lib/x86_64-linux-gnu/rubygems-integration/3.1.0/specifications/json-2.6.3.gemspec"
+    assert b"\x00" in read(json_gem)  # its "# stub:" line: a NUL byte is not a sign of garbage
+    assert parse_gemspec("/" + json_gem, read(json_gem)).packages[0].license == "Ruby"
+
+
+@pytest.mark.parametrize("text, expected", [
+    # RubyGems 1.x wrote %q{} literals and no .freeze
+    (b"Gem::Specification.new do |s|\n  s.name = %q{rake}\n  s.version = \"0.8.7\"\n"
+     b"  s.authors = [\"Jim Weirich\"]\n  s.homepage = %q{http://rake.rubyforge.org}\nend\n",
+     ("rake", "0.8.7", None, ["Jim Weirich"], "http://rake.rubyforge.org")),
+    # single quotes, a singular license, an array over several lines, another block variable
+    (b"Gem::Specification.new do |spec|\n  spec.name    = 'x-y'\n  spec.version = '1.0.0.pre'\n"
+     b"  spec.license = 'Apache-2.0'\n  spec.authors = [\"A \\\"quoted\\\" name\".freeze,\n    \"B\".freeze]\nend\n",
+     ("x-y", "1.0.0.pre", "Apache-2.0", ["A \"quoted\" name", "B"], None)),
+])
+def test_gemspec_literal_forms(text, expected):
+    (package,) = parse_gemspec("/g/specifications/x.gemspec", text).packages
+    assert (package.name, package.version, package.license, package.metadata.get("authors"),
+            package.metadata.get("homepage")) == expected
+
+
+def test_gemspec_platform_is_metadata():
+    text = (b'Gem::Specification.new do |s|\n  s.name = "nokogiri".freeze\n  s.version = "1.15.0"\n'
+            b'  s.platform = "x86_64-linux".freeze\nend\n')
+    (package,) = parse_gemspec("/g/specifications/nokogiri-1.15.0-x86_64-linux.gemspec", text).packages
+    assert (package.version, package.metadata) == ("1.15.0", {"platform": "x86_64-linux"})
+
+
+@pytest.mark.parametrize("relative", ["srv/app/Gemfile.lock"])
+def test_gemfile_lock_matches_bundler(relative):
+    result = parse_gemfile_lock("/" + relative, read(relative))
+    assert result.warnings == []
+    got = sorted((p.name, p.version) for p in result.packages)
+    assert got == sorted((s["name"], s["version"]) for s in LOCKS[relative])
+    assert all(p.type == "gem" and p.declared for p in result.packages)
+    (git,) = [p for p in result.packages if p.metadata]
+    assert git.name == "localgem" and git.metadata["source"] == "git"
+    assert git.metadata["revision"] == "d8e5e0afae53d374f90c6d6763d98f07fc126b63"
+
+
+@pytest.mark.parametrize("relative", ["usr/lib/ruby/gems/3.1.0/gems/typeprof-0.21.2/Gemfile.lock",
+                                      "usr/lib/ruby/gems/3.1.0/gems/rbs-2.1.0/steep/Gemfile.lock"])
+def test_lockfiles_shipped_inside_installed_gems(relative):
+    # where they are, they are a gem's own development lock: not the image's application
+    assert parse_gemfile_lock("/" + relative, read(relative)) == ParseResult()
+    # the same bytes as an application's lockfile give what Bundler reads
+    result = parse_gemfile_lock("/srv/app/Gemfile.lock", read(relative))
+    assert sorted((p.name, p.version) for p in result.packages) == sorted(
+        (s["name"], s["version"]) for s in LOCKS[relative])
+    path_gems = {p.name: p.metadata for p in result.packages if p.metadata}
+    assert path_gems == ({"typeprof": {"source": "path", "remote": "."}} if "typeprof" in relative else {})
+
+
+def test_gemfile_lock_platforms_are_not_versions():
+    text = (b"GEM\n  remote: https://rubygems.org/\n  specs:\n    nokogiri (1.15.0-x86_64-linux)\n"
+            b"      racc (~> 1.4)\n    nokogiri (1.15.0-arm64-darwin)\n    racc (1.7.1)\n    rack (3.0.8)\n\n"
+            b"PLATFORMS\n  arm64-darwin\n  x86_64-linux\n\nDEPENDENCIES\n  nokogiri\n\n"
+            b"CHECKSUMS\n    rack (3.0.8) sha256=abc\n\nBUNDLED WITH\n   2.5.3\n")
+    result = parse_gemfile_lock("/srv/app/Gemfile.lock", text)
+    assert [(p.name, p.version, p.metadata) for p in result.packages] == [
+        ("nokogiri", "1.15.0", {"platforms": ["x86_64-linux", "arm64-darwin"]}), ("racc", "1.7.1", {}),
+        ("rack", "3.0.8", {})]
+
+
+def test_dispatch():
+    dispatch = Dispatch([GEMSPEC, GEMFILE_LOCK])
+    for path in ("/usr/share/rubygems-integration/all/specifications/rack-2.2.22.gemspec",
+                 "/usr/lib/ruby/gems/3.1.0/specifications/default/json-2.6.1.gemspec",
+                 "/usr/local/bundle/specifications/rails-7.1.0.gemspec"):
+        assert dispatch.match(path) is GEMSPEC, path
+    assert dispatch.match("/usr/lib/ruby/gems/3.1.0/gems/rack-2.2.22/rack.gemspec") is None  # a source gemspec
+    assert dispatch.match("/srv/app/Gemfile.lock") is GEMFILE_LOCK
+    assert dispatch.match("/srv/app/gems.locked") is GEMFILE_LOCK
+
+
+@pytest.mark.parametrize("data", [b"\x00\x01\x02binary\xff" * 100, b"", b"just some text\n",
+                                  b'Gem::Specification.new do |s|\n  s.name = "x"\n  s.version = X::VERSION\nend\n',
+                                  b'Gem::Specification.new do |s|\n  s.name = "unterminated\n'])
+def test_gemspec_garbage_warns_naming_the_file(data):
+    result = parse_gemspec("/g/specifications/x-1.gemspec", data)
+    assert result.packages == [] and result.warnings
+    assert all(w.startswith("/g/specifications/x-1.gemspec: ") for w in result.warnings)
+
+
+@pytest.mark.parametrize("data", [b"\x00\x01\x02binary\xff" * 100, b"just some text\n", b"{\"json\": true}"])
+def test_gemfile_lock_garbage_warns_naming_the_file(data):
+    result = parse_gemfile_lock("/srv/app/Gemfile.lock", data)
+    assert result.packages == [] and result.warnings
+    assert all(w.startswith("/srv/app/Gemfile.lock: ") for w in result.warnings)
+
+
+def test_counts_are_bounded(monkeypatch):
+    monkeypatch.setattr(gem, "MAX_LOCK_GEMS", 10)
+    text = b"GEM\n  specs:\n" + b"".join(b"    g%d (1.0)\n" % i for i in range(50))
+    result = parse_gemfile_lock("/srv/app/Gemfile.lock", text)
+    assert len(result.packages) == 10
+    assert result.warnings == ["/srv/app/Gemfile.lock: more than 10 gems; the rest skipped"]
+    authors = b", ".join(b'"a%d"' % i for i in range(1000))
+    spec = b'Gem::Specification.new do |s|\n  s.name = "x"\n  s.version = "1"\n  s.authors = [' + authors + b"]\nend\n"
+    (package,) = parse_gemspec("/g/specifications/x-1.gemspec", spec).packages
+    assert len(package.metadata["authors"]) == gem.MAX_LIST_ITEMS
+
+
+def test_memoryview_input_and_database_round_trip():
+    data = read("srv/app/Gemfile.lock")
+    result = parse_gemfile_lock("/srv/app/Gemfile.lock", memoryview(data))
+    assert result.packages == parse_gemfile_lock("/srv/app/Gemfile.lock", data).packages
+    again = result_from_json(json.loads(json.dumps(result_to_json(result))))
+    assert again.packages == result.packages

@@ -1,0 +1,286 @@
+"""Golden tests of the npm catalogers on real manifests and lockfiles (tests/data/npm, see its
+SOURCES.md); expected values come from npm, Yarn and pnpm's own listings."""
+
+import json
+import pathlib
+import time
+
+import pytest
+
+from analyzerd.analysis.dispatch import Dispatch
+from analyzerd.catalogers import npm
+from analyzerd.catalogers.base import result_from_json, result_to_json
+from analyzerd.catalogers.npm import (NPM_LOCK, NPM_PACKAGE, parse_npm_lockfile, parse_package_json,
+                                      parse_package_lock, parse_pnpm_lock, parse_yarn_lock)
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "npm"
+
+
+def read(relative: str) -> bytes:
+    return (DATA / relative).read_bytes()
+
+
+def expected(name: str):
+    return json.loads(read(f"expected/{name}"))
+
+
+def listed(result) -> list[str]:
+    return sorted(f"{p.name}@{p.version}" for p in result.packages)
+
+
+# -- installed manifests ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("relative", sorted(expected("app-manifests.json")))
+def test_installed_manifests_match_npm_ls(relative):
+    want = expected("app-manifests.json")[relative]
+    result = parse_package_json("/" + relative, read(relative))
+    (package,) = result.packages
+    assert (package.type, package.name, package.version, package.license) == (
+        "npm", want["name"], want["version"], want["license"])
+    assert package.declared is False and "application" not in package.metadata
+    assert result.warnings == []
+
+
+def test_manifest_metadata_as_written():
+    express = parse_package_json("/app/node_modules/express/package.json",
+                                 read("app/node_modules/express/package.json")).packages[0]
+    assert express.metadata == {"author": "TJ Holowaychuk <tj@vision-media.ca>", "homepage": "http://expressjs.com/",
+                                "description": "Fast, unopinionated, minimalist web framework",
+                                "repository": "expressjs/express"}
+    # an author object is written in npm's string form "Name <email> (url)"
+    has_symbols = parse_package_json("/app/node_modules/has-symbols/package.json",
+                                     read("app/node_modules/has-symbols/package.json")).packages[0]
+    assert has_symbols.metadata["author"] == "Jordan Harband <ljharb@gmail.com> (http://ljharb.codes)"
+    # npm 6 writes its bookkeeping ("_from", "_resolved", ...) into installed manifests
+    npm6 = parse_package_json("/app/node_modules/express/package.json",
+                              read("app-npm6/node_modules/express/package.json")).packages[0]
+    assert (npm6.name, npm6.version, npm6.license) == ("express", "4.22.3", "MIT")
+
+
+def test_a_manifest_nested_inside_a_package_is_not_a_package():
+    relative = "app/node_modules/@babel/runtime/helpers/esm/package.json"
+    assert json.loads(read(relative)) == {"type": "module"}
+    assert parse_package_json("/" + relative, read(relative)).packages == []
+    # decided from the path alone: even a complete manifest deeper inside a package is skipped,
+    # and garbage there is no one's problem
+    manifest = read("app/node_modules/lodash/package.json")
+    for path in ("/app/node_modules/lodash/fp/package.json", "/app/node_modules/x/dist/esm/package.json",
+                 "/app/node_modules/.cache/x/package.json", "/usr/share/nodejs/lodash/test/package.json",
+                 "/app/node_modules/package.json", "/app/node_modules/@scope/package.json"):
+        assert parse_package_json(path, manifest).packages == [], path
+    assert parse_package_json("/app/node_modules/x/test/package.json", b"{not json").warnings == []
+
+
+@pytest.mark.parametrize("path", [
+    "/app/node_modules/lodash/package.json",
+    "/app/node_modules/@scope/lodash/package.json",
+    "/app/node_modules/x/node_modules/lodash/package.json",
+    "/app/node_modules/.pnpm/lodash@4.17.21/node_modules/lodash/package.json",
+    "/usr/lib/node_modules/npm/node_modules/lodash/package.json",
+    "/usr/share/nodejs/lodash/package.json",
+    "/usr/lib/nodejs/lodash/package.json",
+    "/usr/lib/x86_64-linux-gnu/nodejs/lodash/package.json",
+])
+def test_installed_locations(path):
+    (package,) = parse_package_json(path, read("app/node_modules/lodash/package.json")).packages
+    assert (package.name, package.version) == ("lodash", "4.17.21")
+    assert "application" not in package.metadata
+
+
+def test_debian_system_modules_match_their_manifests():
+    for relative, want in expected("debian-manifests.json").items():
+        result = parse_package_json("/" + relative, read(relative))
+        (package,) = result.packages
+        assert (package.name, package.version, package.license) == (want["name"], want["version"], want["license"])
+        assert package.metadata.get("private", False) is want["private"]
+        assert "application" not in package.metadata
+
+
+def test_application_manifest_is_marked():
+    (app,) = parse_package_json("/app/package.json", read("app/package.json")).packages
+    assert (app.name, app.version, app.license) == ("app", "1.0.0", "ISC")
+    assert app.metadata == {"application": True}  # "author": "" and "description": "" are not values
+    (root,) = parse_package_json("/srv/ws/package.json", read("workspace/package.json")).packages
+    assert root.metadata == {"private": True, "application": True}
+
+
+@pytest.mark.parametrize("doc, license", [
+    ({"license": "(MIT OR Apache-2.0)"}, "(MIT OR Apache-2.0)"),
+    ({"license": {"type": "MIT", "url": "https://opensource.org/licenses/MIT"}}, "MIT"),
+    ({"licenses": [{"type": "MIT"}, {"type": "Apache-2.0"}]}, "MIT AND Apache-2.0"),
+    ({"licenses": [{"type": "Apache 2.0"}]}, "Apache 2.0"),
+    ({"license": 42, "licenses": [{"type": "BSD"}]}, "BSD"),
+    ({}, None),
+])
+def test_license_forms(doc, license):
+    data = json.dumps({"name": "x", "version": "1.0.0", **doc}).encode()
+    assert parse_package_json("/app/node_modules/x/package.json", data).packages[0].license == license
+
+
+# -- lockfiles -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("relative, listing", [
+    ("app/package-lock.json", "app-lock.json"),
+    ("app-npm6/package-lock.json", "app-npm6-lock.json"),
+    ("yarn-v1/yarn.lock", "yarn-v1.json"),
+    ("pnpm-v5/pnpm-lock.yaml", "pnpm-v5.json"),
+    ("pnpm-v6/pnpm-lock.yaml", "pnpm-v6.json"),
+    ("pnpm-v9/pnpm-lock.yaml", "pnpm-v9.json"),
+])
+def test_lockfiles_match_the_package_managers_listing(relative, listing):
+    result = parse_npm_lockfile("/" + relative, read(relative))
+    assert listed(result) == expected(listing)
+    assert result.warnings == []
+    assert all(p.type == "npm" and p.declared for p in result.packages)
+
+
+def test_npm_lockfile_leaves_out_dev_dependencies_and_keeps_nested_versions():
+    result = parse_package_lock("/app/package-lock.json", read("app/package-lock.json"))
+    names = listed(result)
+    assert "is-number@7.0.0" not in names  # "dev": true
+    assert {"ms@2.0.0", "ms@2.1.3", "encodeurl@1.0.4", "encodeurl@2.0.3"} <= set(names)
+    assert "app@1.0.0" not in names  # the root "" entry is the project
+    lodash = next(p for p in result.packages if p.name == "lodash")
+    assert lodash.license == "MIT" and lodash.metadata["integrity"].startswith("sha512-")
+    v1 = parse_package_lock("/app/package-lock.json", read("app-npm6/package-lock.json"))
+    assert "ms@2.0.0" in listed(v1)  # nested under debug's own dependencies
+
+
+def test_yarn_berry_leaves_out_the_workspace():
+    result = parse_yarn_lock("/app/yarn.lock", read("yarn-berry/yarn.lock"))
+    assert listed(result) == [e for e in expected("yarn-berry.json") if e != "app@workspace:."]
+    assert result.warnings == []
+
+
+def test_yarn_and_pnpm_keep_dev_dependencies_as_syft_does():
+    for relative in ("yarn-v1/yarn.lock", "yarn-berry/yarn.lock", "pnpm-v5/pnpm-lock.yaml", "pnpm-v9/pnpm-lock.yaml"):
+        assert "is-number@7.0.0" in listed(parse_npm_lockfile("/" + relative, read(relative))), relative
+
+
+def test_workspace_lock_skips_links_and_members():
+    result = parse_package_lock("/srv/ws/package-lock.json", read("workspace/package-lock.json"))
+    assert listed(result) == [e for e in expected("workspace-lock.json") if not e.startswith("@demo/wa@")]
+    assert "is-odd@3.0.1" not in listed(result)  # dev
+
+
+def test_lockfiles_inside_node_modules_are_skipped():
+    for name, relative in (("package-lock.json", "app/package-lock.json"), ("yarn.lock", "yarn-v1/yarn.lock"),
+                           ("pnpm-lock.yaml", "pnpm-v9/pnpm-lock.yaml")):
+        assert parse_npm_lockfile(f"/app/node_modules/x/{name}", read(relative)) == npm.ParseResult()
+
+
+def test_dispatch_sends_manifests_and_lockfiles_but_not_the_hidden_lockfile():
+    dispatch = Dispatch([NPM_PACKAGE, NPM_LOCK])
+    assert dispatch.match("/app/node_modules/.package-lock.json") is None
+    assert dispatch.match("/app/node_modules/@babel/runtime/package.json") is NPM_PACKAGE
+    assert dispatch.match("/package.json") is NPM_PACKAGE
+    for path in ("/app/package-lock.json", "/app/npm-shrinkwrap.json", "/app/yarn.lock", "/pnpm-lock.yaml"):
+        assert dispatch.match(path) is NPM_LOCK, path
+
+
+@pytest.mark.parametrize("lock, names", [
+    # v1 aliases and local directories
+    ({"lockfileVersion": 1, "dependencies": {
+        "cjs": {"version": "npm:string-width@4.2.3"}, "local": {"version": "file:packages/local"}}},
+     ["string-width@4.2.3"]),
+    # v2 aliases carry the real name; link entries and workspace directories are the project
+    ({"lockfileVersion": 2, "packages": {
+        "": {"name": "root", "version": "1.0.0"}, "node_modules/cjs": {"name": "string-width", "version": "4.2.3"},
+        "node_modules/ws": {"resolved": "packages/ws", "link": True}, "packages/ws": {"name": "ws", "version": "1.0.0"},
+        "packages/ws/node_modules/@s/x": {"version": "2.0.0"}}},
+     ["@s/x@2.0.0", "string-width@4.2.3"]),
+    ({"lockfileVersion": 3}, []),
+])
+def test_package_lock_forms(lock, names):
+    result = parse_package_lock("/app/package-lock.json", json.dumps(lock).encode())
+    assert listed(result) == names and result.warnings == []
+
+
+def test_yarn_v1_aliases_name_the_real_package():
+    text = (b'# yarn lockfile v1\n\n"string-width-cjs@npm:string-width@^4.2.0":\n  version "4.2.3"\n'
+            b'  resolved "https://registry.yarnpkg.com/string-width/-/string-width-4.2.3.tgz"\n\n'
+            b'"@babel/code-frame@^7.0.0", "@babel/code-frame@^7.10.4":\n  version "7.12.11"\n'
+            b'  dependencies:\n    "@babel/highlight" "^7.10.4"\n')
+    assert listed(parse_yarn_lock("/app/yarn.lock", text)) == ["@babel/code-frame@7.12.11", "string-width@4.2.3"]
+
+
+def test_pnpm_peer_suffixes_are_not_versions():
+    v5 = b"lockfileVersion: 5.4\npackages:\n  /@babel/core/7.0.0_react@17.0.2:\n    dev: true\n  /ms/2.1.3: {}\n"
+    assert listed(parse_pnpm_lock("/a/pnpm-lock.yaml", v5)) == ["@babel/core@7.0.0", "ms@2.1.3"]
+    v6 = b"lockfileVersion: '6.0'\npackages:\n  /@babel/core@7.0.0(react@17.0.2):\n    dev: false\n"
+    assert listed(parse_pnpm_lock("/a/pnpm-lock.yaml", v6)) == ["@babel/core@7.0.0"]
+    v9 = (b"lockfileVersion: '9.0'\npackages:\n  mypkg@https://codeload.github.com/o/r/tar.gz/abc:\n"
+          b"    resolution: {tarball: https://codeload.github.com/o/r/tar.gz/abc}\n    version: 1.2.0\n"
+          b"snapshots:\n  react-dom@18.2.0(react@18.2.0): {}\n")
+    assert listed(parse_pnpm_lock("/a/pnpm-lock.yaml", v9)) == ["mypkg@1.2.0", "react-dom@18.2.0"]
+
+
+# -- hostile and malformed input ------------------------------------------------------------------
+
+@pytest.mark.parametrize("parser, path", [
+    (parse_package_json, "/app/package.json"),
+    (parse_package_json, "/app/node_modules/x/package.json"),
+    (parse_package_lock, "/app/package-lock.json"),
+    (parse_yarn_lock, "/app/yarn.lock"),
+    (parse_pnpm_lock, "/app/pnpm-lock.yaml"),
+])
+@pytest.mark.parametrize("data", [b"\x00\x01\x02binary\xff" * 100, b'{"name": "x", "version": ', b"[1, 2]",
+                                  b"[" * 100_000, b"__metadata:\n  version: [unclosed\n"])
+def test_garbage_warns_naming_the_file(parser, path, data):
+    result = parser(path, data)
+    assert result.packages == []
+    if parser is parse_yarn_lock and not data.startswith((b"\x00", b"__metadata")):
+        return  # Yarn 1's format is line-based: text without entries is an empty lockfile
+    assert result.warnings and all(w.startswith(path + ": ") for w in result.warnings)
+
+
+def test_manifest_without_name_or_version_is_silent():
+    for data in (b'{"type": "module"}', b'{"name": "x"}', b'{"version": "1.0.0"}', b'{"name": "", "version": ""}'):
+        assert parse_package_json("/app/node_modules/x/package.json", data) == npm.ParseResult()
+    assert parse_package_json("/app/node_modules/x/package.json", b'{"name": 1, "version": "1"}').warnings
+
+
+def test_entry_counts_are_bounded(monkeypatch):
+    monkeypatch.setattr(npm, "MAX_LOCK_ENTRIES", 10)
+    packages = {f"node_modules/p{i}": {"version": "1.0.0"} for i in range(50)}
+    result = parse_package_lock("/app/package-lock.json", json.dumps({"lockfileVersion": 3, "packages": packages}).encode())
+    assert len(result.packages) == 10
+    assert result.warnings == ["/app/package-lock.json: more than 10 entries; the rest skipped"]
+    yarn = b"".join(b'p%d@^1:\n  version "1.0.0"\n\n' % i for i in range(50))
+    assert len(parse_yarn_lock("/app/yarn.lock", yarn).packages) == 10
+    pnpm = b"lockfileVersion: '9.0'\npackages:\n" + b"".join(b"  p%d@1.0.0: {}\n" % i for i in range(50))
+    assert len(parse_pnpm_lock("/app/pnpm-lock.yaml", pnpm).packages) == 10
+
+
+def test_v1_nesting_is_bounded():
+    level: dict = {}
+    for i in range(300):
+        level = {f"p{i}": {"version": "1.0.0", "dependencies": level}}
+    result = parse_package_lock("/app/package-lock.json", json.dumps({"lockfileVersion": 1, "dependencies": level}).encode())
+    assert len(result.packages) == npm.MAX_V1_DEPTH
+
+
+def test_yaml_aliases_cost_nothing():
+    bomb = b"lockfileVersion: '9.0'\na: &a [x,x,x,x,x,x,x,x,x]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        bomb += f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]\n".encode()
+    bomb += b"packages: {x@1: *i, y@2: {}}\n"
+    start = time.monotonic()
+    result = parse_pnpm_lock("/app/pnpm-lock.yaml", bomb)
+    assert listed(result) == ["x@1", "y@2"] and time.monotonic() - start < 1
+
+
+def test_entries_without_versions_are_counted_once():
+    lock = {"lockfileVersion": 3, "packages": {"node_modules/a": {}, "node_modules/b": {"version": 3},
+                                               "node_modules/c": {"version": "1.0.0"}}}
+    result = parse_package_lock("/app/package-lock.json", json.dumps(lock).encode())
+    assert listed(result) == ["c@1.0.0"]
+    assert result.warnings == ["/app/package-lock.json: 2 entries without a name or version; skipped"]
+
+
+def test_memoryview_input_and_database_round_trip():
+    data = read("app/package-lock.json")
+    result = parse_package_lock("/app/package-lock.json", memoryview(data))
+    assert listed(result) == listed(parse_package_lock("/app/package-lock.json", data))
+    again = result_from_json(json.loads(json.dumps(result_to_json(result))))
+    assert again.packages == result.packages
