@@ -323,13 +323,14 @@ class LayerAnalyzer:
                 self._warnings.append(f"{path}: the {cataloger.name} scanner failed: {type(exc).__name__}: {exc}")
                 continue
             if result is not None:
-                self._keep(path, cataloger, result)
+                # a scanner may name what it recognized (go-module-binary, ...)
+                self._keep(path, getattr(scanner, "found_by", None) or cataloger.name, result)
 
-    def _keep(self, path: str, cataloger: Cataloger, result: ParseResult) -> None:
+    def _keep(self, path: str, cataloger: str, result: ParseResult) -> None:
         self._warnings.extend(result.warnings)
         result.warnings = []
         if result.packages or result.claims or result.distro is not None:
-            self._catalog.append(CatalogEntry(path=path, cataloger=cataloger.name, result=result))
+            self._catalog.append(CatalogEntry(path=path, cataloger=cataloger, result=result))
 
     def _start_capture(self, path: str, cataloger: Cataloger, size: int) -> None:
         limit = min(cataloger.max_bytes, self._limits.max_catalog_file)
@@ -361,4 +362,4 @@ class LayerAnalyzer:
         finally:
             if type(capture) is not bytearray:
                 capture.close()  # type: ignore[union-attr]
-        self._keep(path, cataloger, result)
+        self._keep(path, cataloger.name, result)

@@ -15,6 +15,7 @@ from typing import Final
 
 from ..catalogers.base import CatalogEntry, Claim, Distro, OwnedFile, Package
 from ..catalogers.distro import DISTRO_PRIORITY
+from ..catalogers.golang import go_sum_key
 from ..catalogers.purl import purl
 from ..catalogers.python import package_directory
 from ..model import FileKind, FileRecord, LayerResult, VisibleFile
@@ -115,6 +116,8 @@ def _claims_of(package: Package, location: str, claims: dict[str, list[Claim]]) 
         return claims.get(package.name, []) + claims.get(f"{package.name}:{package.arch}", [])
     if package.type == "pypi" and not package.declared:
         return claims.get(package_directory(location), [])
+    if package.type == "golang" and location.endswith("/go.mod"):
+        return claims.get(go_sum_key(location, package.name, package.version), [])
     return []
 
 

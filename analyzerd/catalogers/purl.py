@@ -47,9 +47,14 @@ def purl(package: Package, distro: Distro | None) -> str:
     name, version = package.name, package.version
     if package.type == "rpm" and package.epoch is not None:
         version = version.partition(":")[2] or version  # the epoch is a qualifier
+    subpath = ""
     if package.namespace:
         namespace = package.namespace
-    elif "/" in name and package.type in ("npm", "golang", "composer"):
+    elif package.type == "golang":
+        namespace, name, subpath = _go_parts(name)
+        if name == "stdlib" and not namespace:
+            version = version.removeprefix("go")
+    elif "/" in name and package.type in ("npm", "composer"):
         namespace, _, name = name.rpartition("/")
     if package.type == "pypi":
         name = pep503_name(name)
@@ -58,7 +63,20 @@ def purl(package: Package, distro: Distro | None) -> str:
         text += "/".join(_encode(part) for part in namespace.split("/")) + "/"
     text += _encode(name)
     if version:
-        text += "@" + _encode(version)
+        text += "@" + quote(version, safe="()")  # "(devel)" stays readable, as Syft writes it
     if qualifiers:
         text += "?" + "&".join(f"{k}={_encode(v)}" for k, v in qualifiers)
+    if subpath:
+        text += "#" + "/".join(_encode(part) for part in subpath.split("/"))
     return text
+
+
+def _go_parts(module: str) -> tuple[str, str, str]:
+    """A Go module path as Syft splits it: two elements of namespace, then the name, and the
+    rest as a subpath ("github.com/cespare/xxhash/v2" -> "github.com/cespare", "xxhash", "v2")."""
+    fields = module.split("/")
+    if len(fields) == 1:
+        return "", fields[0], ""
+    if len(fields) == 2:
+        return fields[0], fields[1], ""
+    return "/".join(fields[:2]), fields[2], "/".join(fields[3:])
