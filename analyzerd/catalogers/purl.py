@@ -50,6 +50,8 @@ def purl(package: Package, distro: Distro | None) -> str:
     subpath = ""
     if package.namespace:
         namespace = package.namespace
+    elif package.type == "maven":
+        namespace = name  # no groupId known: Syft repeats the artifactId
     elif package.type == "golang":
         namespace, name, subpath = _go_parts(name)
         if name == "stdlib" and not namespace:

@@ -1,0 +1,417 @@
+"""Golden tests of the Java archive cataloger on real Debian jars (tests/data/java, see its
+SOURCES.md), on a war, a Spring Boot fat jar and an ear built here from those jars, and on
+hostile archives (bombs, deep nesting, damaged zips): each gives a warning naming the file.
+
+Expected coordinates are those of the jars' own pom.properties, as `unzip -p JAR
+'META-INF/maven/*/*/pom.properties'` prints them; SHA-1s are `sha1sum` of the jar files;
+manifest values are those Java's own java.util.jar.Manifest reads from the jars.
+"""
+
+import hashlib
+import io
+import mmap
+import os
+import struct
+import tempfile
+import zipfile
+import zlib
+
+import pytest
+
+from analyzerd.catalogers import java
+from analyzerd.catalogers.java import (JAVA_ARCHIVE, MAX_INFLATED_BYTES, MAX_MEMBERS, MAX_NESTED_ARCHIVE_BYTES,
+                                       MAX_NESTING_DEPTH, archive_filename, parse_java_archive, parse_manifest,
+                                       parse_pom_xml)
+
+JARS = os.path.join(os.path.dirname(__file__), "..", "data", "java", "usr", "share", "java")
+S, D = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
+
+# unzip -p JAR 'META-INF/maven/*/*/pom.properties' (groupId, artifactId, version); sha1sum JAR
+REAL = {
+    "commons-lang3.jar": ("org.apache.commons", "commons-lang3", "3.12.0", "003d0394826097ee9becbd2938fa61374c78dae0"),
+    "commons-io.jar": ("commons-io", "commons-io", "2.11.0", "72d7095aef5a919286d5ebef32bf9a19ca46c105"),
+    "slf4j-api.jar": ("org.slf4j", "slf4j-api", "1.7.32", "c2da549972bd86ce3bd92029c12dfdde62fb253a"),
+    "slf4j-simple.jar": ("org.slf4j", "slf4j-simple", "1.7.32", "5177034ad329e4d9aa655a9b7b017b3348b11af7"),
+}
+
+
+def real(name):
+    with open(os.path.join(JARS, name), "rb") as f:
+        return f.read()
+
+
+def build(members, *, prepend=b""):
+    """A zip of (name, bytes, compress_type) members, as jar, war and Spring Boot tools write."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data, method in members:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 6))
+            info.compress_type = method
+            archive.writestr(info, data)
+    return prepend + out.getvalue()
+
+
+def manifest(**fields):
+    lines = ["Manifest-Version: 1.0"] + [f"{key.replace('_', '-')}: {value}" for key, value in fields.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def coordinates(result):
+    return [(p.namespace, p.name, p.version, p.metadata["virtual_path"], p.metadata.get("sha1"))
+            for p in result.packages]
+
+
+# -- real jars -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_jars_are_their_pom_properties(name):
+    group, artifact, version, _ = REAL[name]
+    path = f"/usr/share/java/{name}"
+    result = parse_java_archive(path, real(name))
+    assert result.warnings == []
+    (package,) = result.packages
+    assert (package.type, package.namespace, package.name, package.version) == ("maven", group, artifact, version)
+    assert package.metadata["virtual_path"] == path
+    assert package.metadata["pom_path"] == f"META-INF/maven/{group}/{artifact}/pom.properties"
+    assert "sha1" not in package.metadata  # the top-level archive's digest comes from the layer stream
+    assert package.license is None  # no Bundle-License, and their POMs list no licenses
+
+
+def test_manifest_values_match_java_util_jar():
+    # java.util.jar.Manifest.getMainAttributes().getValue(...) on the same jars (JDK 17)
+    lang = parse_manifest(zipfile.ZipFile(os.path.join(JARS, "commons-lang3.jar")).read("META-INF/MANIFEST.MF"))
+    assert lang.get("Include-Resource") == "META-INF/NOTICE.txt=NOTICE.txt,META-INF/LICENSE.txt=LICENSE.txt"
+    assert lang.get("Require-Capability") == 'osgi.ee;filter:="(&(osgi.ee=JavaSE)(version=1.8))"'
+    assert lang.get("Bundle-Description") == (
+        "Apache Commons Lang, a package of Java utility classes for the  classes that are in java.lang's hierarchy, "
+        "or are considered to be sostandard as to justify existence in java.lang.")
+    io_manifest = parse_manifest(zipfile.ZipFile(os.path.join(JARS, "commons-io.jar")).read("META-INF/MANIFEST.MF"))
+    assert io_manifest.get("Import-Package") == "sun.misc;resolution:=optional,sun.nio.ch;resolution:=optional"
+    package = parse_java_archive("/usr/share/java/slf4j-api.jar", real("slf4j-api.jar")).packages[0]
+    assert package.metadata["manifest"] == {
+        "Implementation-Title": "slf4j-api", "Implementation-Version": "1.7.32", "Bundle-Name": "slf4j-api",
+        "Bundle-SymbolicName": "slf4j.api", "Bundle-Version": "1.7.32", "Automatic-Module-Name": "org.slf4j",
+        "Created-By": "Apache Maven 3.6.3"}
+
+
+def test_manifest_continuations_line_ends_and_split_characters():
+    # a 72-byte line may end inside a UTF-8 character; CR LF, LF and lone CR all end lines
+    text = "Ünïcödé wrapped at the byte limit".encode()
+    raw = (b"Manifest-Version: 1.0\r\nImplementation-Title: " + text[:8] + b"\r\n " + text[8:] + b"\n"
+           b"Bundle-Name: a\r\n  b\rNo colon here\r\n\r\nName: x/\r\nImplementation-Version: 9\r\n")
+    parsed = parse_manifest(raw)
+    assert parsed.get("Implementation-Title") == "Ünïcödé wrapped at the byte limit"
+    assert parsed.get("Bundle-Name") == "a b"
+    assert parsed.field("Implementation-Version") == "9" and parsed.get("Implementation-Version") == ""
+    assert parse_manifest(b"Implementation-Title: cut\r\nImplementation-Vers", complete=False).main == {
+        "Implementation-Title": "cut"}
+
+
+@pytest.mark.parametrize("path, name, version", [
+    # Syft's own cases (syft/pkg/cataloger/java/archive_filename_test.go)
+    ("pkg-maven-4.3.2.blerg", "pkg-maven", "4.3.2"),
+    ("/some/path/pkg-extra-field-maven-4.3.2-rc1.jpi", "pkg-extra-field-maven", "4.3.2-rc1"),
+    ("/some/path-with-version-5.4.3/wagon-webdav-1.0.2-beta-2.2.3a-hudson.jar", "wagon-webdav",
+     "1.0.2-beta-2.2.3a-hudson"),
+    ("/some/path-with-version-5.4.3/wagon-http-lightweight-1.0.5-beta-2.jar", "wagon-http-lightweight", "1.0.5-beta-2"),
+    ("WEB-INF/lib/jtidy-4aug2000r7-dev-hudson-1.jar", "jtidy", "4aug2000r7-dev-hudson-1"),
+    ("WEB-INF/lib/trilead-ssh2-build212-hudson-5.jar", "trilead-ssh2", "build212-hudson-5"),
+    ("WEB-INF/lib/guava-r06.jar", "guava", "r06"),
+    ("BOOT-INF/lib/spring-data-r2dbc-1.1.0.RELEASE.jar", "spring-data-r2dbc", "1.1.0.RELEASE"),
+    ("jboss-saaj-api_1.4_spec-1.0.2.Final.jar", "jboss-saaj-api_1.4_spec", "1.0.2.Final"),
+    ("liferay-package.lpkg", "liferay-package", ""),
+])
+def test_names_and_versions_from_file_names(path, name, version):
+    assert archive_filename(path) == (name, version)
+
+
+# -- archives built from the real jars ------------------------------------------------------------
+
+def war():
+    return build([("META-INF/MANIFEST.MF", manifest(Implementation_Title="shop", Implementation_Version="1.4.2"), D),
+                  ("WEB-INF/web.xml", b"<web-app/>", D),
+                  ("WEB-INF/classes/shop/Cart.class", b"\xca\xfe\xba\xbe", D),
+                  ("WEB-INF/lib/commons-lang3-3.12.0.jar", real("commons-lang3.jar"), D),
+                  ("WEB-INF/lib/slf4j-api-1.7.32.jar", real("slf4j-api.jar"), S)])
+
+
+def test_war_with_deflated_and_stored_libraries():
+    result = parse_java_archive("/app/shop.war", war())
+    assert result.warnings == []
+    assert coordinates(result) == [
+        (None, "shop", "1.4.2", "/app/shop.war", None),  # no groupId anywhere in the war
+        ("org.apache.commons", "commons-lang3", "3.12.0", "/app/shop.war:WEB-INF/lib/commons-lang3-3.12.0.jar",
+         REAL["commons-lang3.jar"][3]),
+        ("org.slf4j", "slf4j-api", "1.7.32", "/app/shop.war:WEB-INF/lib/slf4j-api-1.7.32.jar",
+         REAL["slf4j-api.jar"][3]),
+    ]
+
+
+def spring_boot_jar(prepend=b""):
+    # Spring Boot's layout: BOOT-INF/lib jars stored uncompressed, its own Maven metadata
+    return build([("META-INF/MANIFEST.MF", manifest(Main_Class="org.springframework.boot.loader.JarLauncher",
+                                                    Start_Class="com.example.demo.DemoApplication",
+                                                    Spring_Boot_Lib="BOOT-INF/lib/"), D),
+                  ("META-INF/maven/com.example/demo/pom.properties",
+                   b"artifactId=demo\ngroupId=com.example\nversion=0.0.1-SNAPSHOT\n", D),
+                  ("META-INF/maven/com.example/demo/pom.xml",
+                   b"<project xmlns='http://maven.apache.org/POM/4.0.0'><parent><groupId>org.springframework.boot"
+                   b"</groupId><artifactId>spring-boot-starter-parent</artifactId><version>2.7.18</version></parent>"
+                   b"<groupId>com.example</groupId><artifactId>demo</artifactId><version>0.0.1-SNAPSHOT</version>"
+                   b"<licenses><license><name>Apache-2.0</name></license></licenses></project>", D),
+                  ("BOOT-INF/classes/application.properties", b"server.port=8080\n", D),
+                  ("BOOT-INF/lib/commons-io-2.11.0.jar", real("commons-io.jar"), S),
+                  ("BOOT-INF/lib/slf4j-simple-1.7.32.jar", real("slf4j-simple.jar"), S)], prepend=prepend)
+
+
+@pytest.mark.parametrize("prepend", [b"", b"#!/bin/bash\n# launch script of a fully executable jar\n" * 40])
+def test_spring_boot_fat_jar(prepend):
+    result = parse_java_archive("/app/demo-0.0.1-SNAPSHOT.jar", spring_boot_jar(prepend))
+    assert result.warnings == []
+    assert coordinates(result) == [
+        ("com.example", "demo", "0.0.1-SNAPSHOT", "/app/demo-0.0.1-SNAPSHOT.jar", None),
+        ("commons-io", "commons-io", "2.11.0", "/app/demo-0.0.1-SNAPSHOT.jar:BOOT-INF/lib/commons-io-2.11.0.jar",
+         REAL["commons-io.jar"][3]),
+        ("org.slf4j", "slf4j-simple", "1.7.32", "/app/demo-0.0.1-SNAPSHOT.jar:BOOT-INF/lib/slf4j-simple-1.7.32.jar",
+         REAL["slf4j-simple.jar"][3]),
+    ]
+    assert result.packages[0].license == "Apache-2.0"  # from the pom.xml beside the matching pom.properties
+
+
+def test_ear_holding_a_war_holding_jars():
+    ear = build([("META-INF/application.xml", b"<application/>", D), ("shop.war", war(), S),
+                 ("lib/slf4j-simple-1.7.32.jar", real("slf4j-simple.jar"), D)])
+    result = parse_java_archive("/srv/store.ear", ear)
+    assert result.warnings == []
+    # the ear has no manifest: no package of its own (as Syft); everything inside is found
+    assert [(p.name, p.metadata["virtual_path"]) for p in result.packages] == [  # nested ones in name order
+        ("slf4j-simple", "/srv/store.ear:lib/slf4j-simple-1.7.32.jar"),
+        ("shop", "/srv/store.ear:shop.war"),
+        ("commons-lang3", "/srv/store.ear:shop.war:WEB-INF/lib/commons-lang3-3.12.0.jar"),
+        ("slf4j-api", "/srv/store.ear:shop.war:WEB-INF/lib/slf4j-api-1.7.32.jar"),
+    ]
+    assert result.packages[1].metadata["sha1"] == hashlib.sha1(war()).hexdigest()
+
+
+def with_wrong_crc(data, name):
+    """The archive with the CRC-32 its central directory records for ``name`` zeroed."""
+    at = data.find(b"PK\x01\x02")
+    while data[at + 46:at + 46 + len(name)] != name.encode():
+        at = data.find(b"PK\x01\x02", at + 4)
+    return data[:at + 16] + b"\0\0\0\0" + data[at + 20:]
+
+
+def damaged_war():
+    return with_wrong_crc(build([("META-INF/MANIFEST.MF", manifest(Implementation_Version="3"), D),
+                                 ("WEB-INF/lib/a-corrupt.jar", os.urandom(5000), D),
+                                 ("WEB-INF/lib/b-truncated.jar", real("slf4j-api.jar")[:-100], S),
+                                 ("WEB-INF/lib/c-bad-checksum.jar", real("slf4j-api.jar"), S),
+                                 ("WEB-INF/lib/slf4j-simple-1.7.32.jar", real("slf4j-simple.jar"), D)]),
+                          "WEB-INF/lib/c-bad-checksum.jar")
+
+
+@pytest.mark.parametrize("archive, path, names", [
+    (spring_boot_jar, "/app/demo-0.0.1-SNAPSHOT.jar", ["demo", "commons-io", "slf4j-simple"]),
+    (damaged_war, "/app/mixed.war", ["mixed", "slf4j-simple"])])
+def test_memory_mapped_input_and_no_view_outlives_the_parse(archive, path, names):
+    with tempfile.TemporaryFile() as spool:
+        spool.write(archive())
+        spool.flush()
+        mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
+        view = memoryview(mapped)
+        result = parse_java_archive(path, view)
+        view.release()
+        mapped.close()  # raises BufferError if the parser kept a view of the map
+    assert [p.name for p in result.packages] == names
+
+
+def test_shaded_pom_properties_and_pom_xml_without_properties():
+    shaded = build([
+        ("META-INF/MANIFEST.MF",
+         manifest(Implementation_Version="2.0", Bundle_License="https://opensource.org/licenses/MIT"), D),
+        ("META-INF/maven/org.example/tool/pom.properties", b"groupId=org.example\nartifactId=tool\nversion=2.0\n", D),
+        ("META-INF/maven/com.google.guava/guava/pom.properties",
+         b"#Generated\ngroupId=com.google.guava\nartifactId=guava\nversion=31.1-jre\n", D),
+        # a POM without pom.properties: groupId and version from its parent, ${...} expanded
+        ("META-INF/maven/org.example/tool-core/pom.xml",
+         b"<?xml version='1.0' encoding='ISO-8859-1'?><project><parent><groupId>org.example</groupId>"
+         b"<artifactId>tool-parent</artifactId><version>2.0</version></parent><artifactId>tool-core</artifactId>"
+         b"<name>Tool core \xe9</name><licenses><license><name>${license.name}</name></license></licenses>"
+         b"<properties><license.name>MIT</license.name></properties></project>", D),
+    ])
+    result = parse_java_archive("/opt/tool-2.0.jar", shaded)
+    assert result.warnings == []
+    assert [(p.namespace, p.name, p.version, p.metadata["virtual_path"], p.license) for p in result.packages] == [
+        ("org.example", "tool", "2.0", "/opt/tool-2.0.jar", "https://opensource.org/licenses/MIT"),
+        ("com.google.guava", "guava", "31.1-jre", "/opt/tool-2.0.jar:com.google.guava:guava", None),
+        ("org.example", "tool-core", "2.0", "/opt/tool-2.0.jar:org.example:tool-core", "MIT"),
+    ]
+
+
+def test_archives_without_a_manifest_or_instrumenting_others_have_no_package_of_their_own():
+    inner = build([("META-INF/MANIFEST.MF", manifest(Implementation_Version="1"), D)])
+    bare = build([("META-INF/maven/g/bare/pom.properties", b"groupId=g\nartifactId=bare\nversion=1\n", D),
+                  ("lib/inner-1.jar", inner, D)])
+    assert coordinates(parse_java_archive("/x/bare-1.jar", bare)) == [
+        (None, "inner", "1", "/x/bare-1.jar:lib/inner-1.jar", hashlib.sha1(inner).hexdigest())]
+    weaver = build([("META-INF/MANIFEST.MF", manifest(Weave_Classes="spring", Implementation_Version="8.0"), D)])
+    assert parse_java_archive("/newrelic/instrumentation/spring-4.jar", weaver).packages == []
+
+
+def test_cataloger_declaration():
+    assert JAVA_ARCHIVE.name == "java-archive" and JAVA_ARCHIVE.parse is parse_java_archive
+    for glob in ("**/*.jar", "**/*.war", "**/*.ear", "**/*.jpi", "**/*.hpi", "**/*.JAR", "**/*.WAR"):
+        assert glob in JAVA_ARCHIVE.globs
+
+
+# -- hostile and damaged archives -------------------------------------------------------------------
+
+def zeros_deflated(size):
+    """Raw deflate data of ``size`` zero bytes, built from one repeated fully-flushed block."""
+    block = bytes(1024 * 1024)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert size % len(block) == 0
+    return chunk * (size // len(block)) + compressor.flush()
+
+
+def raw_zip(members):
+    """A zip of (name, raw deflate data, declared size, crc) members, written by hand so that
+    sizes can be declared that zipfile would never write."""
+    local, directory = b"", b""
+    for name, data, size, crc in members:
+        name = name.encode()
+        header = struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0)
+        directory += struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(data), size,
+                                 len(name), 0, 0, 0, 0, 0, len(local)) + name
+        local += header + name + data
+    return local + directory + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, len(members), len(members),
+                                           len(directory), len(local), 0)
+
+
+GIB = 1024 ** 3
+
+
+def test_zip_bomb_member_declaring_a_gigabyte_is_skipped_unread():
+    bomb = raw_zip([("META-INF/MANIFEST.MF", zlib.compress(manifest(Implementation_Version="1.0"))[2:-4],
+                     len(manifest(Implementation_Version="1.0")), zlib.crc32(manifest(Implementation_Version="1.0"))),
+                    ("lib/zeros.jar", zeros_deflated(GIB), GIB, 0)])
+    result = parse_java_archive("/app/bomb-1.0.jar", bomb)
+    assert [(p.name, p.version) for p in result.packages] == [("bomb", "1.0")]
+    assert result.warnings == [f"/app/bomb-1.0.jar:lib/zeros.jar: declares {GIB} bytes, more than the "
+                               f"{MAX_NESTED_ARCHIVE_BYTES} read; skipped"]
+
+
+def test_member_inflating_past_its_declared_size_stops_there():
+    lying = raw_zip([("lib/small.jar", zeros_deflated(GIB), 1024, 0)])  # says 1 KiB, holds 1 GiB
+    result = parse_java_archive("/app/lying.war", lying)
+    assert result.packages == []
+    assert result.warnings == ["/app/lying.war:lib/small.jar: inflates to more than its declared 1024 bytes; skipped"]
+
+
+def test_members_declaring_two_gigabytes():
+    two_gib = 2 * GIB
+    stored = bytearray(build([("lib/huge.jar", b"tiny", S)]))
+    at = stored.find(b"PK\x01\x02")
+    struct.pack_into("<II", stored, at + 20, two_gib, two_gib)  # compressed and uncompressed sizes
+    result = parse_java_archive("/app/huge-stored.war", bytes(stored))
+    assert result.warnings == ["/app/huge-stored.war:lib/huge.jar: member data runs past the end of the archive "
+                               "(truncated?); skipped"]
+    deflated = raw_zip([("lib/huge.jar", zeros_deflated(1024 * 1024), two_gib, 0)])
+    result = parse_java_archive("/app/huge-deflated.war", deflated)
+    assert result.warnings == [f"/app/huge-deflated.war:lib/huge.jar: declares {two_gib} bytes, more than the "
+                               f"{MAX_NESTED_ARCHIVE_BYTES} read; skipped"]
+
+
+def test_inflating_stops_at_the_budget_of_the_top_level_archive():
+    size = 48 * 1024 * 1024
+    count = MAX_INFLATED_BYTES // size + 1
+    data = zeros_deflated(size)
+    crc = zlib.crc32(bytes(size))
+    bomb = raw_zip([(f"lib/z{i:02}.jar", data, size, crc) for i in range(count)])
+    result = parse_java_archive("/app/many.war", bomb)
+    assert result.packages == []
+    read = MAX_INFLATED_BYTES // size
+    assert result.warnings[:read] == [f"/app/many.war:lib/z{i:02}.jar: not a readable zip archive: not a zip archive, "
+                                      "or truncated (no end of central directory record)" for i in range(read)]
+    assert result.warnings[read:] == [f"/app/many.war: more than {MAX_INFLATED_BYTES} bytes inflated from this archive "
+                                      "and the archives in it (a zip bomb?); stopped before "
+                                      f"/app/many.war:lib/z{read:02}.jar"]
+
+
+def test_nesting_stops_at_the_depth_bound():
+    archive = build([("META-INF/MANIFEST.MF", manifest(Implementation_Version="50"), D)])
+    for level in range(49, -1, -1):
+        archive = build([("META-INF/MANIFEST.MF", manifest(Implementation_Version=str(level)), D),
+                         (f"lib/level{level + 1}.jar", archive, S if level % 2 else D)])
+    result = parse_java_archive("/deep/level0.jar", archive)
+    path = "/deep/level0.jar"
+    expected = [("level0", "0", path)]
+    for level in range(1, MAX_NESTING_DEPTH + 1):
+        path += f":lib/level{level}.jar"
+        expected.append((f"level{level}", str(level), path))
+    assert [(p.name, p.version, p.metadata["virtual_path"]) for p in result.packages] == expected
+    deepest = f"{path}:lib/level{MAX_NESTING_DEPTH + 1}.jar"
+    assert result.warnings == [f"{deepest}: nested more than {MAX_NESTING_DEPTH} archives deep; not cataloged"]
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "shorter than an end record"),
+    (b"PK\x03\x04 this is not really a zip " * 200, "no end of central directory record"),
+    (real("commons-io.jar")[:200_000], "no end of central directory record"),  # truncated
+])
+def test_damaged_top_level_archives(data, reason):
+    result = parse_java_archive("/usr/share/java/broken.jar", data)
+    assert result.packages == []
+    (warning,) = result.warnings
+    assert warning.startswith("/usr/share/java/broken.jar: not a readable zip archive: ") and reason in warning
+
+
+def test_damaged_nested_archives_are_named_and_the_others_kept():
+    result = parse_java_archive("/app/mixed.war", damaged_war())
+    assert [(p.name, p.metadata["virtual_path"]) for p in result.packages] == [
+        ("mixed", "/app/mixed.war"), ("slf4j-simple", "/app/mixed.war:WEB-INF/lib/slf4j-simple-1.7.32.jar")]
+    assert [w.split(": not a readable zip archive")[0] for w in result.warnings] == [
+        "/app/mixed.war:WEB-INF/lib/a-corrupt.jar", "/app/mixed.war:WEB-INF/lib/b-truncated.jar",
+        "/app/mixed.war:WEB-INF/lib/c-bad-checksum.jar: CRC-32 mismatch; skipped"]
+
+
+def test_too_many_members_are_not_all_examined():
+    names = [f"c/C{i}.class" for i in range(MAX_MEMBERS + 10)] + ["META-INF/MANIFEST.MF"]
+    local, directory, offset = [], [], 0
+    for name in names:  # empty stored members, written by hand: zipfile takes seconds for this many
+        encoded = name.encode()
+        directory.append(struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(encoded),
+                                     0, 0, 0, 0, 0, offset) + encoded)
+        local.append(struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(encoded), 0) + encoded)
+        offset += len(local[-1])
+    local_bytes, directory_bytes = b"".join(local), b"".join(directory)
+    end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory_bytes), len(local_bytes), 0)
+    result = parse_java_archive("/app/huge.jar", local_bytes + directory_bytes + end)
+    assert result.packages == []  # the manifest is past the bound
+    assert result.warnings == [f"/app/huge.jar: 65535 members; only the first {MAX_MEMBERS} examined"]
+
+
+def test_hostile_and_malformed_maven_files_are_warnings():
+    laughs = (b"<?xml version='1.0'?><!DOCTYPE project [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;'>"
+              b"<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;&b;'>]><project><artifactId>&c;</artifactId></project>")
+    archive = build([("META-INF/MANIFEST.MF", manifest(Implementation_Version="1.0"), D),
+                     ("META-INF/maven/g/laughs/pom.xml", laughs, D),
+                     ("META-INF/maven/g/broken/pom.properties", b"groupId=g\nthis line has no separator\n", D),
+                     ("META-INF/maven/g/deep/pom.xml", b"<a>" * 100_000 + b"</a>" * 100_000, D),
+                     ("META-INF/maven/g/app/pom.properties", b"groupId=g.h\nartifactId=app\nversion=1.0\n", D)])
+    result = parse_java_archive("/srv/app-1.0.jar", archive)
+    assert [(p.namespace, p.name, p.version) for p in result.packages] == [("g.h", "app", "1.0")]
+    assert result.warnings == [
+        "/srv/app-1.0.jar:META-INF/maven/g/broken/pom.properties: not a properties line: "
+        "'this line has no separator'; skipped",
+        "/srv/app-1.0.jar:META-INF/maven/g/laughs/pom.xml: declares a DTD or entities "
+        "(not read: entity expansion is a memory bomb); skipped",
+    ]
+
+
+def test_pom_property_references_cannot_grow_without_bound():
+    doubling = "".join(f"<p{i}>${{p{i + 1}}}${{p{i + 1}}}</p{i}>" for i in range(40)) + "<p40>x</p40>"
+    pom = f"<project><artifactId>a</artifactId><version>${{p0}}</version><properties>{doubling}</properties></project>"
+    project = parse_pom_xml("pom.xml", pom.encode())
+    assert len(project.version) <= java.MAX_POM_VALUE
