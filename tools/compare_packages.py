@@ -49,12 +49,21 @@ def truth_sets(truth: dict) -> dict[str, set[tuple[str, ...]]]:
 
 
 def our_sets(ours: dict, applications: bool = False) -> dict[str, set[tuple[str, ...]]]:
+    """``applications``: the set to compare with Syft, which also lists an application's own
+    package.json and jars known by their manifest alone."""
     out: dict[str, set[tuple[str, ...]]] = defaultdict(set)
     for p in ours.get("packages", []):
         if p["type"] in ("deb", "apk", "rpm") or not p.get("installed", True):
             continue
         if not applications and (p.get("metadata") or {}).get("application"):
             continue  # the application's own package.json, not a dependency
+        if p["type"] == "maven":
+            pom = (p.get("metadata") or {}).get("pom_path") or ""
+            if not applications and not pom.endswith("pom.properties"):
+                continue  # truth lists pom.properties only; a manifest-only jar is compared with Syft
+            # no groupId known: the purl repeats the artifactId, as Syft's does
+            out["maven"].add(key("maven", p["name"], p["version"], p.get("namespace") or p["name"]))
+            continue
         out[p["type"]].add(key(p["type"], p["name"], p["version"], p.get("namespace")))
     return out
 
@@ -69,7 +78,8 @@ def syft_sets(syft: dict) -> dict[str, set[tuple[str, ...]]]:
         if kind == "maven":
             match = re.match(r"pkg:maven/([^/]+)/", a.get("purl") or "")
             group = match.group(1) if match else None
-        out[kind].add(key(kind, a["name"], a["version"], group))
+        version = "" if a["version"] == "UNKNOWN" else a["version"]  # Syft's word for none
+        out[kind].add(key(kind, a["name"], version, group))
     return out
 
 
