@@ -34,44 +34,59 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
-def _name_filter(glob: str) -> tuple[str | None, str]:
-    """What the file name of a match must be: (a literal name, "") or (None, a suffix that
-    every matching name ends with; "" when nothing is known)."""
-    name = glob.rpartition("/")[2]
-    if "*" not in name and "?" not in name:
-        return name, ""
-    tail = name[max(name.rfind("*"), name.rfind("?")) + 1:]
-    return None, tail
+_Candidate = tuple[int, "re.Pattern[str]", Cataloger]
 
 
 class Dispatch:
+    """Each glob is filed under what a matching path's last component must be: a literal
+    name ("package.json"), a suffix ("*.jar"), or, for a name that is all wildcard
+    ("status.d/*"), the literal directory it sits in. A path is matched against the globs
+    of its name, suffix or directory only; the first cataloger declared wins."""
+
     def __init__(self, catalogers: Sequence[Cataloger]) -> None:
         self.catalogers = tuple(catalogers)
-        self._names: set[str] = set()
-        suffixes: set[str] = set()
-        parts = []
-        self._by_group: dict[str, Cataloger] = {}
-        for i, cataloger in enumerate(self.catalogers):
-            for j, glob in enumerate(cataloger.globs):
-                group = f"c{i}_{j}"
-                self._by_group[group] = cataloger
-                parts.append(f"(?P<{group}>{glob_to_regex(glob)})")
-                name, suffix = _name_filter(glob)
-                if name is not None:
-                    self._names.add(name)
+        self._by_name: dict[str, list[_Candidate]] = {}
+        self._by_suffix: list[tuple[str, _Candidate]] = []
+        self._by_directory: dict[str, list[_Candidate]] = {}
+        self._everywhere: list[_Candidate] = []  # globs none of the above can narrow
+        order = 0
+        for cataloger in self.catalogers:
+            for glob in cataloger.globs:
+                candidate = (order, re.compile(glob_to_regex(glob)), cataloger)
+                order += 1
+                directory, _, name = glob.rpartition("/")
+                wild = max(name.rfind("*"), name.rfind("?"))
+                if wild < 0:
+                    self._by_name.setdefault(name, []).append(candidate)
+                elif wild < len(name) - 1:
+                    self._by_suffix.append((name[wild + 1:], candidate))
+                elif directory and "*" not in directory and "?" not in directory:
+                    self._by_directory.setdefault(directory, []).append(candidate)
                 else:
-                    suffixes.add(suffix)  # "" (a glob like "*") lets every name through
-        self._suffixes = tuple(sorted(suffixes))
+                    self._everywhere.append(candidate)
+        self._suffixes = tuple(sorted({suffix for suffix, _ in self._by_suffix}))
         #: catalogers that look at executables' bytes as they stream (no path identifies them)
         self.scanners = tuple(c for c in self.catalogers if c.scanner is not None)
         self.magic_length = max((len(m) for c in self.scanners for m in c.magic), default=0)
-        self._regex = re.compile("|".join(parts)) if parts else None
 
     def match(self, path: str) -> Cataloger | None:
-        if self._regex is None:
+        slash = path.rfind("/")
+        name = path[slash + 1:]
+        candidates = self._by_name.get(name)
+        if name.endswith(self._suffixes):
+            candidates = [*(candidates or ()), *(c for suffix, c in self._by_suffix if name.endswith(suffix))]
+        in_directory = self._by_directory.get(path[:slash]) if self._by_directory else None
+        if in_directory:
+            candidates = [*(candidates or ()), *in_directory]
+        if self._everywhere:
+            candidates = [*(candidates or ()), *self._everywhere]
+        if not candidates:
             return None
-        name = path[path.rfind("/") + 1:]
-        if name not in self._names and not name.endswith(self._suffixes):
-            return None
-        found = self._regex.fullmatch(path)
-        return self._by_group[found.lastgroup] if found and found.lastgroup else None
+        for _, regex, cataloger in sorted(candidates, key=_order):
+            if regex.fullmatch(path):
+                return cataloger
+        return None
+
+
+def _order(candidate: _Candidate) -> int:
+    return candidate[0]
