@@ -61,7 +61,7 @@ async def image_document(store: Store, key: str, sections: Iterable[str] = SECTI
         document["packages"] = [
             {"type": p["type"], "name": p["name"], "version": p["version"], "arch": p["arch"],
              "purl": p["purl"], "location": p["location"], "layer": p["layer"],
-             **({"namespace": p["namespace"]} if p["namespace"] else {}),
+             "namespace": p["namespace"],
              "installed": not p["declared"],
              **({"metadata": json.loads(p["metadata"])} if p["metadata"] else {}),
              "source": {"name": p["source_name"], "version": p["source_version"]} if p["source_name"] else None,
