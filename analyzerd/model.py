@@ -105,6 +105,10 @@ class LayerResult:
     warnings: list[str] = field(default_factory=list)
     #: what the catalogers found in this layer's files (CatalogEntry values)
     catalog: list[Any] = field(default_factory=list)
+    #: secrets found in this layer's files (SecretFinding values), whatever upper layers do
+    secrets: list[Any] = field(default_factory=list)
+    #: the rule set (RuleSet.digest) the secrets were looked for with; None: not scanned
+    secret_rules: str | None = None
     #: False for a layer that was not read (a foreign layer not allowed): nothing to reuse
     analyzed: bool = True
     #: True when it came from the database (it need not be stored again)

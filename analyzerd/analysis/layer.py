@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from ..archive.decompress import StreamDecoder
-from ..archive.tar import END, ENTRY_END, NEED_DATA, Entry, TarReader
+from ..archive.tar import BLOCK, END, ENTRY_END, NEED_DATA, Entry, TarReader
 from ..catalogers.base import CatalogEntry, Cataloger, ParseResult, StreamScanner
 from ..errors import AnalyzerError, ArchiveError, IntegrityError, LimitError
 from ..model import FileKind, FileRecord, LayerResult
+from ..secrets.scanner import SecretScanner
 from .dispatch import Dispatch
 
 __all__ = ["LayerAnalyzer", "LayerLimits", "OPAQUE_MARKER", "Spool", "WHITEOUT_PREFIX"]
@@ -74,7 +75,8 @@ class LayerAnalyzer:
 
     def __init__(self, *, digest: str, size: int, media_type: str, diff_id: str | None = None,
                  verify_diff_id: bool = True, limits: LayerLimits = LayerLimits(),
-                 dispatch: Dispatch | None = None, spool: Callable[[], Spool] | None = None) -> None:
+                 dispatch: Dispatch | None = None, spool: Callable[[], Spool] | None = None,
+                 secrets: SecretScanner | None = None, secret_rules: str | None = None) -> None:
         algorithm, _, self._expected_hex = digest.partition(":")
         if algorithm != "sha256":
             raise IntegrityError(f"layer {digest}: unsupported digest algorithm {algorithm!r}")
@@ -99,6 +101,8 @@ class LayerAnalyzer:
         self._hashes: tuple[hashlib._Hash, hashlib._Hash, hashlib._Hash] | None = None
         self._dispatch = dispatch
         self._spool = spool
+        self._secrets = secrets
+        self._secret_rules = secret_rules if secrets is not None else None
         self._catalog: list[CatalogEntry] = []
         # the cataloged file whose data streams now: where it collects, and who parses it
         self._capture: bytearray | Spool | None = None
@@ -142,6 +146,11 @@ class LayerAnalyzer:
                 self._failure = exc
         if self._failure is not None:
             raise type(self._failure)(f"layer {self.digest}: {self._failure.message}") from self._failure
+        secrets: list[object] = []
+        if self._secrets is not None:
+            secrets = list(self._secrets.finish())
+            if self._secrets.truncated:
+                self._warnings.append(f"more than {len(secrets)} secrets found; the rest not recorded")
         if self._diff_hash is not None:
             got = "sha256:" + self._diff_hash.hexdigest()
             if got != self._diff_id:
@@ -160,6 +169,8 @@ class LayerAnalyzer:
             opaque_dirs=self._opaque,
             entry_count=self._reader.entries,
             warnings=self._warnings,
+            secrets=secrets,
+            secret_rules=self._secret_rules,
         )
 
     def _verify_blob(self) -> None:
@@ -177,8 +188,13 @@ class LayerAnalyzer:
             raise LimitError(f"uncompressed size exceeds {self._limits.max_uncompressed_bytes} bytes")
         if self._diff_hash is not None:
             self._diff_hash.update(piece)
+        secrets = self._secrets
+        if secrets is not None:
+            secrets.scan(piece)
         self._reader.receive_data(piece)
         self._events()
+        if secrets is not None:
+            secrets.resolve()
 
     def _events(self) -> None:
         reader = self._reader
@@ -221,6 +237,8 @@ class LayerAnalyzer:
                 self._current = None
             else:
                 self._hashes = (hashlib.md5(data), hashlib.sha1(data), hashlib.sha256(data))
+                if self._secrets is not None:
+                    self._secrets.long_file_started()
 
     def _end(self) -> None:
         """The current entry's data is complete."""
@@ -273,6 +291,8 @@ class LayerAnalyzer:
                 self._warnings.append(f"{path}: GNU sparse file, digests not computed")
             elif entry.size:
                 self._current = record  # hashed as its data streams past
+                if self._secrets is not None:
+                    self._secrets.add_file(entry.offset + BLOCK, entry.size, path)
             else:
                 record.md5, record.sha1, record.sha256 = _EMPTY_MD5, _EMPTY_SHA1, _EMPTY_SHA256
         elif kind is FileKind.HARDLINK:

@@ -7,7 +7,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "analyzerd"
 PURE = [*sorted((PACKAGE / "archive").glob("*.py")), *sorted((PACKAGE / "analysis").glob("*.py")),
-        *sorted((PACKAGE / "catalogers").glob("*.py")),
+        *sorted((PACKAGE / "catalogers").glob("*.py")), *sorted((PACKAGE / "secrets").glob("*.py")),
         PACKAGE / "oci.py", PACKAGE / "reference.py", PACKAGE / "model.py", PACKAGE / "errors.py"]
 FORBIDDEN = {"asyncio", "aiohttp", "aiofiles", "aiosqlite", "sqlite3", "socket", "uvloop", "os", "io"}
 # rpmdb.sqlite is read from bytes with sqlite3's in-memory deserialize(): no file is opened

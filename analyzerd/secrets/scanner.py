@@ -1,0 +1,312 @@
+"""Secrets in a layer, found in the same pass that hashes its files.
+
+The whole uncompressed layer stream (tar headers and all) goes through one Hyperscan
+stream of every rule's keywords: C code at GB/s, no Python work per file or per chunk,
+and matches across chunk boundaries come for free. A keyword hit is mapped to the file
+whose data holds it (the layer analyzer registers each file's data offset), and only then
+does Python run: the rules of that keyword are matched against the line around the hit.
+
+Sans-IO like the rest of the middle: ``scan(piece)`` before the tar reader sees a piece,
+``add_file()`` for each regular file the reader meets, ``resolve()`` after the reader has
+consumed the piece, ``finish()`` at the end. Only the last two pieces are kept (the line
+around a hit), so memory does not depend on file sizes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import hmac
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import hyperscan
+
+from .rules import Rule
+
+__all__ = ["MAX_LINE", "RuleSet", "SecretFinding", "SecretScanner", "redact"]
+
+#: Bytes of a line looked at on each side of a keyword: a line longer than this is read in
+#: part (minified bundles have megabyte lines; a token is never that long).
+MAX_LINE: Final = 4096
+#: Bytes at the start of a file that decide whether it is binary (git's heuristic: a NUL).
+BINARY_SNIFF: Final = 8000
+#: The bytes kept at hand are the current piece and the one before, each at least this
+#: long (small pieces are joined): a hit's line and a small file's first block are in them.
+WINDOW_PIECE: Final = 64 * 1024
+#: Findings kept per layer: a hostile layer cannot fill the database with them.
+MAX_FINDINGS: Final = 10_000
+#: Keyword hits kept waiting for the rest of their line.
+MAX_PENDING: Final = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFinding:
+    path: str
+    rule: str
+    category: str
+    severity: str
+    line: int  #: 1-based
+    offset: int  #: byte offset of the match in the file
+    redacted: str  #: the first 4 characters, then *****
+    fingerprint: str  #: HMAC-SHA256 of the secret under the installation's key (hex)
+
+
+def redact(secret: bytes) -> str:
+    return secret[:4].decode("utf-8", "replace") + "*****"
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    rule: Rule
+    regex: re.Pattern[bytes]
+    allow: tuple[re.Pattern[bytes], ...]
+    paths: tuple[re.Pattern[str], ...]
+    has_secret_group: bool
+
+
+@dataclass(slots=True)
+class RuleSet:
+    """Rules compiled once per configuration and shared by every layer's scanner."""
+
+    rules: tuple[Rule, ...]
+    allowed_paths: tuple[str, ...] = ()
+    max_file_size: int = 100 * 1024 * 1024
+    scan_binary: bool = False
+    fingerprint_key: bytes = b""
+    _database: Any = field(init=False, repr=False)
+    _by_pattern: list[tuple[_Compiled, ...]] = field(init=False, repr=False)
+    _allowed: re.Pattern[str] | None = field(init=False, repr=False)
+    _close_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        expressions: list[bytes] = []
+        flags: list[int] = []
+        by_pattern: list[tuple[_Compiled, ...]] = []
+        by_keyword: dict[bytes, list[_Compiled]] = {}
+        for rule in self.rules:
+            compiled = _Compiled(rule, re.compile(rule.regex.encode()),
+                                 tuple(re.compile(a.encode()) for a in rule.allow),
+                                 tuple(re.compile(p) for p in rule.paths),
+                                 "secret" in re.compile(rule.regex.encode()).groupindex)
+            if rule.keywords:
+                for keyword in rule.keywords:
+                    by_keyword.setdefault(keyword.lower().encode(), []).append(compiled)
+            else:  # no keyword: the rule's own regex, loosened by Hyperscan, is the prefilter
+                expressions.append(rule.regex.encode())
+                flags.append(hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY)
+                by_pattern.append((compiled,))
+        for keyword, compiled_rules in by_keyword.items():
+            expressions.append(re.escape(keyword))
+            flags.append(hyperscan.HS_FLAG_CASELESS)
+            by_pattern.append(tuple(compiled_rules))
+        self._by_pattern = by_pattern
+        self._allowed = re.compile("|".join(f"(?:{p})" for p in self.allowed_paths)) if self.allowed_paths else None
+        database = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
+        if expressions:
+            database.compile(expressions=expressions, ids=list(range(len(expressions))), flags=flags)
+        self._database = database if expressions else None
+
+    @property
+    def digest(self) -> str:
+        """Identifies what the rules find: stored layer results of another rule set are stale."""
+        text = repr((sorted((r.id, r.regex, r.keywords, r.paths, r.allow, r.anchore) for r in self.rules),
+                     self.allowed_paths, self.max_file_size, self.scan_binary))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def scanner(self) -> SecretScanner:
+        return SecretScanner(self)
+
+
+class SecretScanner:
+    def __init__(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self._hits: list[tuple[int, int]] = []  # (pattern id, end offset)
+        self._stream: Any = None
+        # Hyperscan keeps no reference to the callback (a bound method made on the fly is
+        # freed under it: a crash), and a scratch space must not serve two scans at once
+        # (layers are scanned in parallel threads): each scanner holds its own of both.
+        self._callback = self._on_match
+        if rules._database is not None:
+            self._scratch = rules._database.scratch.clone()
+            self._stream = rules._database.stream(match_event_handler=self._callback)
+            self._stream.__enter__()
+        # the current piece and the one before it: the bytes a hit's line is read from
+        self._previous = b""
+        self._previous_start = 0
+        self._current = b""
+        self._current_start = 0
+        # regular files' data: start offsets (ascending), sizes, paths
+        self._starts: list[int] = []
+        self._sizes: list[int] = []
+        self._paths: list[str] = []
+        # files that began more than a piece before their hits: what their first block
+        # showed (binary?) and newlines counted so far, keyed by start offset
+        self._long: dict[int, list[int]] = {}
+        self._open_long: int | None = None
+        self._seen: set[tuple[int, str, int]] = set()  # (file start, rule, line)
+        self.findings: list[SecretFinding] = []
+        self.truncated = False
+
+    def _on_match(self, pattern: int, start: int, end: int, flags: int, context: object) -> None:
+        if len(self._hits) < MAX_PENDING:
+            self._hits.append((pattern, end))
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def scan(self, piece: bytes) -> None:
+        """The next piece of the uncompressed layer stream, before the tar reader sees it."""
+        if self._open_long is not None:
+            self._count_long(self._current_start + len(self._current))
+        if len(self._current) >= WINDOW_PIECE:
+            self._previous, self._previous_start = self._current, self._current_start
+            self._current_start += len(self._current)
+            self._current = bytes(piece)
+        else:  # small pieces are joined, so the bytes at hand never fall below a piece's worth
+            self._current += piece
+        if self._stream is not None:
+            self._stream.scan(piece, scratch=self._scratch, match_event_handler=self._callback)
+
+    def add_file(self, data_start: int, size: int, path: str) -> None:
+        """A regular file whose data begins at ``data_start`` in the stream."""
+        if self._open_long is not None and data_start >= self._open_long + self._long[self._open_long][2]:
+            self._count_long(data_start)  # to its end, while that is at hand
+            self._open_long = None
+        self._starts.append(data_start)
+        self._sizes.append(size)
+        self._paths.append(path)
+
+    def long_file_started(self) -> None:
+        """The file added last streams in more than one piece of data: remember its first
+        block now, while it is at hand."""
+        if not self._starts:
+            return
+        start, size = self._starts[-1], self._sizes[-1]
+        head = self._window(start, min(start + BINARY_SNIFF, start + size))
+        binary = head is not None and b"\0" in head
+        # [newlines counted, counted up to offset, size, binary]
+        self._long[start] = [0, start, size, int(binary)]
+        self._open_long = None if binary and not self._rules.scan_binary else start
+
+    def _count_long(self, upto: int) -> None:
+        assert self._open_long is not None
+        state = self._long[self._open_long]
+        end = min(upto, self._open_long + state[2])
+        if end > state[1]:
+            chunk = self._window(state[1], end)
+            if chunk is not None:
+                state[0] += chunk.count(b"\n")
+                state[1] = end
+
+    # -- resolving hits ----------------------------------------------------------------
+
+    def resolve(self, final: bool = False) -> None:
+        """Turn the keyword hits into findings, now that the files they fall in are known.
+        A hit whose line runs past the bytes at hand waits for the next piece."""
+        if not self._hits:
+            return
+        hits, self._hits = self._hits, []
+        window_end = self._current_start + len(self._current)
+        for pattern, end in hits:
+            if len(self.findings) >= MAX_FINDINGS:
+                self.truncated = True
+                return
+            index = bisect.bisect_right(self._starts, end - 1) - 1
+            if index < 0:
+                continue
+            start, size = self._starts[index], self._sizes[index]
+            if end > start + size:
+                continue  # in a tar header, padding, or a file's name: not file data
+            line_end = self._line_end(end, start + size, window_end, final)
+            if line_end is None:
+                self._hits.append((pattern, end))  # the rest of the line comes next piece
+                continue
+            self._check(pattern, index, end, line_end)
+
+    def _line_end(self, end: int, file_end: int, window_end: int, final: bool) -> int | None:
+        limit = min(file_end, end + MAX_LINE)
+        available = min(limit, window_end)
+        tail = self._window(end, available) or b""
+        newline = tail.find(b"\n")
+        if newline >= 0:
+            return end + newline
+        if available < limit and not final:
+            return None
+        return available
+
+    def _check(self, pattern: int, index: int, end: int, line_end: int) -> None:
+        rules = self._rules
+        start, size, path = self._starts[index], self._sizes[index], self._paths[index]
+        if size > rules.max_file_size or (rules._allowed is not None and rules._allowed.search(path)):
+            return
+        line_floor = max(start, end - MAX_LINE, self._previous_start)
+        before = self._window(line_floor, end)
+        if before is None:
+            return
+        line_start = line_floor + before.rfind(b"\n") + 1
+        line = self._window(line_start, line_end)
+        if line is None:
+            return
+        number = self._line_number(start, size, line_start)
+        if number is None:
+            return  # a binary file, skipped
+        for compiled in rules._by_pattern[pattern]:
+            rule = compiled.rule
+            if (start, rule.id, number) in self._seen or \
+                    (compiled.paths and not any(p.search(path) for p in compiled.paths)):
+                continue
+            found = compiled.regex.match(line) if rule.anchore else compiled.regex.search(line)
+            if found is None:
+                continue
+            secret = found.group("secret") if compiled.has_secret_group else found.group(0)
+            if secret is None or any(a.search(secret) for a in compiled.allow):
+                continue
+            self._seen.add((start, rule.id, number))
+            position = found.start("secret") if compiled.has_secret_group else found.start()
+            self.findings.append(SecretFinding(
+                path=path, rule=rule.id, category=rule.category, severity=rule.severity, line=number,
+                offset=line_start - start + position, redacted=redact(secret),
+                fingerprint=hmac.new(rules.fingerprint_key, secret, hashlib.sha256).hexdigest()))
+
+    def _line_number(self, start: int, size: int, line_start: int) -> int | None:
+        """1-based number of the line beginning at ``line_start``; None for a binary file
+        (when binary files are skipped)."""
+        scan_binary = self._rules.scan_binary
+        if start >= self._previous_start:  # the whole file so far is at hand
+            head = self._window(start, min(start + BINARY_SNIFF, start + size))
+            if not scan_binary and head is not None and b"\0" in head:
+                return None
+            counted = self._window(start, line_start)
+            return None if counted is None else counted.count(b"\n") + 1
+        state = self._long.get(start)
+        if state is None or (state[3] and not scan_binary):
+            return None
+        if self._open_long == start:
+            self._count_long(line_start)
+        counted, upto = state[0], state[1]
+        between = self._window(line_start, upto) if upto >= line_start else None
+        return None if between is None else counted - between.count(b"\n") + 1
+
+    def _window(self, begin: int, end: int) -> bytes | None:
+        """Stream bytes [begin, end) from the two pieces at hand; None if not all at hand."""
+        if begin < self._previous_start or end > self._current_start + len(self._current) or begin > end:
+            return None
+        if begin >= self._current_start:
+            return self._current[begin - self._current_start:end - self._current_start]
+        if end <= self._current_start:
+            return self._previous[begin - self._previous_start:end - self._previous_start]
+        return (self._previous[begin - self._previous_start:]
+                + self._current[:end - self._current_start])
+
+    def finish(self) -> list[SecretFinding]:
+        if self._stream is not None:
+            # Closing reports matches that only the stream's end completes. It must use the
+            # database's own scratch (python-hyperscan 0.9.1 crashes when close() is given
+            # one), which one close at a time may use.
+            with self._rules._close_lock:
+                self._stream.close(match_event_handler=self._callback)
+            self._stream = None
+        self.resolve(final=True)
+        return self.findings

@@ -1,0 +1,89 @@
+"""The streaming secret scanner inside the layer analyzer: findings map to the right file,
+line and offset however the stream is cut; binary files, allowed paths and size caps."""
+
+import gzip
+import hashlib
+import hmac
+import random
+
+import pytest
+
+from analyzerd.analysis.layer import LayerAnalyzer
+from analyzerd.secrets.rules import Rule
+from analyzerd.secrets.scanner import RuleSet
+from analyzerd.testing import Member, make_layer
+
+KEY = b"k" * 32
+TOKEN_RULE = Rule(id="test-token", category="Test", title="test token", severity="HIGH",
+                  regex=r"(?<![A-Za-z0-9])(?P<secret>tkn_[A-Za-z0-9]{24})(?![A-Za-z0-9])", keywords=("tkn_",))
+ASSIGN_RULE = Rule(id="test-assign", category="Test", title="assigned", severity="LOW",
+                   regex=r"(?i)^\s*password\s*=\s*(?P<secret>\S{8,})", keywords=("password",), anchore=False)
+
+
+def token(rng):
+    return "tkn_" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+                            for _ in range(24))
+
+
+def scan(members, *, step=65536, rules=None, **options):
+    rule_set = RuleSet(rules or (TOKEN_RULE, ASSIGN_RULE), fingerprint_key=KEY, **options)
+    blob = gzip.compress(make_layer(members, "pax"))
+    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(blob).hexdigest(), size=len(blob), media_type="m",
+                             secrets=rule_set.scanner(), secret_rules=rule_set.digest)
+    for i in range(0, len(blob), step):
+        analyzer.feed(blob[i:i + step])
+    return analyzer.finish()
+
+
+def expected(path, text, secret, rule="test-token"):
+    offset = text.index(secret)
+    return (path, rule, text[:offset].count("\n") + 1, offset)
+
+
+@pytest.mark.parametrize("step", [1, 13, 4096, 1 << 20])
+def test_findings_have_the_right_file_line_and_offset_whatever_the_chunking(step):
+    rng = random.Random(step)
+    filler = "".join(rng.choice("abcdefgh \n") for _ in range(300_000))  # > one piece of output
+    small_secret, long_secret, edge_secret = token(rng), token(rng), token(rng)
+    small = f"user=app\napi = {small_secret}\n"
+    long_text = filler + f"\nkey: {long_secret} # deep in a long file\n" + filler[:1000]
+    edge = "x" * (512 * 3 - 10) + f" {edge_secret}\n"  # spans a tar block boundary
+    result = scan([Member("etc/app.conf", small.encode()), Member("srv/big.yaml", long_text.encode()),
+                   Member("srv/edge.txt", edge.encode()),
+                   Member("etc/passwd.ini", b"password = hunter2hunter2\n")], step=step)
+    found = sorted((f.path, f.rule, f.line, f.offset) for f in result.secrets)
+    assert found == sorted([expected("/etc/app.conf", small, small_secret),
+                            expected("/srv/big.yaml", long_text, long_secret),
+                            expected("/srv/edge.txt", edge, edge_secret),
+                            ("/etc/passwd.ini", "test-assign", 1, 11)])
+    by_path = {f.path: f for f in result.secrets}
+    assert by_path["/etc/app.conf"].redacted == small_secret[:4] + "*****"
+    assert by_path["/etc/app.conf"].fingerprint == hmac.new(KEY, small_secret.encode(), hashlib.sha256).hexdigest()
+    assert result.secret_rules is not None
+
+
+def test_binary_files_are_skipped_unless_asked_and_names_in_headers_are_not_findings():
+    rng = random.Random(2)
+    secret = token(rng)
+    binary = b"\x7fELF\x00\x00" + bytes(5000) + secret.encode() + b"\n"
+    members = [Member("usr/bin/tool", binary, mode=0o755), Member(f"etc/{secret}", b"nothing here\n")]
+    assert scan(members).secrets == []
+    found = scan(members, scan_binary=True).secrets
+    assert [(f.path, f.line) for f in found] == [("/usr/bin/tool", 1)]
+
+
+def test_allowed_paths_and_the_size_cap():
+    rng = random.Random(3)
+    secret = token(rng)
+    members = [Member("usr/share/doc/app/README", f"{secret}\n".encode()),
+               Member("etc/big.conf", (f"{secret}\n" + "y" * 20_000).encode()),
+               Member("etc/small.conf", f"{secret}\n".encode())]
+    found = scan(members, allowed_paths=(r"^/usr/share/doc/",), max_file_size=10_000).secrets
+    assert [f.path for f in found] == ["/etc/small.conf"]
+
+
+def test_one_finding_per_rule_and_line_and_a_bounded_count():
+    rng = random.Random(4)
+    line = " ".join(token(rng) for _ in range(3)) + "\n"
+    found = scan([Member("etc/a", line.encode())]).secrets
+    assert len(found) == 1
