@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import mmap
+import os
 import queue
 import tempfile
 import time
@@ -20,16 +21,18 @@ from typing import Final, Protocol
 
 from .analysis.layer import LayerAnalyzer, LayerLimits
 from .analysis.dispatch import Dispatch
+from .analysis.findings import image_secrets
 from .analysis.packages import Inventory, inventory
 from .archive.whiteout import by_path, merged_view
 from .catalogers.registry import CATALOGERS
 from .cache import CacheWriter, LayerCache
 from .config import Config
-from .errors import IntegrityError, ManifestError
-from .model import Descriptor, ImageResult, LayerResult, Platform, VisibleFile
+from .errors import ConfigError, IntegrityError, ManifestError
+from .model import Descriptor, ImageResult, ImageSecret, LayerResult, Platform, VisibleFile
 from .oci import diff_ids
 from .reference import parse_reference
 from .registry.client import RegistryClient
+from .secrets.scanner import RuleSet, build_rule_set
 from .sources import FILE_READ_SIZE, ImageSource, ResolvedImage, open_source
 
 __all__ = ["ImageAnalyzer", "LayerResults", "Resolved", "image_result"]
@@ -212,6 +215,8 @@ class ImageAnalyzer:
             max_catalog_file=int(config.limits.max_cataloged_file_megabytes * 1024**2),
         )
         self._dispatch = Dispatch(CATALOGERS)
+        self._rule_set = secret_rule_set(config)
+        self._secret_rules = self._rule_set.digest if self._rule_set is not None else None
         tmp_dir = config.tmp_dir
         self._spool = lambda: FileSpool(tmp_dir)
 
@@ -252,7 +257,8 @@ class ImageAnalyzer:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         loop = asyncio.get_running_loop()
-        result.files, result.inventory = await loop.run_in_executor(self._executor, merge, result.layers)
+        result.files, result.inventory, result.secrets = await loop.run_in_executor(
+            self._executor, merge, result.layers)
         log.info("event=image_analyzed ref=%s digest=%s files=%d seconds=%.2f", target.reference,
                  resolved.manifest_digest, len(result.files), time.monotonic() - started)
         return result
@@ -264,7 +270,7 @@ class ImageAnalyzer:
             return LayerResult(digest=desc.digest, media_type=desc.media_type, compressed_size=desc.size,
                                diff_id=diff_id, warnings=[skipped], analyzed=False)
         if self._results is not None:
-            stored = await self._results.load_layer(desc.digest)
+            stored = await self._results.load_layer(desc.digest, self._secret_rules)
             if stored is not None:
                 log.info("event=layer_reused layer=%s files=%d", desc.digest, len(stored.files))
                 return stored
@@ -288,7 +294,9 @@ class ImageAnalyzer:
     def _new_analyzer(self, desc: Descriptor, diff_id: str | None) -> LayerAnalyzer:
         return LayerAnalyzer(digest=desc.digest, size=desc.size, media_type=desc.media_type,
                              diff_id=diff_id, verify_diff_id=self._config.verify_diff_ids, limits=self._limits,
-                             dispatch=self._dispatch, spool=self._spool)
+                             dispatch=self._dispatch, spool=self._spool,
+                             secrets=self._rule_set.scanner() if self._rule_set is not None else None,
+                             secret_rules=self._secret_rules)
 
     async def _analyze_layer(self, source: ImageSource, desc: Descriptor, diff_id: str | None) -> LayerResult:
         loop = asyncio.get_running_loop()
@@ -333,10 +341,53 @@ class ImageAnalyzer:
         return layer
 
 
-def merge(layers: list[LayerResult]) -> tuple[list[VisibleFile], Inventory]:
-    """CPU work on the merged image (in a worker thread): the squash, then the packages."""
+def merge(layers: list[LayerResult]) -> tuple[list[VisibleFile], Inventory, list[ImageSecret]]:
+    """CPU work on the merged image (in a worker thread): the squash, the packages, and
+    which secrets upper layers hid."""
     view = merged_view(layers)
-    return by_path(view), inventory(layers, view)
+    return by_path(view), inventory(layers, view), image_secrets(layers)
+
+
+#: Where the fingerprint key lives unless configured: beside the database, never in it.
+FINGERPRINT_KEY_NAME: Final = "secret-fingerprint.key"
+
+
+def fingerprint_key(path: str) -> bytes:
+    """The installation's HMAC key for secret fingerprints: read, or created (32 random
+    bytes, mode 0600) the first time. Losing it only makes new fingerprints incomparable
+    with old ones."""
+    try:
+        with open(path, "rb") as f:
+            key = f.read()
+        if len(key) >= 16:
+            return key
+        raise ConfigError(f"secret_search.fingerprint_key_file: {path} holds {len(key)} bytes; "
+                          "delete it to have a new key made")
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    key = os.urandom(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use that one
+        return fingerprint_key(path)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+def secret_rule_set(config: Config) -> RuleSet | None:
+    search = config.secret_search
+    if not search.enabled:
+        return None
+    key_path = search.fingerprint_key_file or os.path.join(
+        os.path.dirname(os.path.abspath(config.database_path)), FINGERPRINT_KEY_NAME)
+    try:
+        return build_rule_set(mode=search.mode, extra=search.rules, disabled=search.disabled_rules,
+                              allowed_paths=search.allowed_paths, max_file_size=search.max_file_size_bytes,
+                              scan_binary=search.scan_binary, fingerprint_key=fingerprint_key(key_path))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def image_result(target: Resolved) -> ImageResult:

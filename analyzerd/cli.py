@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="one JSON document")
         p.add_argument("--files", action="store_true", help="the files section (default: all sections)")
         p.add_argument("--packages", action="store_true", help="the packages section")
+        p.add_argument("--secrets", action="store_true",
+                       help="the secrets section (redacted; deleted_in_layer: hidden by an upper layer)")
         if name == "analyze":
             p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]")
             p.add_argument("--force", action="store_true", help="analyze again even if the image was analyzed")

@@ -72,6 +72,31 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SecretSearch:
+    """``secret_search:``: which secrets to look for. An Anchore Engine ``secret_search``
+    section (``match_params`` with MAXFILESIZE, ``regexp_match`` with NAME=regex entries)
+    is read as ``mode: anchore`` with those rules."""
+
+    enabled: bool = True
+    #: "default": the built-in rule set; "anchore": Anchore Engine's rules and semantics
+    #: (each line matched from its start, files over 10000 bytes skipped)
+    mode: str = "default"
+    #: files larger than this are not reported on; None: 100 MB, or 10000 bytes in anchore mode
+    max_file_size_bytes: int | None = None
+    #: report secrets in files whose first block holds a NUL byte (executables, images, ...)
+    scan_binary: bool = False
+    disabled_rules: tuple[str, ...] = ()
+    #: regexes over absolute paths never reported on, besides the built-in ones
+    allowed_paths: tuple[str, ...] = ()
+    #: extra rules: "NAME=regex" (Anchore's form) or mappings with id, regex, keywords,
+    #: category, severity, paths, allow
+    rules: tuple[Any, ...] = ()
+    #: the HMAC key that fingerprints secrets; kept outside the database, created on first
+    #: use; "" : secret-fingerprint.key beside the database
+    fingerprint_key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     tmp_dir: str = field(default_factory=tempfile.gettempdir)
     log_level: str = "INFO"
@@ -93,6 +118,7 @@ class Config:
     registries: tuple[RegistrySettings, ...] = ()
     limits: Limits = field(default_factory=Limits)
     analyzer: AnalyzerSection = field(default_factory=AnalyzerSection)
+    secret_search: SecretSearch = field(default_factory=SecretSearch)
     source: str | None = None  #: the file it came from, for messages
 
     def registry_settings(self, host: str) -> RegistrySettings:
@@ -377,11 +403,65 @@ def parse_config(document: Any, source: str | None = None) -> Config:
     if not isinstance(limits_raw, dict):
         raise ConfigError(f"limits: expected a mapping of keys, got {limits_raw!r}")
     top = _section(document, _TOP_KEYS, "",
-                   known_elsewhere=frozenset({"services", "analyzer", "limits", "registries"}))
+                   known_elsewhere=frozenset({"services", "analyzer", "limits", "registries", "secret_search"}))
     analyzer = AnalyzerSection(**_section(analyzer_raw, _ANALYZER_KEYS, f"{where}."))
     limits = Limits(**_section(limits_raw, _LIMIT_KEYS, "limits."))
     registries = _registries(document.get("registries"))
-    return Config(**top, analyzer=analyzer, limits=limits, registries=registries, source=source)
+    secret_search = _secret_search(document.get("secret_search"))
+    return Config(**top, analyzer=analyzer, limits=limits, registries=registries, secret_search=secret_search,
+                  source=source)
+
+
+def _string_list(key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _secret_search(raw: Any) -> SecretSearch:
+    if raw is None:
+        return SecretSearch()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"secret_search: expected a mapping of keys, got {raw!r}")
+    values: dict[str, Any] = {}
+    if "regexp_match" in raw or "match_params" in raw:  # Anchore Engine's analyzer_config layout
+        values["mode"] = "anchore"
+        values["rules"] = _string_list("secret_search.regexp_match", raw.get("regexp_match"))
+        for param in _string_list("secret_search.match_params", raw.get("match_params")):
+            name, _, value = param.partition("=")
+            if name.strip().upper() == "MAXFILESIZE":
+                values["max_file_size_bytes"] = _int(1)("secret_search.match_params MAXFILESIZE", value.strip())
+    for key, value in raw.items():
+        name = f"secret_search.{key}"
+        if key in ("regexp_match", "match_params") or value is None or value == "":
+            continue
+        if key in ("enabled", "scan_binary"):
+            values[key] = _bool(name, value)
+        elif key == "mode":
+            if value not in ("default", "anchore"):
+                raise ConfigError(f"{name}: expected default or anchore, got {value!r}")
+            values[key] = value
+        elif key == "max_file_size_megabytes":
+            values["max_file_size_bytes"] = int(_number(0, exclusive=True)(name, value) * 1024 * 1024)
+        elif key in ("disabled_rules", "allowed_paths"):
+            values[key] = _string_list(name, value)
+            if key == "allowed_paths":
+                for pattern in values[key]:
+                    try:
+                        re.compile(pattern)
+                    except re.error as exc:
+                        raise ConfigError(f"{name}: {pattern!r} is not a regular expression: {exc}") from None
+        elif key == "rules":
+            if not isinstance(value, list) or not all(isinstance(v, (str, dict)) for v in value):
+                raise ConfigError(f"{name}: expected a list of NAME=regex strings or rule mappings")
+            values[key] = tuple(value)
+        elif key == "fingerprint_key_file":
+            values[key] = _str(name, value)
+        else:
+            log.warning("config key %s is not used by analyzerd", name)
+    return SecretSearch(**values)
 
 
 def load_config(path: str | None) -> Config:
@@ -402,11 +482,14 @@ def load_config(path: str | None) -> Config:
 
 def describe(config: Config) -> dict[str, Any]:
     """The effective settings, for `analyzerd config` and logs."""
-    out = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in ("analyzer", "limits", "registries")}
+    out = {f.name: getattr(config, f.name) for f in fields(config)
+           if f.name not in ("analyzer", "limits", "registries", "secret_search")}
     out["registries"] = [{"host": r.host, "username": r.credentials.username if r.credentials else None,
                           "password": "<hidden>" if r.credentials else None, "ca_cert": r.ca_cert,
                           "insecure": r.insecure} for r in config.registries]
     out["analyzer"] = {f.name: getattr(config.analyzer, f.name) for f in fields(config.analyzer)}
     out["limits"] = {f.name: getattr(config.limits, f.name) for f in fields(config.limits)}
+    out["secret_search"] = {f.name: list(v) if isinstance(v := getattr(config.secret_search, f.name), tuple) else v
+                            for f in fields(config.secret_search)}
     out["database_path"] = config.database_path
     return out

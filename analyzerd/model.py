@@ -121,6 +121,29 @@ class LayerResult:
 VisibleFile = tuple[int, FileRecord, bool]
 
 
+@dataclass(frozen=True, slots=True)
+class SecretFinding:
+    """A secret in a layer's file. The secret itself is never kept."""
+
+    path: str
+    rule: str
+    category: str
+    severity: str
+    line: int  #: 1-based
+    offset: int  #: byte offset of the match in the file
+    redacted: str  #: the first 4 characters, then *****
+    fingerprint: str  #: HMAC-SHA256 of the secret under the installation's key (hex)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSecret:
+    finding: SecretFinding
+    layer: int  #: index of the layer whose file holds it
+    #: index of the upper layer that deleted or replaced that file (the secret is still in
+    #: the image's blobs); None: the image shows the file
+    deleted_in: int | None
+
+
 @dataclass(slots=True, kw_only=True)
 class ImageResult:
     reference: str
@@ -135,6 +158,8 @@ class ImageResult:
     files: list[VisibleFile]
     #: distro and packages (analysis.packages.Inventory), once the layers are merged
     inventory: Any = None
+    #: every layer's secrets, with the upper layer that hid each one, if any
+    secrets: list[ImageSecret] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:

@@ -11,7 +11,7 @@ from .store import Store
 
 __all__ = ["SECTIONS", "image_document", "render_table"]
 
-SECTIONS = ("files", "packages")
+SECTIONS = ("files", "packages", "secrets")
 
 
 async def image_document(store: Store, key: str, sections: Iterable[str] = SECTIONS) -> dict[str, Any]:
@@ -70,6 +70,13 @@ async def image_document(store: Store, key: str, sections: Iterable[str] = SECTI
                        "missing": [f["path"] for f in problems if f["status"] == "missing"]}}
             for p, problems in await store.image_packages(image_id)
         ]
+    if "secrets" in sections:
+        document["secrets"] = [
+            {"path": s["path"], "rule": s["rule"], "category": s["category"], "severity": s["severity"],
+             "line": s["line"], "offset": s["offset"], "match": s["redacted"], "fingerprint": s["fingerprint"],
+             "layer": s["layer"], "deleted_in_layer": s["deleted_in_layer_digest"]}
+            for s in await store.image_secrets(image_id)
+        ]
     if "files" in sections:
         document["files"] = [
             {"path": f["path"], "type": f["type"], "mode": f["mode"], "uid": f["uid"],
@@ -115,6 +122,15 @@ def render_table(document: dict[str, Any]) -> str:
                 name += " (declared)"
             lines.append(f"{p['type']:<9} {name:<40} {p['version']:<32} {p['arch'] or '-':<8} "
                          f"{changed or ''}")
+    secrets = document.get("secrets")
+    if secrets is not None:
+        layer_index = {layer["digest"]: i for i, layer in enumerate(image["layers"])}
+        lines.append("")
+        lines.append(f"{'SEVERITY':<9} {'RULE':<32} {'MATCH':<12} L  {'DELETED':<7} PATH:LINE")
+        for s in secrets:
+            deleted = f"in L{layer_index.get(s['deleted_in_layer'], '?')}" if s["deleted_in_layer"] else ""
+            lines.append(f"{s['severity']:<9} {s['rule']:<32} {s['match']:<12} {layer_index.get(s['layer'], '?'):<2} "
+                         f"{deleted:<7} {s['path']}:{s['line']}")
     files = document.get("files")
     if files is not None:
         layer_index = {layer["digest"]: i for i, layer in enumerate(image["layers"])}

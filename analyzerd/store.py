@@ -24,7 +24,7 @@ import aiosqlite
 from . import ANALYZER_VERSION
 from .errors import StoreError
 from .catalogers.base import CatalogEntry, result_from_json, result_to_json
-from .model import FileKind, FileRecord, ImageResult, Job, LayerResult
+from .model import FileKind, FileRecord, ImageResult, Job, LayerResult, SecretFinding
 
 __all__ = ["SCHEMA_VERSION", "Store"]
 
@@ -229,17 +229,23 @@ class Store:
         await conn.executemany(QUERIES["insert_layer_catalog"], (  # a generator: encoded in the db thread
             (layer_id, _text(e.path), e.cataloger, json.dumps(result_to_json(e.result), separators=(",", ":")))
             for e in layer.catalog))
+        await conn.execute(QUERIES["delete_layer_secrets"], {"layer_id": layer_id})
+        await conn.executemany(QUERIES["insert_layer_secret"], [
+            (layer_id, _text(f.path), f.rule, f.category, f.severity, f.line, f.offset, f.redacted, f.fingerprint)
+            for f in layer.secrets])
         await conn.execute(QUERIES["mark_layer_analyzed"], {
             "layer_id": layer_id, "analyzer_version": ANALYZER_VERSION, "now": time.time(),
-            "warnings": json.dumps(layer.warnings) if layer.warnings else None})
+            "warnings": json.dumps(layer.warnings) if layer.warnings else None,
+            "secret_rules": layer.secret_rules})
         return layer_id
 
-    async def load_layer(self, digest: str) -> LayerResult | None:
-        """This analyzer version's stored result for a layer, or None."""
+    async def load_layer(self, digest: str, secret_rules: str | None = None) -> LayerResult | None:
+        """This analyzer version's stored result for a layer, or None; None too when its
+        secrets were looked for with another rule set than ``secret_rules``."""
         async with self._conn.execute(QUERIES["find_layer_result"], {
                 "digest": digest, "analyzer_version": ANALYZER_VERSION}) as cur:
             layer = await cur.fetchone()
-        if layer is None:
+        if layer is None or (secret_rules is not None and layer["secret_rules"] != secret_rules):
             return None
         async with self._conn.execute(QUERIES["layer_files"], {"layer_id": layer["id"]}) as cur:
             files = await cur.fetchall()
@@ -248,6 +254,8 @@ class Store:
         async with self._conn.execute(QUERIES["layer_catalog"], {"layer_id": layer["id"]}) as cur:
             catalog = [CatalogEntry(path=r["path"], cataloger=r["cataloger"], result=result_from_json(json.loads(r["result"])))
                        for r in await cur.fetchall()]
+        async with self._conn.execute(QUERIES["layer_secrets"], {"layer_id": layer["id"]}) as cur:
+            secrets = [SecretFinding(*row) for row in await cur.fetchall()]
         records = await asyncio.get_running_loop().run_in_executor(None, _file_records, files)
         return LayerResult(
             stored=True,
@@ -257,6 +265,7 @@ class Store:
             deleted=[w["path"] for w in whiteouts if w["kind"] == "delete"],
             opaque_dirs=[w["path"] for w in whiteouts if w["kind"] == "opaque"],
             catalog=catalog,
+            secrets=secrets, secret_rules=layer["secret_rules"],
             warnings=json.loads(layer["warnings"]) if layer["warnings"] else [],
         )
 
@@ -321,6 +330,12 @@ class Store:
                 await conn.execute(QUERIES["delete_image_packages"], {"image_id": image_id})
                 if result.inventory is not None:
                     await self._save_packages(conn, image_id, result, layer_ids)
+                await conn.execute(QUERIES["delete_image_secrets"], {"image_id": image_id})
+                await conn.executemany(QUERIES["insert_secret"], [
+                    (image_id, layer_ids[s.layer], _text(s.finding.path), s.finding.rule, s.finding.category,
+                     s.finding.severity, s.finding.line, s.finding.offset, s.finding.redacted,
+                     s.finding.fingerprint, layer_ids[s.deleted_in] if s.deleted_in is not None else None)
+                    for s in result.secrets])
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path}: storing {result.manifest_digest} failed: {exc}") from exc
         for layer in result.layers:
@@ -371,6 +386,10 @@ class Store:
 
     async def image_layers(self, image_id: int) -> list[aiosqlite.Row]:
         async with self._conn.execute(QUERIES["image_layers"], {"image_id": image_id}) as cur:
+            return list(await cur.fetchall())
+
+    async def image_secrets(self, image_id: int) -> list[aiosqlite.Row]:
+        async with self._conn.execute(QUERIES["image_secrets"], {"image_id": image_id}) as cur:
             return list(await cur.fetchall())
 
     async def image_files(self, image_id: int) -> list[aiosqlite.Row]:

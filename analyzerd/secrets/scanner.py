@@ -24,9 +24,15 @@ from typing import Any, Final
 
 import hyperscan
 
-from .rules import Rule
+from ..model import SecretFinding
+from .rules import ANCHORE_RULES, DEFAULT_ALLOWED_PATHS, RULES, Rule, anchore_rule
 
-__all__ = ["MAX_LINE", "RuleSet", "SecretFinding", "SecretScanner", "redact"]
+__all__ = ["MAX_LINE", "RuleSet", "SecretFinding", "SecretScanner", "build_rule_set", "redact"]
+
+#: Anchore Engine's MAXFILESIZE default: larger files are not searched in anchore mode.
+ANCHORE_MAX_FILE_SIZE: Final = 10000
+#: The default mode reads much larger files: keys hide in big configuration bundles.
+DEFAULT_MAX_FILE_SIZE: Final = 100 * 1024 * 1024
 
 #: Bytes of a line looked at on each side of a keyword: a line longer than this is read in
 #: part (minified bundles have megabyte lines; a token is never that long).
@@ -40,18 +46,6 @@ WINDOW_PIECE: Final = 64 * 1024
 MAX_FINDINGS: Final = 10_000
 #: Keyword hits kept waiting for the rest of their line.
 MAX_PENDING: Final = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class SecretFinding:
-    path: str
-    rule: str
-    category: str
-    severity: str
-    line: int  #: 1-based
-    offset: int  #: byte offset of the match in the file
-    redacted: str  #: the first 4 characters, then *****
-    fingerprint: str  #: HMAC-SHA256 of the secret under the installation's key (hex)
 
 
 def redact(secret: bytes) -> str:
@@ -78,7 +72,7 @@ class RuleSet:
     fingerprint_key: bytes = b""
     _database: Any = field(init=False, repr=False)
     _by_pattern: list[tuple[_Compiled, ...]] = field(init=False, repr=False)
-    _allowed: re.Pattern[str] | None = field(init=False, repr=False)
+    _allowed: tuple[re.Pattern[str], ...] = field(init=False, repr=False)
     _close_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -103,7 +97,7 @@ class RuleSet:
             flags.append(hyperscan.HS_FLAG_CASELESS)
             by_pattern.append(tuple(compiled_rules))
         self._by_pattern = by_pattern
-        self._allowed = re.compile("|".join(f"(?:{p})" for p in self.allowed_paths)) if self.allowed_paths else None
+        self._allowed = tuple(re.compile(p) for p in self.allowed_paths)
         database = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
         if expressions:
             database.compile(expressions=expressions, ids=list(range(len(expressions))), flags=flags)
@@ -184,7 +178,7 @@ class SecretScanner:
         if not self._starts:
             return
         start, size = self._starts[-1], self._sizes[-1]
-        head = self._window(start, min(start + BINARY_SNIFF, start + size))
+        head = self._head(start, size)
         binary = head is not None and b"\0" in head
         # [newlines counted, counted up to offset, size, binary]
         self._long[start] = [0, start, size, int(binary)]
@@ -239,7 +233,7 @@ class SecretScanner:
     def _check(self, pattern: int, index: int, end: int, line_end: int) -> None:
         rules = self._rules
         start, size, path = self._starts[index], self._sizes[index], self._paths[index]
-        if size > rules.max_file_size or (rules._allowed is not None and rules._allowed.search(path)):
+        if size > rules.max_file_size or any(allowed.search(path) for allowed in rules._allowed):
             return
         line_floor = max(start, end - MAX_LINE, self._previous_start)
         before = self._window(line_floor, end)
@@ -275,7 +269,7 @@ class SecretScanner:
         (when binary files are skipped)."""
         scan_binary = self._rules.scan_binary
         if start >= self._previous_start:  # the whole file so far is at hand
-            head = self._window(start, min(start + BINARY_SNIFF, start + size))
+            head = self._head(start, size)
             if not scan_binary and head is not None and b"\0" in head:
                 return None
             counted = self._window(start, line_start)
@@ -288,6 +282,10 @@ class SecretScanner:
         counted, upto = state[0], state[1]
         between = self._window(line_start, upto) if upto >= line_start else None
         return None if between is None else counted - between.count(b"\n") + 1
+
+    def _head(self, start: int, size: int) -> bytes | None:
+        """The first block of the file at ``start``, as much of it as is at hand."""
+        return self._window(start, min(start + BINARY_SNIFF, start + size, self._current_start + len(self._current)))
 
     def _window(self, begin: int, end: int) -> bytes | None:
         """Stream bytes [begin, end) from the two pieces at hand; None if not all at hand."""
@@ -310,3 +308,53 @@ class SecretScanner:
             self._stream = None
         self.resolve(final=True)
         return self.findings
+
+
+def build_rule_set(*, mode: str = "default", extra: tuple[Any, ...] = (), disabled: tuple[str, ...] = (),
+                   allowed_paths: tuple[str, ...] = (), max_file_size: int | None = None,
+                   scan_binary: bool = False, fingerprint_key: bytes = b"") -> RuleSet:
+    """The rule set a ``secret_search:`` configuration asks for. Raises ValueError naming
+    the rule at fault (a bad regex, an unknown disabled id)."""
+    if mode == "anchore":
+        # Anchore's rules and nothing else; a configured list replaces the five defaults
+        chosen = [anchore_rule(e) if isinstance(e, str) else _rule_from_mapping(e) for e in extra] \
+            if extra else list(ANCHORE_RULES)
+        allowed = tuple(allowed_paths)
+        size = ANCHORE_MAX_FILE_SIZE if max_file_size is None else max_file_size
+    else:
+        chosen = list(RULES) + [anchore_rule(e) if isinstance(e, str) else _rule_from_mapping(e) for e in extra]
+        allowed = DEFAULT_ALLOWED_PATHS + tuple(allowed_paths)
+        size = DEFAULT_MAX_FILE_SIZE if max_file_size is None else max_file_size
+    known = {r.id for r in chosen}
+    unknown = sorted(set(disabled) - known)
+    if unknown:
+        raise ValueError(f"secret_search.disabled_rules: no rule named {', '.join(unknown)}")
+    chosen = [r for r in chosen if r.id not in disabled]
+    seen: set[str] = set()
+    for rule in chosen:
+        if rule.id in seen:
+            raise ValueError(f"secret rule {rule.id}: two rules have this id")
+        seen.add(rule.id)
+        try:
+            re.compile(rule.regex.encode())
+        except re.error as exc:
+            raise ValueError(f"secret rule {rule.id}: the regex does not compile: {exc}") from None
+    try:
+        return RuleSet(tuple(chosen), allowed_paths=allowed, max_file_size=size, scan_binary=scan_binary,
+                       fingerprint_key=fingerprint_key)
+    except hyperscan.error as exc:
+        raise ValueError(f"secret rules: a rule without keywords cannot be used as a prefilter ({exc}); "
+                         "give it keywords") from None
+
+
+def _rule_from_mapping(entry: dict[str, Any]) -> Rule:
+    name = entry.get("id")
+    if not isinstance(name, str) or not isinstance(entry.get("regex"), str):
+        raise ValueError(f"secret rule {entry!r}: needs an id and a regex")
+    try:
+        return Rule(id=name, category=str(entry.get("category", "Custom")), title=str(entry.get("title", name)),
+                    severity=str(entry.get("severity", "HIGH")).upper(), regex=entry["regex"],
+                    keywords=tuple(k.lower() for k in entry.get("keywords", ())),
+                    paths=tuple(entry.get("paths", ())), allow=tuple(entry.get("allow", ())))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"secret rule {name}: {exc}") from None

@@ -81,7 +81,8 @@ ON CONFLICT (digest) DO UPDATE SET
 RETURNING id;
 
 -- mark_layer_analyzed --
-UPDATE layers SET analyzer_version = :analyzer_version, analyzed_at = :now, warnings = :warnings
+UPDATE layers SET analyzer_version = :analyzer_version, analyzed_at = :now, warnings = :warnings,
+                  secret_rules = :secret_rules
 WHERE id = :layer_id;
 
 -- delete_layer_files --
@@ -179,3 +180,27 @@ WHERE il.image_id = :image_id ORDER BY il.position;
 -- image_files --
 SELECT path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256, layer_digest AS layer
 FROM image_files WHERE image_id = :image_id ORDER BY path;
+
+-- delete_layer_secrets --
+DELETE FROM layer_secrets WHERE layer_id = :layer_id;
+
+-- insert_layer_secret --
+INSERT INTO layer_secrets (layer_id, path, rule, category, severity, line, offset, redacted, fingerprint)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- layer_secrets --
+SELECT path, rule, category, severity, line, offset, redacted, fingerprint FROM layer_secrets
+WHERE layer_id = :layer_id;
+
+-- delete_image_secrets --
+DELETE FROM secrets WHERE image_id = :image_id;
+
+-- insert_secret --
+INSERT INTO secrets (image_id, layer_id, path, rule, category, severity, line, offset, redacted, fingerprint,
+                     deleted_in_layer)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- image_secrets --
+SELECT s.*, l.digest AS layer, d.digest AS deleted_in_layer_digest
+FROM secrets s JOIN layers l ON l.id = s.layer_id LEFT JOIN layers d ON d.id = s.deleted_in_layer
+WHERE s.image_id = :image_id ORDER BY s.path, s.line, s.rule;

@@ -205,3 +205,44 @@ SELECT p.image_id, i.manifest_digest, p.type, p.namespace, p.name, p.version, p.
        p.source_version, p.license, p.purl, p.declared, p.location, l.digest AS layer_digest,
        p.files_total, p.files_modified, p.files_missing
 FROM packages p JOIN images i ON i.id = p.image_id JOIN layers l ON l.id = p.layer_id;
+
+-- migration 3 --
+-- Secrets: what each layer's files hold (reused with the layer while the rule set is the
+-- same), and each image's findings, including those in files an upper layer deleted.
+-- The secret itself is never stored: a redacted prefix and a keyed fingerprint.
+ALTER TABLE layers ADD COLUMN secret_rules TEXT;  -- the rule set layer_secrets were found with
+CREATE TABLE layer_secrets (
+    layer_id     INTEGER NOT NULL REFERENCES layers (id) ON DELETE CASCADE,
+    path         TEXT    NOT NULL,
+    rule         TEXT    NOT NULL,
+    category     TEXT    NOT NULL,
+    severity     TEXT    NOT NULL,
+    line         INTEGER NOT NULL,
+    offset       INTEGER NOT NULL,            -- byte offset of the match in the file
+    redacted     TEXT    NOT NULL,            -- the first 4 characters, then *****
+    fingerprint  TEXT    NOT NULL             -- HMAC-SHA256 under the installation's key
+);
+CREATE INDEX layer_secrets_by_layer ON layer_secrets (layer_id);
+CREATE TABLE secrets (
+    id                INTEGER PRIMARY KEY,
+    image_id          INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    layer_id          INTEGER NOT NULL REFERENCES layers (id),  -- the layer whose file holds it
+    path              TEXT    NOT NULL,
+    rule              TEXT    NOT NULL,
+    category          TEXT    NOT NULL,
+    severity          TEXT    NOT NULL,
+    line              INTEGER NOT NULL,
+    offset            INTEGER NOT NULL,
+    redacted          TEXT    NOT NULL,
+    fingerprint       TEXT    NOT NULL,
+    -- the upper layer that deleted or replaced the file: the secret is still in the
+    -- image's blobs for anyone who pulls it; NULL: the file is in the image as shown
+    deleted_in_layer  INTEGER REFERENCES layers (id)
+);
+CREATE INDEX secrets_by_image ON secrets (image_id);
+CREATE INDEX secrets_by_fingerprint ON secrets (fingerprint);
+CREATE VIEW image_secrets AS
+SELECT s.image_id, i.manifest_digest, s.path, s.rule, s.category, s.severity, s.line, s.offset,
+       s.redacted, s.fingerprint, l.digest AS layer_digest, d.digest AS deleted_in_layer_digest
+FROM secrets s JOIN images i ON i.id = s.image_id JOIN layers l ON l.id = s.layer_id
+LEFT JOIN layers d ON d.id = s.deleted_in_layer;
