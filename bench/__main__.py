@@ -144,6 +144,10 @@ def median_row(rows: list[Row]) -> Row:
 
 # -- contestants ---------------------------------------------------------------------------
 
+#: YAML appended to analyzerd's config in every run (--config), e.g. to measure a feature's cost
+EXTRA_CONFIG = ""
+
+
 def bench_analyzerd(image: BenchImage, work: str, copies: int = 1, warm: bool = False) -> Row:
     """Cold: a fresh database and tmp_dir. Warm: the image analyzed once before (not
     measured), then again with --force: every layer's stored result is reused."""
@@ -159,7 +163,7 @@ def bench_analyzerd(image: BenchImage, work: str, copies: int = 1, warm: bool = 
     # tmp_dir is given through a config that only sets it; everything else is the default
     config = os.path.join(run_dir, "config.yaml")
     with open(config, "w") as f:
-        f.write(f"tmp_dir: {tmp_dir}\n")
+        f.write(f"tmp_dir: {tmp_dir}\n{EXTRA_CONFIG}\n")
     env["ANALYZERD_CONFIG"] = config
     if warm:
         run_measured(cmds, env=env, cwd=ROOT)
@@ -254,12 +258,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("images", nargs="*", default=["synthetic"])
     parser.add_argument("--runs", type=int, default=3, help="runs of kernel and analyzerd (median)")
+    parser.add_argument("--config", default="", help="YAML added to analyzerd's configuration, e.g. "
+                        "'secret_search: {enabled: false}' to measure what secret scanning costs")
     parser.add_argument("--peer-runs", type=int, default=1, help="runs of Syft and the anchore-style baseline")
     parser.add_argument("--skip", default="", help="comma list of: syft, anchore, pair, warm, kernel")
     parser.add_argument("--work", default=os.environ.get("BENCH_WORK", "/var/tmp/analyzerd-bench"))
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
     parser.add_argument("--scale", type=float, default=1.0, help="size factor of the synthetic image")
     args = parser.parse_args(argv)
+    global EXTRA_CONFIG
+    EXTRA_CONFIG = args.config
     skip = set(filter(None, args.skip.split(",")))
     os.makedirs(args.work, exist_ok=True)
     syft = None if "syft" in skip else find_syft()

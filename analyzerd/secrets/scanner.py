@@ -37,6 +37,10 @@ DEFAULT_MAX_FILE_SIZE: Final = 100 * 1024 * 1024
 #: Bytes of a line looked at on each side of a keyword: a line longer than this is read in
 #: part (minified bundles have megabyte lines; a token is never that long).
 MAX_LINE: Final = 4096
+#: How far from a keyword hit a rule's regex looks: before it (a name the value is assigned
+#: to) and after it (the token itself; JWTs run to a few hundred bytes).
+REGION_BEFORE: Final = 256
+REGION_AFTER: Final = 1024
 #: Bytes at the start of a file that decide whether it is binary (git's heuristic: a NUL).
 BINARY_SNIFF: Final = 8000
 #: The bytes kept at hand are the current piece and the one before, each at least this
@@ -71,6 +75,9 @@ class RuleSet:
     scan_binary: bool = False
     fingerprint_key: bytes = b""
     _database: Any = field(init=False, repr=False)
+    #: what each Hyperscan pattern id stands for (keywords, escaped; or a rule's own regex)
+    patterns: tuple[bytes, ...] = field(init=False, repr=False)
+    _path_bound: frozenset[int] = field(init=False, repr=False)
     _by_pattern: list[tuple[_Compiled, ...]] = field(init=False, repr=False)
     _allowed: tuple[re.Pattern[str], ...] = field(init=False, repr=False)
     _close_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
@@ -97,6 +104,8 @@ class RuleSet:
             flags.append(hyperscan.HS_FLAG_CASELESS)
             by_pattern.append(tuple(compiled_rules))
         self._by_pattern = by_pattern
+        self._path_bound = frozenset(i for i, rules in enumerate(by_pattern) if all(c.paths for c in rules))
+        self.patterns = tuple(expressions)
         self._allowed = tuple(re.compile(p) for p in self.allowed_paths)
         database = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
         if expressions:
@@ -141,6 +150,8 @@ class SecretScanner:
         self._long: dict[int, list[int]] = {}
         self._open_long: int | None = None
         self._seen: set[tuple[int, str, int]] = set()  # (file start, rule, line)
+        self._verdicts: dict[int, bool] = {}  # file index: are its hits looked at?
+        self._path_verdicts: dict[tuple[int, int], bool] = {}  # (file index, pattern): a rule applies?
         self.findings: list[SecretFinding] = []
         self.truncated = False
 
@@ -203,6 +214,7 @@ class SecretScanner:
             return
         hits, self._hits = self._hits, []
         window_end = self._current_start + len(self._current)
+        verdicts = self._verdicts
         for pattern, end in hits:
             if len(self.findings) >= MAX_FINDINGS:
                 self.truncated = True
@@ -213,11 +225,47 @@ class SecretScanner:
             start, size = self._starts[index], self._sizes[index]
             if end > start + size:
                 continue  # in a tar header, padding, or a file's name: not file data
+            wanted = verdicts.get(index)
+            if wanted is None:
+                wanted = verdicts[index] = self._wanted(index)
+            if not wanted:
+                continue
+            if pattern in self._rules._path_bound:  # rules for some files only (.netrc, ...)
+                key = (index, pattern)
+                applies = self._path_verdicts.get(key)
+                if applies is None:
+                    path = self._paths[index]
+                    applies = self._path_verdicts[key] = any(
+                        p.search(path) for c in self._rules._by_pattern[pattern] for p in c.paths)
+                if not applies:
+                    continue
             line_end = self._line_end(end, start + size, window_end, final)
             if line_end is None:
                 self._hits.append((pattern, end))  # the rest of the line comes next piece
                 continue
-            self._check(pattern, index, end, line_end)
+            line_floor = max(start, end - MAX_LINE, self._previous_start)
+            before = self._window(line_floor, end)
+            if before is None:
+                continue
+            line_start = line_floor + before.rfind(b"\n") + 1
+            line = self._window(line_start, line_end)
+            if line is not None:
+                self._check(pattern, index, line_start, line, end - line_start)
+
+    def _wanted(self, index: int) -> bool:
+        """Whether hits in this file are looked at: not too large, not an allowed path,
+        and text (unless binary files are scanned). Decided once per file."""
+        rules = self._rules
+        start, size, path = self._starts[index], self._sizes[index], self._paths[index]
+        if size > rules.max_file_size or any(allowed.search(path) for allowed in rules._allowed):
+            return False
+        if rules.scan_binary:
+            return True
+        if start >= self._previous_start:
+            head = self._head(start, size)
+            return head is not None and b"\0" not in head
+        state = self._long.get(start)
+        return state is not None and not state[3]
 
     def _line_end(self, end: int, file_end: int, window_end: int, final: bool) -> int | None:
         limit = min(file_end, end + MAX_LINE)
@@ -230,32 +278,30 @@ class SecretScanner:
             return None
         return available
 
-    def _check(self, pattern: int, index: int, end: int, line_end: int) -> None:
+    def _check(self, pattern: int, index: int, line_start: int, line: bytes, hit: int) -> None:
+        """Run the rules of a keyword on the line around a hit (``hit``: where the keyword
+        ends in the line). Rules search near the hit only: a regex search costs time in
+        proportion to the text, and lines can be kilobytes of minified code or base64."""
         rules = self._rules
-        start, size, path = self._starts[index], self._sizes[index], self._paths[index]
-        if size > rules.max_file_size or any(allowed.search(path) for allowed in rules._allowed):
-            return
-        line_floor = max(start, end - MAX_LINE, self._previous_start)
-        before = self._window(line_floor, end)
-        if before is None:
-            return
-        line_start = line_floor + before.rfind(b"\n") + 1
-        line = self._window(line_start, line_end)
-        if line is None:
-            return
-        number = self._line_number(start, size, line_start)
-        if number is None:
-            return  # a binary file, skipped
+        start, path = self._starts[index], self._paths[index]
+        number: int | None = None
+        near, far = max(0, hit - REGION_BEFORE), min(len(line), hit + REGION_AFTER)
         for compiled in rules._by_pattern[pattern]:
             rule = compiled.rule
-            if (start, rule.id, number) in self._seen or \
-                    (compiled.paths and not any(p.search(path) for p in compiled.paths)):
+            if compiled.paths and not any(p.search(path) for p in compiled.paths):
                 continue
-            found = compiled.regex.match(line) if rule.anchore else compiled.regex.search(line)
+            # lookbehinds still see the bytes before ``near``; Anchore's rules match whole lines
+            found = compiled.regex.match(line) if rule.anchore else compiled.regex.search(line, near, far)
             if found is None:
                 continue
             secret = found.group("secret") if compiled.has_secret_group else found.group(0)
             if secret is None or any(a.search(secret) for a in compiled.allow):
+                continue
+            if number is None:
+                number = self._line_number(start, line_start)
+                if number is None:
+                    return
+            if (start, rule.id, number) in self._seen:
                 continue
             self._seen.add((start, rule.id, number))
             position = found.start("secret") if compiled.has_secret_group else found.start()
@@ -264,18 +310,13 @@ class SecretScanner:
                 offset=line_start - start + position, redacted=redact(secret),
                 fingerprint=hmac.new(rules.fingerprint_key, secret, hashlib.sha256).hexdigest()))
 
-    def _line_number(self, start: int, size: int, line_start: int) -> int | None:
-        """1-based number of the line beginning at ``line_start``; None for a binary file
-        (when binary files are skipped)."""
-        scan_binary = self._rules.scan_binary
+    def _line_number(self, start: int, line_start: int) -> int | None:
+        """1-based number of the line beginning at ``line_start`` in the file at ``start``."""
         if start >= self._previous_start:  # the whole file so far is at hand
-            head = self._head(start, size)
-            if not scan_binary and head is not None and b"\0" in head:
-                return None
             counted = self._window(start, line_start)
             return None if counted is None else counted.count(b"\n") + 1
         state = self._long.get(start)
-        if state is None or (state[3] and not scan_binary):
+        if state is None:
             return None
         if self._open_long == start:
             self._count_long(line_start)
