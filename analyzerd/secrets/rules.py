@@ -111,9 +111,11 @@ _ALLOW: Final = (_PLACEHOLDER, _REPEATED)
 #: Free-form values (passwords in URLs and config files): templates, references, the usual stand-ins.
 _ALLOW_TEXT: Final = (
     _PLACEHOLDER,
-    r"^\$|\$\{|\$\(|\{\{|\}\}|%\(|%s|^<.*>$|^\[.*\]$|^\*+$",
-    r"(?i)^(?:pass|passw(?:or)?d\d?|pwd|pw|secret|token|changeme|change_?me|test(?:ing)?|user(?:name)?|admin|"
-    r"none|null|foo|bar|foobar|hunter2|s3cr3t|\w*placeholder\w*|your[_-]?\w*|my[_-]?\w*|\.\.\.|-+)$",
+    r"^\$|\$\{|\$\(|\{\{|\}\}|%\(|%s|^<.*>$|^\[.*\]$|^\{[^{}]*\}$|^%\w+%$|^\*+$",
+    # "password", "dbpass", "proxypass", "repopwd" (Maven's stock settings.xml), "secret", ...
+    r"(?i)^(?:[a-z]{0,12}[_-]?(?:pass|passw(?:or)?d|pwd|pw)[0-9]?|secret|token|changeme|change_?me|test(?:ing)?|"
+    r"user(?:name)?|admin|none|null|foo|bar|foobar|hunter2|s3cr3t|\w*placeholder\w*|your[_-]?\w*|my[_-]?\w*|"
+    r"\.\.\.|-+)$",
 )
 
 
@@ -149,7 +151,10 @@ RULES: Final[tuple[Rule, ...]] = (
          title="GCP service account key file (its key is reported by gcp-service-account-key)", severity="MEDIUM",
          regex=r'"type"\s{0,3}:\s{0,3}"service_account"', keywords=('"service_account"',)),
     Rule(id="gcp-api-key", category="Google", title="Google API key", severity="HIGH",
-         regex=_token(r"AIza[A-Za-z0-9_-]{35}"), keywords=("aiza",), allow=_ALLOW),
+         regex=_token(r"AIza[A-Za-z0-9_-]{35}"), keywords=("aiza",),
+         # public API keys that Google ships inside gcloud (error reporting) and gsutil
+         allow=(*_ALLOW, r"^AIzaSy(?:CUuWyME_r4XylltWNeydEjKSkgXkvpVyU|Ap4DSI_Z3-mK-B8U0t7GE34n74OWDJmak"
+                         r"|DnacJHrKma0048b13sh8cgxNUwulubmJM)$")),
     Rule(id="gcp-oauth-client-secret", category="Google", title="Google OAuth client secret", severity="HIGH",
          regex=_token(r"GOCSPX-[A-Za-z0-9_-]{28}"), keywords=("gocspx-",), allow=_ALLOW),
     Rule(id="gcp-oauth-access-token", category="Google", title="Google OAuth access token", severity="MEDIUM",
@@ -274,10 +279,15 @@ RULES: Final[tuple[Rule, ...]] = (
     # Package registries
     Rule(id="npm-access-token", category="npm", title="npm access token", severity="HIGH",
          regex=_token(r"npm_[A-Za-z0-9]{36}"), keywords=("npm_",), allow=_ALLOW),
-    Rule(id="npmrc-auth", category="npm", title="npm registry credential (.npmrc _authToken / _auth / _password)",
+    Rule(id="npmrc-auth-token", category="npm",
+         title="npm registry credential (//registry/:_authToken, :_auth or :_password)", severity="HIGH",
+         # the form npm writes, also echoed into .npmrc by Dockerfiles and CI scripts
+         regex=r"/:_(?i:authToken|auth|password)\s{0,3}=\s{0,3}[\"']?(?P<secret>[^\s\"'$]{8,2048})",
+         keywords=("/:_auth", "/:_password"), allow=_ALLOW_TEXT),
+    Rule(id="npmrc-auth", category="npm", title="npm registry credential in .npmrc (_authToken, _auth, _password)",
          severity="HIGH",
-         regex=r"(?:^\s{0,8}|:)_(?i:authToken|auth|password)\s{0,3}=\s{0,3}[\"']?(?P<secret>[^\s\"'$]{8,2048})",
-         keywords=("_auth", "_password"), allow=_ALLOW_TEXT),
+         regex=r"^\s{0,8}_(?i:authToken|auth|password)\s{0,3}=\s{0,3}[\"']?(?P<secret>[^\s\"'$]{8,2048})",
+         keywords=("_auth", "_password"), paths=(r"(?:^|/)\.?npmrc$",), allow=_ALLOW_TEXT),
     Rule(id="yarnrc-npm-auth", category="npm", title="Yarn registry credential (.yarnrc.yml npmAuthToken)",
          severity="HIGH",
          regex=r"(?i:npmAuthToken|npmAuthIdent)\s{0,3}:\s{0,3}[\"']?(?P<secret>[^\s\"'$]{8,2048})",
@@ -303,7 +313,7 @@ RULES: Final[tuple[Rule, ...]] = (
          regex=_token(r"AKCp[A-Za-z0-9]{69}|cmVmdGtuOjAxOj[A-Za-z0-9]{50,100}", edge=r"[A-Za-z0-9+/=]"),
          keywords=("akcp", "cmvmdgtuojaxoj"), allow=_ALLOW),
     Rule(id="maven-settings-password", category="Maven", title="Password in Maven settings.xml", severity="MEDIUM",
-         regex=r"<(?:password|passphrase|master)>\s{0,3}(?P<secret>[^<\s$][^<]{0,255})</",
+         regex=r"<(?:password|passphrase|master)>\s{0,3}(?P<secret>[^<\s$]{1,256})\s{0,3}</",
          keywords=("<password>", "<passphrase>", "<master>"),
          paths=(r"(?:^|/)settings(?:-security)?\.xml$",), allow=_ALLOW_TEXT),
 
@@ -686,6 +696,7 @@ DEFAULT_ALLOWED_PATHS: Final[tuple[str, ...]] = (
     r"(?i)/(?:[^/]*[._-])?(?:examples?|samples?|demos?)/",
     r"(?i)(?:^|/)[^/]*(?:example|sample)[^/]*$",  # config.example, .env.sample, example.conf
     r"/node_modules/(?:@[^/]+/)?[^/]+/(?:docs?|benchmarks?)/",
+    r"/dummyserver/",  # urllib3's test server and its certificates
     # Python's, Go's and Yarn's own sources and test suites
     r"^/usr/(?:local/)?lib/python[0-9.]*/test/",
     r"(?:^|/)(?:go|go-[0-9.]+)/(?:src|test|misc|lib)/",
