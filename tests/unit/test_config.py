@@ -124,3 +124,28 @@ def test_shipped_config_yaml_loads():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     config = load_config(os.path.join(root, "config.yaml"))
     assert config.analyzer.port == 8084
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"mode": "paranoid"}, "secret_search.mode: expected default or anchore"),
+    ({"allowed_paths": ["(unclosed"]}, "secret_search.allowed_paths: '(unclosed' is not a regular expression"),
+    ({"disabled_rules": "jwt"}, "secret_search.disabled_rules: expected a list of strings"),
+    ({"max_file_size_megabytes": 0}, "secret_search.max_file_size_megabytes"),
+    ({"rules": [42]}, "secret_search.rules: expected a list"),
+])
+def test_bad_secret_search_settings_are_refused_by_key(section, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parse_config({"secret_search": section})
+
+
+def test_rules_that_cannot_work_are_refused_naming_the_rule(tmp_path):
+    from analyzerd.analyze import secret_rule_set
+    key = str(tmp_path / "key")
+    for section, message in [({"disabled_rules": ["no-such-rule"]}, "no rule named no-such-rule"),
+                             ({"rules": [{"id": "mine", "regex": "(", "keywords": ["abc"]}]}, "secret rule mine")]:
+        config = parse_config({"secret_search": {**section, "fingerprint_key_file": key}})
+        with pytest.raises(ConfigError, match=message):
+            secret_rule_set(config)
+    config = parse_config({"secret_search": {"fingerprint_key_file": key}})
+    assert secret_rule_set(config) is not None
+    assert (tmp_path / "key").stat().st_mode & 0o777 == 0o600
