@@ -39,6 +39,7 @@ Rules for writing a rule, each checked by tests/unit/test_secret_rules.py:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from re import _constants as _sre  # type: ignore[attr-defined]  # the stdlib's own parser, see derive_keywords
@@ -94,8 +95,12 @@ _UUID: Final = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-
 
 
 def _token(body: str, edge: str = r"[\w-]") -> str:
-    """A self-identifying token: ``body`` not glued to more characters of ``edge``."""
-    return rf"(?<!{edge})(?P<secret>{body})(?!{edge})"
+    """A self-identifying token: ``body`` not glued to more characters of ``edge``.
+
+    "=" ends a base-64 token (padding) but also starts one (``KEY=token``), so it only
+    counts as glue on the right.
+    """
+    return rf"(?<!{edge.replace('=', '')})(?P<secret>{body})(?!{edge})"
 
 
 def _assigned(names: str, value: str, edge: str = r"[\w-]") -> str:
@@ -111,7 +116,7 @@ _ALLOW: Final = (_PLACEHOLDER, _REPEATED)
 #: Free-form values (passwords in URLs and config files): templates, references, the usual stand-ins.
 _ALLOW_TEXT: Final = (
     _PLACEHOLDER,
-    r"^\$|\$\{|\$\(|\{\{|\}\}|%\(|%s|^<.*>$|^\[.*\]$|^\{[^{}]*\}$|^%\w+%$|^\*+$",
+    r"^\$|\$\{|\$\(|\{\{|\}\}|%\(|%s|^<|^\[.*\]$|^\{[a-z_][a-z0-9_]{0,40}\}$|^%\w+%$|^\*+$",
     # "password", "dbpass", "proxypass", "repopwd" (Maven's stock settings.xml), "secret", ...
     r"(?i)^(?:[a-z]{0,12}[_-]?(?:pass|passw(?:or)?d|pwd|pw)[0-9]?|secret|token|changeme|change_?me|test(?:ing)?|"
     r"user(?:name)?|admin|none|null|foo|bar|foobar|hunter2|s3cr3t|\w*placeholder\w*|your[_-]?\w*|my[_-]?\w*|"
@@ -135,7 +140,8 @@ RULES: Final[tuple[Rule, ...]] = (
          allow=_ALLOW),
     Rule(id="aws-session-token", category="AWS", title="AWS session token", severity="HIGH",
          regex=r"(?i:aws_session_token|aws-session-token|aws_security_token|sessiontoken)"
-               + _ASSIGN + r"(?P<secret>[A-Za-z0-9/+=]{100,4096})(?![A-Za-z0-9/+=])",
+               # "=" only as padding: a value that could swallow "name=" would rescan the line per name
+               + _ASSIGN + r"(?P<secret>[A-Za-z0-9/+]{100,4096}={0,2})(?![A-Za-z0-9/+=])",
          keywords=("aws_session_token", "aws-session-token", "aws_security_token", "sessiontoken"),
          allow=_ALLOW),
     Rule(id="aws-mws-auth-token", category="AWS", title="Amazon MWS auth token", severity="HIGH",
@@ -149,7 +155,7 @@ RULES: Final[tuple[Rule, ...]] = (
          keywords=('"private_key"',)),
     Rule(id="gcp-service-account", category="Google",
          title="GCP service account key file (its key is reported by gcp-service-account-key)", severity="MEDIUM",
-         regex=r'"type"\s{0,3}:\s{0,3}"service_account"', keywords=('"service_account"',)),
+         regex=r'"type"\s{0,3}:\s{0,3}"(?P<secret>service_account)"', keywords=('"service_account"',)),
     Rule(id="gcp-api-key", category="Google", title="Google API key", severity="HIGH",
          regex=_token(r"AIza[A-Za-z0-9_-]{35}"), keywords=("aiza",),
          # public API keys that Google ships inside gcloud (error reporting) and gsutil
@@ -323,7 +329,7 @@ RULES: Final[tuple[Rule, ...]] = (
          regex=r'"(?:auth|identitytoken|registrytoken)"\s{0,3}:\s{0,3}"(?P<secret>[A-Za-z0-9+/=_.-]{12,4096})"',
          keywords=('"auth"', '"identitytoken"', '"registrytoken"'),
          paths=(r"(?i)(?:^|/)[^/]*docker[^/]*/config\.json$", r"(?:^|/)\.dockercfg$",
-                r"(?:^|/)containers/auth\.json$"),
+                r"(?:^|/)containers/(?:[0-9]+/)?auth\.json$"),
          allow=_ALLOW),
     Rule(id="kubernetes-docker-config", category="Docker",
          title="Registry credential in a Kubernetes .dockerconfigjson / .dockercfg secret", severity="HIGH",
@@ -379,10 +385,11 @@ RULES: Final[tuple[Rule, ...]] = (
          regex=r"(?:^|\s)(?i:password)\s+(?P<secret>\S{1,256})", keywords=("password",),
          paths=(r"(?:^|/)[._]netrc$",), allow=_ALLOW_TEXT),
     Rule(id="pgpass-password", category="PostgreSQL", title="Password in .pgpass", severity="HIGH",
-         # hostname:port:database:username:password, ":" and "\" escaped by "\"; no literal is common
-         # to every line, so no keyword: the scanner runs this on every line of a .pgpass
-         regex=r"^(?![ \t]*#)(?:[^:\\\s]|\\.){1,253}:(?:[0-9]{1,5}|\*):(?:[^:\\]|\\.){1,128}:"
-               r"(?:[^:\\]|\\.){1,128}:(?P<secret>(?:[^:\\]|\\.){1,256})$",
+         # hostname:port:database:username:password, ":" and "\" escaped by "\". No literal is common
+         # to every line, so no keyword: the regex is its own prefilter, which is why it marks line
+         # ends with look-arounds, not ^ and $ (over a whole stream those mean its start and end).
+         regex=r"(?<![^\n])(?![ \t]*#)(?:[^:\\\s]|\\.){1,253}:(?:[0-9]{1,5}|\*):(?:[^:\\\r\n]|\\.){1,128}:"
+               r"(?:[^:\\\r\n]|\\.){1,128}:(?P<secret>(?:[^:\\\r\n]|\\.){1,256})\r?(?![^\n])",
          keywords=(), paths=(r"(?:^|/)\.pgpass$",), allow=_ALLOW_TEXT),
     Rule(id="git-credentials", category="Git", title="Credential in git-credential-store file", severity="HIGH",
          regex=r"[a-z][a-z0-9+.-]{1,16}://[^\s:/@]{1,256}:(?P<secret>[^\s@/]{1,256})@[^\s/@]{1,256}",
@@ -459,6 +466,10 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(id="atlassian-legacy-token", category="Atlassian", title="Atlassian (Jira, Confluence) API token",
          severity="MEDIUM", regex=_assigned(r"atlassian|jira|confluence", r"[A-Za-z0-9]{24}"),
          keywords=("atlassian", "jira", "confluence"), allow=_ALLOW),
+    Rule(id="okta-api-token", category="Okta", title="Okta API token", severity="HIGH",
+         # 42 characters starting "00"; sent as "Authorization: SSWS <token>"
+         regex=r"(?:(?i:okta)" + _NAME_TAIL + _ASSIGN + r"|(?i:SSWS)\s{1,3})(?P<secret>00[A-Za-z0-9_-]{40})(?![\w-])",
+         keywords=("okta", "ssws"), allow=_ALLOW),
     Rule(id="bitbucket-app-password", category="Bitbucket", title="Bitbucket app password", severity="HIGH",
          regex=_token(r"ATBB[A-Za-z0-9_=.-]{32}", edge=r"[\w=.-]"), keywords=("atbb",), allow=_ALLOW),
     Rule(id="bitbucket-client-secret", category="Bitbucket", title="Bitbucket OAuth client secret",
@@ -552,7 +563,9 @@ RULES: Final[tuple[Rule, ...]] = (
                r"(?P<secret>[A-Za-z0-9_-]{60,72})(?![\w-])",
          keywords=("discord",), allow=_ALLOW),
     Rule(id="telegram-bot-token", category="Telegram", title="Telegram bot token", severity="MEDIUM",
-         regex=_token(r"[0-9]{8,12}:AA[A-Za-z0-9_-]{33}", edge=r"[\w:-]"), keywords=(":aa",), allow=_ALLOW),
+         # also in the Bot API's URLs: https://api.telegram.org/bot<token>/getMe
+         regex=r"(?:(?<=/bot)|(?<![\w:-]))(?P<secret>[0-9]{8,12}:AA[A-Za-z0-9_-]{33})(?![\w-])",
+         keywords=(":aa",), allow=_ALLOW),
     Rule(id="teams-webhook", category="Microsoft", title="Microsoft Teams incoming webhook URL", severity="MEDIUM",
          regex=r"https://[A-Za-z0-9-]{1,64}\.webhook\.office\.com/webhookb2/(?P<secret>[a-f0-9-]{36}@[a-f0-9-]{36}"
                r"/IncomingWebhook/[a-f0-9]{32}/[a-f0-9-]{36})",
@@ -694,13 +707,15 @@ DEFAULT_ALLOWED_PATHS: Final[tuple[str, ...]] = (
     r"|__mocks__)/",
     r"(?:^|/)test_[^/]*\.py$|[^/]_test\.[A-Za-z0-9]+$|\.(?:test|spec)\.[A-Za-z0-9]+$",
     r"(?i)/(?:[^/]*[._-])?(?:examples?|samples?|demos?)/",
-    r"(?i)(?:^|/)[^/]*(?:example|sample)[^/]*$",  # config.example, .env.sample, example.conf
+    # .env.example, config.sample.yml, wp-config-sample.php, example.conf, sample-settings.json
+    r"(?i)[._-](?:example|sample)(?:\.[^/]*)?$|(?:^|/)(?:example|sample)[._-][^/]*$",
     r"/node_modules/(?:@[^/]+/)?[^/]+/(?:docs?|benchmarks?)/",
     r"/dummyserver/",  # urllib3's test server and its certificates
-    # Python's, Go's and Yarn's own sources and test suites
+    # Python's, Go's and Yarn's own sources and test suites. Not GOPATH's /go/src/: the
+    # golang images build the application there.
     r"^/usr/(?:local/)?lib/python[0-9.]*/test/",
-    r"(?:^|/)(?:go|go-[0-9.]+)/(?:src|test|misc|lib)/",
-    r"/go/pkg/mod/",
+    r"^/usr/(?:local/go|(?:lib|share)/go(?:-[0-9.]+)?)/(?:src|test|misc|lib|api)/",
+    r"/go/pkg/mod/",  # the module cache: third-party modules
     r"^/opt/yarn-v[0-9.]+/",
 )
 
@@ -815,10 +830,11 @@ def _candidates(lits: _Lits) -> list[frozenset[str]]:
 
 
 def _best(sets: list[frozenset[str]]) -> frozenset[str] | None:
-    # Longer literals hit fewer ordinary lines, up to about 5 characters; past that, fewer
-    # alternatives read better ("xoxb-", not "xoxb-0" ... "xoxb-9").
-    return max(sets, key=lambda s: (min(min(map(len, s)), 5),
-                                    -len(s), min(map(len, s))), default=None)
+    # Estimated hits: each alternative, and ordinary text holds a given literal about 5 times
+    # less often per character it is longer. So "xoxb-", not "xoxb-0" ... "xoxb-9"; but
+    # "secret-key"/"secret_key" rather than "secret".
+    usable = [s for s in sets if min(map(len, s)) >= 3] or sets
+    return max(usable, key=lambda s: min(map(len, s)) - math.log(len(s), 5), default=None)
 
 
 def _union(sets: list[frozenset[str]]) -> frozenset[str]:
