@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from . import __version__
-from .analyze import ImageAnalyzer, image_result
+from .analyze import ImageAnalyzer, image_result, secret_rule_set
 from .cache import LayerCache
 from .config import Config
 from .errors import AnalyzerError, ConfigError
@@ -120,7 +120,8 @@ async def _services(config: Config, database: str) -> AsyncIterator[Services]:
             cache = open_cache(config)
             if cache is not None:
                 await asyncio.get_running_loop().run_in_executor(None, cache.recover)
-            analyzer = ImageAnalyzer(config, client, layer_results=store, cache=cache)
+            rule_set = await asyncio.get_running_loop().run_in_executor(None, secret_rule_set, config)
+            analyzer = ImageAnalyzer(config, client, layer_results=store, cache=cache, rule_set=rule_set)
             try:
                 yield Services(config, store, client, analyzer)
             finally:

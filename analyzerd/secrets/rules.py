@@ -24,9 +24,17 @@ Rules for writing a rule, each checked by tests/unit/test_secret_rules.py:
   least 3 characters, and as rare in ordinary files as the pattern allows: every hit
   costs the scanner a line extraction and a regex call. The test proves keyword safety
   from the parsed pattern with the same analysis ``derive_keywords`` uses.
-- ``keywords=()`` means "no literal is required": the scanner then runs the regex on
-  every line of the files the rule applies to. The built-in set uses it only for
-  ``pgpass-password``, whose lines have no fixed text, together with ``paths``.
+- A keyword sits near the start of what the regex matches (within 256 bytes): the scanner
+  searches a region around each hit, from 256 bytes before it to 1024 after, not the
+  whole line (lines can be megabytes of minified code).
+- A rule with ``paths`` is checked by path before its keyword hits are looked at, so its
+  keywords may be ordinary words (``password`` in a .netrc, ``://`` in .git-credentials):
+  out of those files they cost a path lookup per hit, not a regex.
+- ``keywords=()`` means "no literal is required": the regex is its own prefilter (the
+  scanner compiles it into Hyperscan in prefilter mode, over the whole stream). Such a
+  regex must mark line starts and ends with look-arounds (``(?<![^\n])``, ``(?![^\n])``),
+  never ``^``/``$``, which over a stream mean its start and end. The built-in set uses
+  it only for ``pgpass-password``, whose lines have no fixed text, together with ``paths``.
 - Regexes run in linear time on a 4096+4096-byte line: repetitions are bounded, a
   token starts with a look-behind edge over its own alphabet (so a run of that alphabet
   is entered once, not at every position), and no quantified group overlaps itself.
@@ -44,7 +52,7 @@ import re
 from dataclasses import dataclass, replace
 from re import _constants as _sre  # type: ignore[attr-defined]  # the stdlib's own parser, see derive_keywords
 from re import _parser as _sre_parse  # type: ignore[attr-defined]
-from typing import Final
+from typing import Any, Final
 
 __all__ = ["ANCHORE_RULES", "DEFAULT_ALLOWED_PATHS", "RULES", "Rule", "anchore_rule", "derive_keywords"]
 
@@ -182,9 +190,11 @@ RULES: Final[tuple[Rule, ...]] = (
          regex=r"(?i:SharedAccessKey)\s{0,3}=\s{0,3}(?P<secret>[A-Za-z0-9+/]{43}=)(?![A-Za-z0-9+/=])",
          keywords=("sharedaccesskey",), allow=_ALLOW),
     Rule(id="azure-sas-token", category="Azure", title="Azure shared access signature (SAS) token", severity="HIGH",
-         regex=r"[?&;=]sv=(?:19|20)[0-9]{2}-[0-9]{2}-[0-9]{2}&[A-Za-z0-9%&=:._+-]{0,400}?&sig="
+         # keyed on the service version that starts it: a user delegation SAS puts hundreds of
+         # bytes of parameters before &sig=
+         regex=r"[?&;=]sv=20[0-9]{2}-[0-9]{2}-[0-9]{2}&[A-Za-z0-9%&=:._+-]{0,600}?&sig="
                r"(?P<secret>[A-Za-z0-9%+/]{30,128})",
-         keywords=("&sig=",), allow=_ALLOW),
+         keywords=("sv=20",), allow=_ALLOW),
     Rule(id="azure-entra-client-secret", category="Azure", title="Microsoft Entra ID (Azure AD) client secret",
          severity="HIGH", regex=_token(r"[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}", edge=r"[\w~.-]"),
          keywords=tuple(f"{digit}q~" for digit in range(10)), allow=_ALLOW),
@@ -849,20 +859,20 @@ def _char(code: int) -> str | None:
     return chr(code).lower() if code < 128 else None
 
 
-def _analyze(pattern: object) -> _Lits:
+def _analyze(pattern: Any) -> _Lits:  # a re._parser.SubPattern: (opcode, argument) pairs
     result = _EMPTY
-    for op, av in pattern:  # type: ignore[attr-defined]
+    for op, av in pattern:
         result = _concat(result, _node(op, av))
     return result
 
 
-def _node(op: object, av: object) -> _Lits:  # noqa: C901 - one case per node kind
+def _node(op: Any, av: Any) -> _Lits:  # noqa: C901 - one case per node kind
     if op is _sre.LITERAL:
-        char = _char(av)  # type: ignore[arg-type]
+        char = _char(av)
         return _UNKNOWN if char is None else _exact(frozenset({char}))
     if op is _sre.IN:
         chars: set[str] = set()
-        for item_op, item_av in av:  # type: ignore[attr-defined]
+        for item_op, item_av in av:
             if item_op is _sre.LITERAL:
                 codes = [item_av]
             elif item_op is _sre.RANGE and item_av[1] - item_av[0] < _MAX_CLASS:
@@ -876,13 +886,13 @@ def _node(op: object, av: object) -> _Lits:  # noqa: C901 - one case per node ki
                 chars.add(char)
         return _exact(frozenset(chars)) if 0 < len(chars) <= _MAX_CLASS else _UNKNOWN
     if op is _sre.SUBPATTERN:
-        return _analyze(av[3])  # type: ignore[index]
+        return _analyze(av[3])
     if op is _sre.ATOMIC_GROUP:
         return _analyze(av)
     if op is _sre.BRANCH:
-        parts = [_analyze(branch) for branch in av[1]]  # type: ignore[index]
+        parts = [_analyze(branch) for branch in av[1]]
         if all(p.exact is not None for p in parts):
-            merged = frozenset().union(*(p.exact for p in parts))  # type: ignore[misc]
+            merged = frozenset[str]().union(*(p.exact for p in parts if p.exact is not None))
             if len(merged) <= _MAX_SET:
                 return _exact(merged)
         bests = [_best(_candidates(p)) for p in parts]
@@ -892,7 +902,7 @@ def _node(op: object, av: object) -> _Lits:  # noqa: C901 - one case per node ki
             factors = (either,) if _useful(either) else ()
         return _Lits(None, _union([p.prefix for p in parts]), _union([p.suffix for p in parts]), factors)
     if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
-        low, high, item = av  # type: ignore[misc]
+        low, high, item = av
         inner = _analyze(item)
         if high == 0:
             return _EMPTY
@@ -923,9 +933,10 @@ def _required_sets(regex: str) -> list[frozenset[str]]:
 def derive_keywords(regex: str) -> tuple[str, ...]:
     """Keywords for a regex: literals, one of which every match of it contains.
 
-    Picks the set whose shortest member is longest, drops members that contain another
-    member, and returns () when no such set has members of 3 or more characters: the
-    caller must then run the regex on every line. Never wrong, sometimes silent: a regex
+    Of the sets of literals that every match must contain one of, picks the one expected to
+    hit ordinary text least (long members, few of them), drops members that contain another
+    member, and returns () when no set has members of 3 or more characters: the regex must
+    then be its own prefilter. Never wrong, sometimes silent: a regex
     built from wide classes has nothing to offer, even when a person could see a keyword.
     """
     best = _best(_required_sets(regex))
