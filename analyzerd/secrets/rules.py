@@ -140,7 +140,9 @@ RULES: Final[tuple[Rule, ...]] = (
     # the secret is 40 base-64 characters with no shape, so it needs its name beside it.
     Rule(id="aws-access-key-id", category="AWS", title="AWS access key ID", severity="CRITICAL",
          regex=_token(r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}", edge=r"[A-Za-z0-9]"),
-         keywords=("akia", "asia", "abia", "acca"), allow=_ALLOW),
+         # no keyword: caseless "asia" is in every time-zone table; the case-sensitive regex
+         # itself is the (Hyperscan) prefilter
+         keywords=(), allow=_ALLOW),
     Rule(id="aws-secret-access-key", category="AWS", title="AWS secret access key", severity="CRITICAL",
          regex=r"(?i:secret_access_key|secret-access-key|secretaccesskey|aws_secret_key|awssecretkey)"
                + _ASSIGN + r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
@@ -284,7 +286,9 @@ RULES: Final[tuple[Rule, ...]] = (
 
     # Twilio: SK API key SIDs and AC account SIDs are 32 lower-case hex; the auth token has no prefix
     Rule(id="twilio-api-key", category="Twilio", title="Twilio API key SID", severity="MEDIUM",
-         regex=_token(r"SK[0-9a-f]{32}"), keywords=tuple(f"sk{c}" for c in "0123456789abcdef"), allow=_ALLOW),
+         # no keyword: "sk0".."skf" are in every other English word ("asked", "task"); the
+         # case-sensitive regex itself is the (Hyperscan) prefilter
+         regex=_token(r"SK[0-9a-f]{32}"), keywords=(), allow=_ALLOW),
     Rule(id="twilio-auth-token", category="Twilio", title="Twilio auth token", severity="HIGH",
          regex=_assigned(r"twilio", r"[0-9a-f]{32}"), keywords=("twilio",), allow=_ALLOW),
     Rule(id="twilio-credentials-url", category="Twilio", title="Twilio account SID and auth token in a URL",
@@ -603,7 +607,8 @@ RULES: Final[tuple[Rule, ...]] = (
          regex=_token(r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"), keywords=("shpat_", "shpca_", "shppa_", "shpss_"),
          allow=_ALLOW),
     Rule(id="square-access-token", category="Square", title="Square access token", severity="HIGH",
-         regex=_token(r"EAAA[A-Za-z0-9_-]{60}|sq0atp-[A-Za-z0-9_-]{22}"), keywords=("eaaa", "sq0atp-"),
+         # no keyword: caseless "eaaa" is common in base64; the regex itself is the prefilter
+         regex=_token(r"EAAA[A-Za-z0-9_-]{60}|sq0atp-[A-Za-z0-9_-]{22}"), keywords=(),
          allow=_ALLOW),
     Rule(id="square-oauth-secret", category="Square", title="Square OAuth application secret", severity="HIGH",
          regex=_token(r"sq0csp-[A-Za-z0-9_-]{43}"), keywords=("sq0csp-",), allow=_ALLOW),
