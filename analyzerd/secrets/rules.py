@@ -342,7 +342,7 @@ RULES: Final[tuple[Rule, ...]] = (
          severity="HIGH",
          regex=r'"(?:auth|identitytoken|registrytoken)"\s{0,3}:\s{0,3}"(?P<secret>[A-Za-z0-9+/=_.-]{12,4096})"',
          keywords=('"auth"', '"identitytoken"', '"registrytoken"'),
-         paths=(r"(?i)(?:^|/)[^/]*docker[^/]*/config\.json$", r"(?:^|/)\.dockercfg$",
+         paths=(r"(?:^|/)[^/]*[Dd]ocker[^/]*/config\.json$", r"(?:^|/)\.dockercfg$",
                 r"(?:^|/)containers/(?:[0-9]+/)?auth\.json$"),
          allow=_ALLOW),
     Rule(id="kubernetes-docker-config", category="Docker",

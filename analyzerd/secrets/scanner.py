@@ -77,7 +77,8 @@ class RuleSet:
     _database: Any = field(init=False, repr=False)
     #: what each Hyperscan pattern id stands for (keywords, escaped; or a rule's own regex)
     patterns: tuple[bytes, ...] = field(init=False, repr=False)
-    _path_bound: frozenset[int] = field(init=False, repr=False)
+    _file_rules: tuple[_Compiled, ...] = field(init=False, repr=False)
+    _file_tails: tuple[str, ...] | None = field(init=False, repr=False)
     _by_pattern: list[tuple[_Compiled, ...]] = field(init=False, repr=False)
     _allowed: tuple[re.Pattern[str], ...] = field(init=False, repr=False)
     _close_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
@@ -87,12 +88,15 @@ class RuleSet:
         flags: list[int] = []
         by_pattern: list[tuple[_Compiled, ...]] = []
         by_keyword: dict[bytes, list[_Compiled]] = {}
+        file_rules: list[_Compiled] = []
         for rule in self.rules:
             compiled = _Compiled(rule, re.compile(rule.regex.encode()),
                                  tuple(re.compile(a.encode()) for a in rule.allow),
                                  tuple(re.compile(p) for p in rule.paths),
                                  "secret" in re.compile(rule.regex.encode()).groupindex)
-            if rule.keywords:
+            if rule.paths:  # read whole, for the few files whose path it names
+                file_rules.append(compiled)
+            elif rule.keywords:
                 for keyword in rule.keywords:
                     by_keyword.setdefault(keyword.lower().encode(), []).append(compiled)
             else:  # no keyword: the rule's own regex, loosened by Hyperscan, is the prefilter
@@ -104,7 +108,10 @@ class RuleSet:
             flags.append(hyperscan.HS_FLAG_CASELESS)
             by_pattern.append(tuple(compiled_rules))
         self._by_pattern = by_pattern
-        self._path_bound = frozenset(i for i, rules in enumerate(by_pattern) if all(c.paths for c in rules))
+        self._file_rules = tuple(file_rules)
+        tails = {_literal_tail(p) for c in file_rules for p in c.rule.paths}
+        #: what every path a file rule names ends with: most files are turned away in C
+        self._file_tails: tuple[str, ...] | None = None if "" in tails else tuple(sorted(tails))
         self.patterns = tuple(expressions)
         self._allowed = tuple(re.compile(p) for p in self.allowed_paths)
         database = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
@@ -151,7 +158,9 @@ class SecretScanner:
         self._open_long: int | None = None
         self._seen: set[tuple[int, str, int]] = set()  # (file start, rule, line)
         self._verdicts: dict[int, bool] = {}  # file index: are its hits looked at?
-        self._path_verdicts: dict[tuple[int, int], bool] = {}  # (file index, pattern): a rule applies?
+        # files some path-bound rules (.netrc, .pgpass, ...) apply to: (file index, rules),
+        # read whole from the bytes at hand once they are all there
+        self._whole: list[tuple[int, tuple[_Compiled, ...]]] = []
         self.findings: list[SecretFinding] = []
         self.truncated = False
 
@@ -182,6 +191,12 @@ class SecretScanner:
         self._starts.append(data_start)
         self._sizes.append(size)
         self._paths.append(path)
+        rules = self._rules
+        if rules._file_rules and (rules._file_tails is None or path.endswith(rules._file_tails)) \
+                and size <= WINDOW_PIECE:
+            chosen = tuple(c for c in rules._file_rules if any(p.search(path) for p in c.paths))
+            if chosen:
+                self._whole.append((len(self._starts) - 1, chosen))
 
     def long_file_started(self) -> None:
         """The file added last streams in more than one piece of data: remember its first
@@ -210,6 +225,8 @@ class SecretScanner:
     def resolve(self, final: bool = False) -> None:
         """Turn the keyword hits into findings, now that the files they fall in are known.
         A hit whose line runs past the bytes at hand waits for the next piece."""
+        if self._whole:
+            self._read_whole_files()
         if not self._hits:
             return
         hits, self._hits = self._hits, []
@@ -230,15 +247,6 @@ class SecretScanner:
                 wanted = verdicts[index] = self._wanted(index)
             if not wanted:
                 continue
-            if pattern in self._rules._path_bound:  # rules for some files only (.netrc, ...)
-                key = (index, pattern)
-                applies = self._path_verdicts.get(key)
-                if applies is None:
-                    path = self._paths[index]
-                    applies = self._path_verdicts[key] = any(
-                        p.search(path) for c in self._rules._by_pattern[pattern] for p in c.paths)
-                if not applies:
-                    continue
             line_end = self._line_end(end, start + size, window_end, final)
             if line_end is None:
                 self._hits.append((pattern, end))  # the rest of the line comes next piece
@@ -251,6 +259,27 @@ class SecretScanner:
             line = self._window(line_start, line_end)
             if line is not None:
                 self._check(pattern, index, line_start, line, end - line_start)
+
+    def _read_whole_files(self) -> None:
+        """Run path-bound rules over each line of their (small) files, once a file's bytes
+        are all at hand; files whose bytes are not (a file larger than what is kept) are
+        given up."""
+        window_end = self._current_start + len(self._current)
+        waiting = []
+        for index, chosen in self._whole:
+            start, size = self._starts[index], self._sizes[index]
+            if start + size > window_end:
+                waiting.append((index, chosen))
+                continue
+            content = self._window(start, start + size)
+            if content is None or not self._wanted(index):
+                continue
+            line_start = 0
+            for line in content.split(b"\n"):
+                for compiled in chosen:
+                    self._match(compiled, index, start + line_start, line, 0, len(line))
+                line_start += len(line) + 1
+        self._whole = waiting
 
     def _wanted(self, index: int) -> bool:
         """Whether hits in this file are looked at: not too large, not an allowed path,
@@ -283,32 +312,30 @@ class SecretScanner:
         ends in the line). Rules search near the hit only: a regex search costs time in
         proportion to the text, and lines can be kilobytes of minified code or base64."""
         rules = self._rules
-        start, path = self._starts[index], self._paths[index]
-        number: int | None = None
         near, far = max(0, hit - REGION_BEFORE), min(len(line), hit + REGION_AFTER)
         for compiled in rules._by_pattern[pattern]:
-            rule = compiled.rule
-            if compiled.paths and not any(p.search(path) for p in compiled.paths):
-                continue
-            # lookbehinds still see the bytes before ``near``; Anchore's rules match whole lines
-            found = compiled.regex.match(line) if rule.anchore else compiled.regex.search(line, near, far)
-            if found is None:
-                continue
-            secret = found.group("secret") if compiled.has_secret_group else found.group(0)
-            if secret is None or any(a.search(secret) for a in compiled.allow):
-                continue
-            if number is None:
-                number = self._line_number(start, line_start)
-                if number is None:
-                    return
-            if (start, rule.id, number) in self._seen:
-                continue
-            self._seen.add((start, rule.id, number))
-            position = found.start("secret") if compiled.has_secret_group else found.start()
-            self.findings.append(SecretFinding(
-                path=path, rule=rule.id, category=rule.category, severity=rule.severity, line=number,
-                offset=line_start - start + position, redacted=redact(secret),
-                fingerprint=hmac.new(rules.fingerprint_key, secret, hashlib.sha256).hexdigest()))
+            self._match(compiled, index, line_start, line, near, far)
+
+    def _match(self, compiled: _Compiled, index: int, line_start: int, line: bytes, near: int, far: int) -> None:
+        """One rule on one line (``line_start``: its offset in the stream); a match is a finding."""
+        rule = compiled.rule
+        start = self._starts[index]
+        # lookbehinds still see the bytes before ``near``; Anchore's rules match whole lines
+        found = compiled.regex.match(line) if rule.anchore else compiled.regex.search(line, near, far)
+        if found is None:
+            return
+        secret = found.group("secret") if compiled.has_secret_group else found.group(0)
+        if secret is None or any(a.search(secret) for a in compiled.allow):
+            return
+        number = self._line_number(start, line_start)
+        if number is None or (start, rule.id, number) in self._seen:
+            return
+        self._seen.add((start, rule.id, number))
+        position = found.start("secret") if compiled.has_secret_group else found.start()
+        self.findings.append(SecretFinding(
+            path=self._paths[index], rule=rule.id, category=rule.category, severity=rule.severity, line=number,
+            offset=line_start - start + position, redacted=redact(secret),
+            fingerprint=hmac.new(self._rules.fingerprint_key, secret, hashlib.sha256).hexdigest()))
 
     def _line_number(self, start: int, line_start: int) -> int | None:
         """1-based number of the line beginning at ``line_start`` in the file at ``start``."""
@@ -349,6 +376,27 @@ class SecretScanner:
             self._stream = None
         self.resolve(final=True)
         return self.findings
+
+
+def _literal_tail(path_regex: str) -> str:
+    """The literal text every path ``path_regex`` finds ends with ("" if none can be told):
+    ``(?:^|/)\\.git-credentials$`` gives ".git-credentials"."""
+    if not path_regex.endswith("$") or path_regex.startswith("(?i"):
+        return ""
+    tail: list[str] = []
+    i = len(path_regex) - 2
+    while i >= 0:
+        char = path_regex[i]
+        if i > 0 and path_regex[i - 1] == "\\" and char in ".-/_":
+            tail.append(char)
+            i -= 2
+        elif char.isalnum() or char in "-_/":
+            tail.append(char)
+            i -= 1
+        else:
+            break
+    # what stopped the walk (a quantifier, a group, a class) applies to what precedes it
+    return "".join(reversed(tail))
 
 
 def build_rule_set(*, mode: str = "default", extra: tuple[Any, ...] = (), disabled: tuple[str, ...] = (),
