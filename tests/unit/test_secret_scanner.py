@@ -87,3 +87,22 @@ def test_one_finding_per_rule_and_line_and_a_bounded_count():
     line = " ".join(token(rng) for _ in range(3)) + "\n"
     found = scan([Member("etc/a", line.encode())]).secrets
     assert len(found) == 1
+
+
+def test_a_huge_file_is_scanned_in_the_stream_with_exact_line_numbers():
+    rng = random.Random(5)
+    first, last = token(rng), token(rng)
+    line = b"log line with nothing secret in it, padded to a realistic width .............\n"
+    body = line * 120_000  # ~9.6 MB
+    text = body + f"a = {first}\n".encode() + body + f"b = {last}\n".encode()
+    result = scan([Member("var/log/huge.log", text)], step=1 << 20)
+    assert sorted((f.line, f.offset) for f in result.secrets) == [
+        (120_001, len(body) + 4), (240_002, 2 * len(body) + len(f"a = {first}\n") + 4)]
+
+
+def test_path_bound_rules_read_only_their_files():
+    rule = Rule(id="test-netrc", category="Test", title="netrc", severity="HIGH",
+                regex=r"password\s+(?P<secret>\S{6,})", keywords=("password",), paths=(r"(?:^|/)\.netrc$",))
+    text = b"machine example.org login me password s3cr3tpw\n"
+    found = scan([Member("root/.netrc", text), Member("etc/notes", text)], rules=(rule,)).secrets
+    assert [(f.path, f.line, f.offset) for f in found] == [("/root/.netrc", 1, text.index(b"s3cr3tpw"))]
