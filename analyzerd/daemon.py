@@ -14,6 +14,7 @@ import aiohttp
 
 from . import __version__
 from .analyze import ImageAnalyzer, image_result, secret_rule_set
+from .sdnotify import Notifier, watchdog_interval
 from .cache import LayerCache
 from .config import Config
 from .errors import AnalyzerError, ConfigError
@@ -153,17 +154,34 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 async def run_daemon(config: Config, database: str) -> None:
     stop = asyncio.Event()
+    notifier = Notifier()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _stopper(stop, sig))
+        loop.add_signal_handler(sig, _stopper(stop, sig, notifier))
     async with services(config, database) as svc:
         worker = Worker(svc)
-        await worker.run(stop)
+        interval = watchdog_interval()
+        watchdog = asyncio.create_task(_watchdog(notifier, interval), name="systemd watchdog") if interval else None
+        notifier.notify("READY=1", f"STATUS=claiming jobs from {database}")
+        try:
+            await worker.run(stop)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
 
 
-def _stopper(stop: asyncio.Event, sig: signal.Signals) -> Callable[[], None]:
+async def _watchdog(notifier: Notifier, interval: float) -> None:
+    """Pings from the event loop itself: a loop stuck in CPU work or a deadlock stops them,
+    and systemd restarts the service (WatchdogSec=)."""
+    while True:
+        notifier.notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
+
+
+def _stopper(stop: asyncio.Event, sig: signal.Signals, notifier: Notifier) -> Callable[[], None]:
     def handler() -> None:
         log.info("event=signal signal=%s action=stop_claiming", sig.name)
+        notifier.notify("STOPPING=1", "STATUS=finishing running jobs")
         stop.set()
     return handler
 
