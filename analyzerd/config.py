@@ -52,6 +52,9 @@ class AnalyzerSection:
     max_concurrent_jobs: int = 0
     #: a running job's lease; renewed while it runs, retaken by any daemon after expiry
     lease_seconds: float = 60.0
+    #: on SIGTERM/SIGINT, how long running jobs may take to finish before they are stopped
+    #: and given back to the queue (keep systemd's TimeoutStopSec above it)
+    shutdown_grace_seconds: float = 60.0
 
     @property
     def concurrent_jobs(self) -> int:
@@ -324,6 +327,7 @@ _ANALYZER_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
         message="{key}: the minimum layer cache size is 1 GB (as in Anchore Engine), got {value!r}"),
     "max_concurrent_jobs": _int(0, 1024),
     "lease_seconds": _number(5),
+    "shutdown_grace_seconds": _number(0),
 }
 _LIMIT_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "max_layer_entries": _int(1),

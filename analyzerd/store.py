@@ -180,6 +180,12 @@ class Store:
                 "error": error, "image_digest": image_digest})
             return cur.rowcount == 1
 
+    async def release_job(self, job_id: int, worker: str) -> bool:
+        """Give a running job back to the queue (a daemon stopping before it finished)."""
+        async with self._write() as conn:
+            cur = await conn.execute(QUERIES["release_job"], {"id": job_id, "worker": worker})
+            return cur.rowcount == 1
+
     async def get_job(self, job_id: int) -> Job | None:
         async with self._conn.execute(QUERIES["get_job"], {"id": job_id}) as cur:
             row = await cur.fetchone()

@@ -40,7 +40,8 @@ class Worker:
         log.info("event=worker_started worker=%s database=%s max_threads=%d max_concurrent_jobs=%d",
                  self.id, self._store.path, section.max_threads, section.concurrent_jobs)
         while not stop.is_set():
-            await slots.acquire()
+            if not await _acquire_unless_stopped(slots, stop):
+                break
             job = None
             try:
                 job = await self._store.claim(self.id, section.lease_seconds)
@@ -56,8 +57,12 @@ class Worker:
             task.add_done_callback(self._running.discard)
             task.add_done_callback(lambda _t: slots.release())
         if self._running:
-            log.info("event=worker_stopping running_jobs=%d", len(self._running))
-            await asyncio.gather(*self._running, return_exceptions=True)
+            grace = section.shutdown_grace_seconds
+            log.info("event=worker_stopping running_jobs=%d grace_seconds=%g", len(self._running), grace)
+            _, late = await asyncio.wait(set(self._running), timeout=grace)
+            for task in late:  # each gives its job back to the queue as it is cancelled
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         log.info("event=worker_stopped worker=%s", self.id)
 
     async def _keep_lease(self, job: Job) -> None:
@@ -71,11 +76,24 @@ class Worker:
             except AnalyzerError as exc:
                 log.warning("event=lease_renew_failed job=%d error=%r", job.id, exc.message)
 
+    async def _release(self, job: Job) -> bool:
+        try:
+            return await self._store.release_job(job.id, self.id)
+        except AnalyzerError as exc:  # the lease then expires and any daemon retakes the job
+            log.error("event=job_release_failed job=%d error=%r", job.id, exc.message)
+            return False
+
     async def process(self, job: Job) -> None:
         log.info("event=job_started job=%d ref=%s attempt=%d", job.id, job.reference, job.attempts)
         keeper = asyncio.create_task(self._keep_lease(job), name=f"lease of job {job.id}")
         try:
             outcome = await self._services.analyze_and_store(job.reference, job.platform, force=job.force)
+        except asyncio.CancelledError:
+            keeper.cancel()
+            released = await asyncio.shield(self._release(job))
+            log.warning("event=job_released job=%d ref=%s released=%s (stopped before it finished)",
+                        job.id, job.reference, released)
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure ends this job, never the daemon
             if isinstance(exc, AnalyzerError):
                 error = exc.message
@@ -95,3 +113,22 @@ class Worker:
             log.warning("event=job_lease_lost job=%d ref=%s (another daemon took it over)", job.id, job.reference)
         log.info("event=job_done job=%d ref=%s digest=%s files=%d already_analyzed=%s", job.id, job.reference,
                  outcome.manifest_digest, outcome.files, outcome.reused)
+
+
+async def _acquire_unless_stopped(slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+    """Wait for a free slot, or for ``stop``: a stop must not wait for a running job to end
+    (its grace period starts at once)."""
+    if not slots.locked():
+        await slots.acquire()
+        return True
+    acquire = asyncio.ensure_future(slots.acquire())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if acquire.done() and not acquire.cancelled():
+        if stop.is_set():
+            slots.release()
+            return False
+        return True
+    acquire.cancel()
+    return False

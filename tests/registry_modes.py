@@ -684,6 +684,7 @@ class FaultProxy(_ThreadedServer):
     path contains ``/blobs/sha256:`` (the body faults to GETs answered 200/206 only):
 
     * ``drop_after(n, times)``: send headers and n body bytes, then close the connection.
+    * ``slow_blobs(seconds)``: pause before each 64 KiB of every blob body.
     * ``status_burst(status, times, retry_after, all_paths)``: answer without asking upstream.
     * ``corrupt(times)``: flip one byte in the middle of the body.
     * ``redirect_blobs_to(base, times=None)``: 307 to base + path + query (until reset by default).
@@ -721,9 +722,15 @@ class FaultProxy(_ThreadedServer):
         """Clear every fault (not the request log)."""
         with self._lock:
             self._drop: list[int] = [0, 0]  # [n_bytes, remaining]
+            self._pause = 0.0  # seconds before each 64 KiB of a blob body
             self._corrupt = 0
             self._status: dict[str, Any] | None = None
             self._redirect: dict[str, Any] | None = None
+
+    def slow_blobs(self, seconds_per_64k: float) -> None:
+        """Every blob body trickles: a pause before each 64 KiB (a slow or stalled registry)."""
+        with self._lock:
+            self._pause = seconds_per_64k
 
     def drop_after(self, n_bytes: int, times: int = 1) -> None:
         with self._lock:
@@ -859,7 +866,10 @@ class FaultProxy(_ThreadedServer):
         sent = 0
         limit = length if drop is None else min(drop, length or 0)
         source = _BytesReader(data) if data is not None else resp
+        pause = self._pause if BLOB_MARK in urllib.parse.urlsplit(path).path else 0.0
         while sent < limit:
+            if pause:
+                time.sleep(pause)
             chunk = source.read(min(65536, limit - sent))
             if not chunk:
                 break

@@ -22,6 +22,11 @@ UPDATE jobs SET status = :status, finished_at = :now, error = :error, image_dige
                 lease_until = NULL
 WHERE id = :id AND worker = :worker AND status = 'running';
 
+-- release_job --
+-- A stopping daemon gives a running job back: queued again, for any daemon to take now.
+UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL, started_at = NULL
+WHERE id = :id AND worker = :worker AND status = 'running';
+
 -- get_job --
 SELECT * FROM jobs WHERE id = :id;
 

@@ -350,3 +350,40 @@ def test_show_into_a_closed_pipe_is_quiet(cli, db_path, tmp_path):
     proc = subprocess.run(f"{sys.executable} -m analyzerd --db {db_path} show {ref} | head -1",
                           shell=True, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.stdout.startswith("image") and "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr
+
+
+def test_sigterm_lets_jobs_finish_within_the_grace_period_then_gives_them_back(registry, cli, db_path, tmp_path):
+    """A job still running when the grace period ends is stopped and queued again, for any
+    daemon to take; the daemon exits 0. Another daemon then finishes it."""
+    from tests.registry_modes import FaultProxy
+    image = build_image([make_layer([Member("data", os.urandom(2_000_000))])])
+    push_image(registry.url, "e2e/slow", "1", image)
+    with FaultProxy(registry.url) as proxy:
+        proxy.slow_blobs(0.5)  # ~15 s for the layer: still running when SIGTERM comes
+        config = "services:\n  analyzer:\n    cycle_timer_seconds: 0.2\n    shutdown_grace_seconds: 1\n"
+        daemon = start_daemon(db_path, tmp_path, config)
+        try:
+            cli("submit", f"{proxy.host}/e2e/slow:1")
+            deadline = time.monotonic() + 30
+            while json.loads(cli("jobs", "--json").stdout)["jobs"][0]["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=30) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+        job = json.loads(cli("jobs", "--json").stdout)["jobs"][0]
+        assert job["status"] == "queued"
+        log = (tmp_path / "daemon.log").read_text()
+        assert "event=job_released" in log
+        proxy.slow_blobs(0)
+        (tmp_path / "second").mkdir()
+        second = start_daemon(db_path, tmp_path / "second")
+        try:
+            proc = cli("submit", "--wait", "--timeout", "60", f"{proxy.host}/e2e/slow:1", check=False)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+    jobs = json.loads(cli("jobs", "--json").stdout)["jobs"]
+    assert jobs[0]["status"] == "done" and jobs[0]["image_digest"] == image.manifest.digest, proc.stderr
