@@ -25,7 +25,7 @@ from .analysis.findings import image_secrets
 from .analysis.packages import Inventory, inventory
 from .archive.whiteout import by_path, merged_view
 from .catalogers.registry import CATALOGERS
-from .cache import CacheWriter, LayerCache
+from .cache import CacheStats, CacheWriter, LayerCache
 from .config import Config
 from .errors import ConfigError, IntegrityError, ManifestError
 from .model import Descriptor, ImageResult, ImageSecret, LayerResult, Platform, VisibleFile
@@ -224,6 +224,10 @@ class ImageAnalyzer:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def cache_stats(self) -> CacheStats | None:
+        """The layer cache's counters (file I/O: call it off the event loop)."""
+        return self._cache.stats() if self._cache is not None else None
 
     async def resolve(self, reference: str, platform: str | None = None) -> Resolved:
         """Find the image: its manifest (for the platform) and config."""

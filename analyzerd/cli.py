@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON document")
 
     sub.add_parser("config", help="print the effective configuration")
+    sub.add_parser("hash-password", help="read a password (stdin, or a prompt) and print its hash "
+                                         "for api_users in config.yaml")
     return parser
 
 
@@ -212,6 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging((args.log_level or config.log_level).upper())
         if args.command == "config":
             _print_json(describe(config))
+            return SUCCESS
+        if args.command == "hash-password":
+            import getpass
+
+            from .passwords import hash_password
+            password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+            if not password:
+                raise ConfigError("hash-password: empty password")
+            print(hash_password(password))
             return SUCCESS
         if args.command == "cache":
             return _cmd_cache(args, config)

@@ -45,6 +45,7 @@ class AnalyzerSection:
     analyzer_driver: str = "nodocker"
     endpoint_hostname: str = "localhost"
     listen: str = "0.0.0.0"
+    #: the HTTP endpoint (/health, /status, /metrics, /v1/jobs); 0: none
     port: int = 8084
     layer_cache_enable: bool = False
     layer_cache_max_gigabytes: float = 4.0
@@ -122,6 +123,8 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     analyzer: AnalyzerSection = field(default_factory=AnalyzerSection)
     secret_search: SecretSearch = field(default_factory=SecretSearch)
+    #: users of the HTTP endpoint: name -> scrypt hash from `analyzerd hash-password`
+    api_users: tuple[tuple[str, str], ...] = ()
     source: str | None = None  #: the file it came from, for messages
 
     def registry_settings(self, host: str) -> RegistrySettings:
@@ -320,7 +323,7 @@ _ANALYZER_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "analyzer_driver": _str,
     "endpoint_hostname": _str,
     "listen": _str,
-    "port": _int(1, 65535),
+    "port": _int(0, 65535),
     "layer_cache_enable": _bool,
     "layer_cache_max_gigabytes": _number(
         MIN_LAYER_CACHE_GIGABYTES,
@@ -407,13 +410,23 @@ def parse_config(document: Any, source: str | None = None) -> Config:
     if not isinstance(limits_raw, dict):
         raise ConfigError(f"limits: expected a mapping of keys, got {limits_raw!r}")
     top = _section(document, _TOP_KEYS, "",
-                   known_elsewhere=frozenset({"services", "analyzer", "limits", "registries", "secret_search"}))
+                   known_elsewhere=frozenset({"services", "analyzer", "limits", "registries", "secret_search",
+                                              "api_users"}))
     analyzer = AnalyzerSection(**_section(analyzer_raw, _ANALYZER_KEYS, f"{where}."))
     limits = Limits(**_section(limits_raw, _LIMIT_KEYS, "limits."))
     registries = _registries(document.get("registries"))
     secret_search = _secret_search(document.get("secret_search"))
     return Config(**top, analyzer=analyzer, limits=limits, registries=registries, secret_search=secret_search,
-                  source=source)
+                  api_users=_api_users(document.get("api_users")), source=source)
+
+
+def _api_users(raw: Any) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise ConfigError(f"api_users: expected a mapping of user name to password hash, got {raw!r}")
+    from .passwords import check_password_hash
+    return tuple((name, check_password_hash(f"api_users.{name}", value)) for name, value in raw.items())
 
 
 def _string_list(key: str, value: Any) -> tuple[str, ...]:
@@ -487,7 +500,8 @@ def load_config(path: str | None) -> Config:
 def describe(config: Config) -> dict[str, Any]:
     """The effective settings, for `analyzerd config` and logs."""
     out = {f.name: getattr(config, f.name) for f in fields(config)
-           if f.name not in ("analyzer", "limits", "registries", "secret_search")}
+           if f.name not in ("analyzer", "limits", "registries", "secret_search", "api_users")}
+    out["api_users"] = [name for name, _ in config.api_users]
     out["registries"] = [{"host": r.host, "username": r.credentials.username if r.credentials else None,
                           "password": "<hidden>" if r.credentials else None, "ca_cert": r.ca_cert,
                           "insecure": r.insecure} for r in config.registries]

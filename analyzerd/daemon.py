@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
 
 from . import __version__
 from .analyze import ImageAnalyzer, image_result, secret_rule_set
+from .http import Metrics, make_app, serve
 from .sdnotify import Notifier, watchdog_interval
 from .cache import LayerCache
 from .config import Config
@@ -34,6 +36,7 @@ class Services:
     store: Store
     client: RegistryClient
     analyzer: ImageAnalyzer
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def analyze_and_store(self, reference: str, platform: str | None, *, force: bool = False) -> Outcome:
         """Analyze and store one image; a failure is recorded on the image and re-raised.
@@ -48,18 +51,23 @@ class Services:
             if files is not None:
                 await self.store.add_reference(digest, reference)
                 log.info("event=image_already_analyzed ref=%s digest=%s", reference, digest)
+                self.metrics.images["reused"] += 1
                 return Outcome(digest, files, reused=True)
         await self.store.start_image(image_result(target))
+        started = time.monotonic()
         try:
             result = await self.analyzer.analyze_resolved(target)
             await self.store.save_image(result)
         except Exception as exc:
+            self.metrics.images["failed"] += 1
             message = exc.message if isinstance(exc, AnalyzerError) else f"internal error: {exc!r}"
             try:
                 await self.store.fail_image(digest, message)
             except AnalyzerError as store_error:
                 log.error("event=image_record_failed digest=%s error=%r", digest, store_error.message)
             raise
+        self.metrics.analyzed(time.monotonic() - started, len(result.files),
+                              sum(layer.uncompressed_size for layer in result.layers if not layer.stored))
         return Outcome(digest, len(result.files), reused=False)
 
 
@@ -162,12 +170,17 @@ async def run_daemon(config: Config, database: str) -> None:
         worker = Worker(svc)
         interval = watchdog_interval()
         watchdog = asyncio.create_task(_watchdog(notifier, interval), name="systemd watchdog") if interval else None
+        section = config.analyzer
+        web_runner = await serve(make_app(svc, worker, svc.metrics), section.listen, section.port) \
+            if section.port else None
         notifier.notify("READY=1", f"STATUS=claiming jobs from {database}")
         try:
             await worker.run(stop)
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            if web_runner is not None:
+                await web_runner.cleanup()
 
 
 async def _watchdog(notifier: Notifier, interval: float) -> None:

@@ -219,7 +219,7 @@ def corrupt_stored_blob(registry, digest):
         f.write(bytes([byte[0] ^ 0xFF]))
 
 
-def start_daemon(db_path, tmp_path, config_text="services:\n  analyzer:\n    cycle_timer_seconds: 0.2\n"):
+def start_daemon(db_path, tmp_path, config_text="services:\n  analyzer:\n    cycle_timer_seconds: 0.2\n    port: 0\n"):
     config = tmp_path / "daemon.yaml"
     config.write_text(config_text)
     log = open(tmp_path / "daemon.log", "wb")
@@ -360,7 +360,7 @@ def test_sigterm_lets_jobs_finish_within_the_grace_period_then_gives_them_back(r
     push_image(registry.url, "e2e/slow", "1", image)
     with FaultProxy(registry.url) as proxy:
         proxy.slow_blobs(0.5)  # ~15 s for the layer: still running when SIGTERM comes
-        config = "services:\n  analyzer:\n    cycle_timer_seconds: 0.2\n    shutdown_grace_seconds: 1\n"
+        config = "services:\n  analyzer:\n    cycle_timer_seconds: 0.2\n    shutdown_grace_seconds: 1\n    port: 0\n"
         daemon = start_daemon(db_path, tmp_path, config)
         try:
             cli("submit", f"{proxy.host}/e2e/slow:1")

@@ -35,7 +35,7 @@ def test_ready_watchdog_and_stopping_are_sent_to_systemd(tmp_path, db_path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(address)
     config = tmp_path / "daemon.yaml"
-    config.write_text("services:\n  analyzer:\n    cycle_timer_seconds: 0.2\n")
+    config.write_text("services:\n  analyzer:\n    cycle_timer_seconds: 0.2\n    port: 0\n")
     env = dict(os.environ, NOTIFY_SOCKET=address, WATCHDOG_USEC="400000")
     env.pop("WATCHDOG_PID", None)
     daemon = subprocess.Popen([sys.executable, "-m", "analyzerd", "--config", str(config), "--db", db_path, "run"],
