@@ -26,7 +26,7 @@ from .analysis.packages import Inventory, inventory
 from .archive.whiteout import by_path, merged_view
 from .catalogers.registry import CATALOGERS
 from .cache import CacheStats, CacheWriter, LayerCache
-from .config import Config
+from .config import Config, Limits
 from .errors import ConfigError, IntegrityError, ManifestError
 from .model import Descriptor, ImageResult, ImageSecret, LayerResult, Platform, VisibleFile
 from .oci import diff_ids
@@ -210,20 +210,26 @@ class ImageAnalyzer:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="analyzerd-layer")
         self._cpu = asyncio.Semaphore(threads)
         self._in_flight: dict[str, asyncio.Future[LayerResult]] = {}
-        self._limits = LayerLimits(
-            max_entries=config.limits.max_layer_entries,
-            max_uncompressed_bytes=int(config.limits.max_layer_uncompressed_gigabytes * 1000**3),
-            max_memory_capture=int(config.limits.max_catalog_memory_megabytes * 1024**2),
-            max_catalog_file=int(config.limits.max_cataloged_file_megabytes * 1024**2),
-        )
+        self._limits = layer_limits(config.limits)
         self._dispatch = Dispatch(CATALOGERS)
-        self._rule_set = secret_rule_set(config) if rule_set is True else rule_set or None
-        self._secret_rules = self._rule_set.digest if self._rule_set is not None else None
+        self._rule_set: RuleSet | None = None
+        self._secret_rules: str | None = None
+        self.set_rule_set(secret_rule_set(config) if rule_set is True else rule_set or None)
         tmp_dir = config.tmp_dir
         self._spool = lambda: FileSpool(tmp_dir)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def set_limits(self, limits: Limits) -> None:
+        """New bounds for layers analyzed from now on (a config reload)."""
+        self._limits = layer_limits(limits)
+
+    def set_rule_set(self, rule_set: RuleSet | None) -> None:
+        """New secret rules for layers analyzed from now on; stored layer results found with
+        other rules are analyzed again when an image needs them."""
+        self._rule_set = rule_set
+        self._secret_rules = rule_set.digest if rule_set is not None else None
 
     def cache_stats(self) -> CacheStats | None:
         """The layer cache's counters (file I/O: call it off the event loop)."""
@@ -345,6 +351,15 @@ class ImageAnalyzer:
             log.warning("event=layer_warning layer=%s %s", layer.digest, warning)
         layer.warnings = [f"layer {layer.digest}: {w}" for w in layer.warnings]
         return layer
+
+
+def layer_limits(limits: Limits) -> LayerLimits:
+    return LayerLimits(
+        max_entries=limits.max_layer_entries,
+        max_uncompressed_bytes=int(limits.max_layer_uncompressed_gigabytes * 1000**3),
+        max_memory_capture=int(limits.max_catalog_memory_megabytes * 1024**2),
+        max_catalog_file=int(limits.max_cataloged_file_megabytes * 1024**2),
+    )
 
 
 def merge(layers: list[LayerResult]) -> tuple[list[VisibleFile], Inventory, list[ImageSecret]]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 
@@ -18,7 +19,7 @@ from .analyze import ImageAnalyzer, image_result, secret_rule_set
 from .http import Metrics, make_app, serve
 from .sdnotify import Notifier, watchdog_interval
 from .cache import LayerCache
-from .config import Config
+from .config import Config, describe, load_config
 from .errors import AnalyzerError, ConfigError
 from .registry.client import RegistryClient, RetryPolicy
 from .store import Store
@@ -168,6 +169,7 @@ async def run_daemon(config: Config, database: str) -> None:
         loop.add_signal_handler(sig, _stopper(stop, sig, notifier))
     async with services(config, database) as svc:
         worker = Worker(svc)
+        loop.add_signal_handler(signal.SIGHUP, lambda: _background(reload_config(svc), "config reload"))
         interval = watchdog_interval()
         watchdog = asyncio.create_task(_watchdog(notifier, interval), name="systemd watchdog") if interval else None
         section = config.analyzer
@@ -181,6 +183,59 @@ async def run_daemon(config: Config, database: str) -> None:
                 watchdog.cancel()
             if web_runner is not None:
                 await web_runner.cleanup()
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, Any], name: str) -> None:
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    _BACKGROUND.add(task)  # held until done: the loop keeps only weak references
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+#: What a SIGHUP can change in a running daemon; the rest needs a restart.
+RELOADABLE: Final = ("log_level", "limits.", "secret_search.")
+
+
+def _flat(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in document.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+async def reload_config(svc: Services) -> None:
+    """SIGHUP: read the config file again; apply the log level, limits and secret rules,
+    and log what changed (and what only a restart would apply)."""
+    source = svc.config.source
+    loop = asyncio.get_running_loop()
+    if source is None:
+        log.warning("event=config_reload_skipped reason=%r", "no config file was given")
+        return
+    try:
+        new = await loop.run_in_executor(None, load_config, source)
+        rule_set = await loop.run_in_executor(None, secret_rule_set, new) \
+            if new.secret_search != svc.config.secret_search else False
+    except ConfigError as exc:
+        log.error("event=config_reload_failed file=%s error=%r (the running configuration stays)", source,
+                  exc.message)
+        return
+    before, after = _flat(describe(svc.config)), _flat(describe(new))
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    applied = [k for k in changed if k.startswith(RELOADABLE)]
+    restart = [k for k in changed if not k.startswith(RELOADABLE)]
+    logging.getLogger().setLevel(getattr(logging, new.log_level.upper(), logging.INFO))
+    svc.analyzer.set_limits(new.limits)
+    if rule_set is not False:
+        svc.analyzer.set_rule_set(rule_set)
+    svc.config = dataclasses.replace(svc.config, log_level=new.log_level, limits=new.limits,
+                                     secret_search=new.secret_search)
+    log.info("event=config_reloaded file=%s applied=%s needs_restart=%s", source,
+             ",".join(applied) or "-", ",".join(restart) or "-")
 
 
 async def _watchdog(notifier: Notifier, interval: float) -> None:

@@ -387,3 +387,36 @@ def test_sigterm_lets_jobs_finish_within_the_grace_period_then_gives_them_back(r
             second.wait(timeout=30)
     jobs = json.loads(cli("jobs", "--json").stdout)["jobs"]
     assert jobs[0]["status"] == "done" and jobs[0]["image_digest"] == image.manifest.digest, proc.stderr
+
+
+def test_sighup_reloads_the_log_level_and_limits_and_names_what_needs_a_restart(cli, db_path, tmp_path):
+    config_text = "log_level: INFO\nservices:\n  analyzer:\n    cycle_timer_seconds: 0.2\n    port: 0\n"
+    daemon = start_daemon(db_path, tmp_path, config_text)
+    log_path = tmp_path / "daemon.log"
+    try:
+        deadline = time.monotonic() + 30
+        while b"event=worker_started" not in log_path.read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        (tmp_path / "daemon.yaml").write_text(
+            "log_level: DEBUG\nlimits:\n  max_layer_entries: 3\n"
+            "services:\n  analyzer:\n    cycle_timer_seconds: 0.5\n    port: 0\n")
+        daemon.send_signal(signal.SIGHUP)
+        while b"event=config_reloaded" not in log_path.read_bytes():
+            assert time.monotonic() < deadline and daemon.poll() is None
+            time.sleep(0.1)
+        line = next(l for l in log_path.read_text().splitlines() if "event=config_reloaded" in l)
+        assert "applied=limits.max_layer_entries,log_level" in line
+        assert "needs_restart=analyzer.cycle_timer_seconds" in line
+        # the new limit is in force: the sample image's layer has more than 3 entries
+        proc = cli("submit", "--wait", "--timeout", "60", "oci:examples/sample-image:1", check=False)
+        assert proc.returncode == 1 and "more than 3 entries" in proc.stderr
+        (tmp_path / "daemon.yaml").write_text("limits: [not, a, mapping]\n")
+        daemon.send_signal(signal.SIGHUP)
+        while b"event=config_reload_failed" not in log_path.read_bytes():
+            assert time.monotonic() < deadline and daemon.poll() is None
+            time.sleep(0.1)
+        assert daemon.poll() is None  # a bad file keeps the running configuration
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
