@@ -53,6 +53,10 @@ class AnalyzerSection:
     max_concurrent_jobs: int = 0
     #: a running job's lease; renewed while it runs, retaken by any daemon after expiry
     lease_seconds: float = 60.0
+    #: tries of a job whose failures are transient (5xx, 429, network, busy database)
+    max_attempts: int = 3
+    #: wait before the second try; doubled for each further one (at most 600 s)
+    retry_backoff_seconds: float = 10.0
     #: on SIGTERM/SIGINT, how long running jobs may take to finish before they are stopped
     #: and given back to the queue (keep systemd's TimeoutStopSec above it)
     shutdown_grace_seconds: float = 60.0
@@ -331,6 +335,8 @@ _ANALYZER_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "max_concurrent_jobs": _int(0, 1024),
     "lease_seconds": _number(5),
     "shutdown_grace_seconds": _number(0),
+    "max_attempts": _int(1, 100),
+    "retry_backoff_seconds": _number(0),
 }
 _LIMIT_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "max_layer_entries": _int(1),

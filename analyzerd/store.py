@@ -180,6 +180,13 @@ class Store:
                 "error": error, "image_digest": image_digest})
             return cur.rowcount == 1
 
+    async def retry_job(self, job_id: int, worker: str, *, error: str, not_before: float) -> bool:
+        """Queue a job again after a transient failure, not to be claimed before ``not_before``."""
+        async with self._write() as conn:
+            cur = await conn.execute(QUERIES["retry_job"], {"id": job_id, "worker": worker, "error": error,
+                                                            "not_before": not_before})
+            return cur.rowcount == 1
+
     async def release_job(self, job_id: int, worker: str) -> bool:
         """Give a running job back to the queue (a daemon stopping before it finished)."""
         async with self._write() as conn:

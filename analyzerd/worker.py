@@ -7,10 +7,12 @@ import contextlib
 import logging
 import os
 import socket
+import time
 
 from typing import TYPE_CHECKING
 
 from .errors import AnalyzerError
+from .retry import retry_delay
 from .model import Job
 
 if TYPE_CHECKING:
@@ -102,8 +104,15 @@ class Worker:
                 error = f"internal error: {type(exc).__name__}: {exc}"
                 log.exception("event=job_failed job=%d ref=%s error=%r", job.id, job.reference, error)
             keeper.cancel()
+            section = self._config.analyzer
+            delay = retry_delay(exc, job.attempts, section.max_attempts, section.retry_backoff_seconds)
             try:
-                await self._store.finish_job(job.id, self.id, error=error)
+                if delay is not None:
+                    log.warning("event=job_retry_scheduled job=%d ref=%s attempt=%d in_seconds=%g", job.id,
+                                job.reference, job.attempts, delay)
+                    await self._store.retry_job(job.id, self.id, error=error, not_before=time.time() + delay)
+                else:
+                    await self._store.finish_job(job.id, self.id, error=error)
             except AnalyzerError as store_error:  # the lease expires and another try follows
                 log.error("event=job_record_failed job=%d error=%r", job.id, store_error.message)
             return

@@ -10,7 +10,8 @@ UPDATE jobs
 SET status = 'running', attempts = attempts + 1, started_at = :now, finished_at = NULL,
     worker = :worker, lease_until = :lease_until
 WHERE id = (SELECT id FROM jobs
-            WHERE status = 'queued' OR (status = 'running' AND lease_until < :now)
+            WHERE (status = 'queued' AND (not_before IS NULL OR not_before <= :now))
+               OR (status = 'running' AND lease_until < :now)
             ORDER BY id LIMIT 1)
 RETURNING *;
 
@@ -20,6 +21,11 @@ UPDATE jobs SET lease_until = :lease_until WHERE id = :id AND worker = :worker A
 -- finish_job --
 UPDATE jobs SET status = :status, finished_at = :now, error = :error, image_digest = :image_digest,
                 lease_until = NULL
+WHERE id = :id AND worker = :worker AND status = 'running';
+
+-- retry_job --
+-- A transient failure: queued again, not to be claimed before :not_before.
+UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL, error = :error, not_before = :not_before
 WHERE id = :id AND worker = :worker AND status = 'running';
 
 -- release_job --

@@ -246,3 +246,8 @@ SELECT s.image_id, i.manifest_digest, s.path, s.rule, s.category, s.severity, s.
        s.redacted, s.fingerprint, l.digest AS layer_digest, d.digest AS deleted_in_layer_digest
 FROM secrets s JOIN images i ON i.id = s.image_id JOIN layers l ON l.id = s.layer_id
 LEFT JOIN layers d ON d.id = s.deleted_in_layer;
+
+-- migration 4 --
+-- A job that failed for a reason that may pass (a registry's 5xx or 429, a network error)
+-- is queued again with a backoff: it is not claimed before not_before.
+ALTER TABLE jobs ADD COLUMN not_before REAL;

@@ -420,3 +420,26 @@ def test_sighup_reloads_the_log_level_and_limits_and_names_what_needs_a_restart(
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
+
+
+def test_a_transient_registry_failure_is_retried_with_backoff_a_permanent_one_is_not(registry, cli, db_path,
+                                                                                     tmp_path):
+    from tests.registry_modes import FaultProxy
+    image = build_image([make_layer([Member("data", b"payload")])])
+    push_image(registry.url, "e2e/flaky", "1", image)
+    with FaultProxy(registry.url) as proxy:
+        proxy.status_burst(503, times=1, all_paths=True)  # the first try's first request fails
+        config = ("registry_retries: 1\nservices:\n  analyzer:\n    cycle_timer_seconds: 0.1\n    port: 0\n"
+                  "    max_attempts: 3\n    retry_backoff_seconds: 0.5\n")
+        daemon = start_daemon(db_path, tmp_path, config)
+        try:
+            proc = cli("submit", "--wait", "--timeout", "60", f"{proxy.host}/e2e/flaky:1",
+                       f"{proxy.host}/e2e/missing:1", check=False)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=30)
+    jobs = {j["reference"].rsplit("/", 1)[1]: j for j in json.loads(cli("jobs", "--json").stdout)["jobs"]}
+    assert jobs["flaky:1"]["status"] == "done" and jobs["flaky:1"]["attempts"] == 2, proc.stderr
+    assert jobs["missing:1"]["status"] == "failed" and jobs["missing:1"]["attempts"] == 1
+    log = (tmp_path / "daemon.log").read_text()
+    assert "event=job_retry_scheduled" in log and "in_seconds=0.5" in log
