@@ -75,9 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    from .logformat import configure
+    configure(level, log_format)
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, str]:
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(50_000, 20, 20)
     try:
         config, database = _load(args)
-        _setup_logging((args.log_level or config.log_level).upper())
+        _setup_logging((args.log_level or config.log_level).upper(), config.log_format)
         if args.command == "config":
             _print_json(describe(config))
             return SUCCESS

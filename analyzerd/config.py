@@ -108,6 +108,8 @@ class SecretSearch:
 class Config:
     tmp_dir: str = field(default_factory=tempfile.gettempdir)
     log_level: str = "INFO"
+    #: text: "time LEVEL logger event=name key=value ..."; json: one JSON object per line
+    log_format: str = "text"
     #: a path or sqlite:///path; empty means default_database_path()
     database: str = ""
     #: the platform picked from multi-platform images unless a job names one
@@ -288,6 +290,14 @@ def _number(minimum: float | None = None, exclusive: bool = False,
     return convert
 
 
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def check(key: str, value: Any) -> str:
+        if value not in choices:
+            raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+    return check
+
+
 def _str(key: str, value: Any) -> str:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
@@ -347,6 +357,7 @@ _LIMIT_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
 _TOP_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "tmp_dir": _str,
     "log_level": _log_level,
+    "log_format": _choice("text", "json"),
     "database": _database,
     "default_platform": _platform,
     "registry_retries": _int(1, 100),
