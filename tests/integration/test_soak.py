@@ -1,0 +1,75 @@
+"""Three daemons on one SQLite database, one of them killed with SIGKILL again and again and
+restarted: every job ends done, no job is completed twice, and the results equal a clean
+run's. (The full-size run over ../shared/realworld is tools/soak.py.)"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from analyzerd.testing import Member, build_image, make_layer, push_image
+from tests.integration.test_end_to_end import ROOT
+
+CONFIG = ("services:\n  analyzer:\n    cycle_timer_seconds: 0.1\n    port: 0\n    lease_seconds: 5\n"
+          "    shutdown_grace_seconds: 1\n")
+
+
+def start(db_path, directory, n):
+    directory.mkdir(exist_ok=True)
+    config = directory / "daemon.yaml"
+    config.write_text(CONFIG)
+    log = open(directory / f"daemon-{n}-{time.monotonic_ns()}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "analyzerd", "--config", str(config), "--db", db_path, "run"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def test_three_daemons_with_one_killed_repeatedly_finish_every_job_once(registry, cli, db_path, tmp_path):
+    refs = []
+    for i in range(6):
+        layers = [make_layer([Member(f"base/{j}", os.urandom(200_000)) for j in range(5)]),
+                  make_layer([Member(f"app/{i}/{j}", os.urandom(100_000)) for j in range(10)])]
+        push_image(registry.url, f"soak/img{i}", "1", build_image(layers))
+        refs.append(f"{registry.host}/soak/img{i}:1")
+    jobs = [refs[k % len(refs)] for k in range(60)]  # repeats included
+    cli("submit", *jobs)
+    daemons = [start(db_path, tmp_path / "logs", n) for n in range(3)]
+    kills = 0
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            states = [j["status"] for j in json.loads(cli("jobs", "--json").stdout)["jobs"]]
+            if all(s in ("done", "failed") for s in states):
+                break
+            assert time.monotonic() < deadline, states
+            time.sleep(1.5)
+            daemons[0].send_signal(signal.SIGKILL)  # power loss for one daemon, again and again
+            daemons[0].wait()
+            kills += 1
+            daemons[0] = start(db_path, tmp_path / "logs", 0)
+    finally:
+        for daemon in daemons:
+            daemon.send_signal(signal.SIGTERM)
+        for daemon in daemons:
+            daemon.wait(timeout=30)
+    assert kills >= 2
+    final = json.loads(cli("jobs", "--json").stdout)["jobs"]
+    assert [j["status"] for j in final] == ["done"] * len(jobs)
+    completions = {}
+    for log in (tmp_path / "logs").glob("*.log"):
+        for job in re.findall(r"event=job_done job=(\d+)", log.read_text()):
+            completions[job] = completions.get(job, 0) + 1
+    assert sorted(completions) == sorted(str(j["id"]) for j in final)
+    assert max(completions.values()) == 1  # no job completed twice
+
+    # the results equal a clean run's
+    clean_db = str(tmp_path / "clean.db")
+    for ref in refs:
+        ours = json.loads(cli("show", ref, "--files", "--packages", "--json").stdout)
+        clean = json.loads(subprocess.run(
+            [sys.executable, "-m", "analyzerd", "--db", clean_db, "analyze", ref, "--files", "--packages", "--json"],
+            capture_output=True, text=True, cwd=ROOT, check=True).stdout)
+        assert ours["files"] == clean["files"] and ours["packages"] == clean["packages"]
+        assert ours["image"]["manifest_digest"] == clean["image"]["manifest_digest"]
