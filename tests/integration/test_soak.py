@@ -12,6 +12,7 @@ import time
 
 from analyzerd.testing import Member, build_image, make_layer, push_image
 from tests.integration.test_end_to_end import ROOT
+from tests.registry_modes import FaultProxy
 
 CONFIG = ("services:\n  analyzer:\n    cycle_timer_seconds: 0.1\n    port: 0\n    lease_seconds: 5\n"
           "    shutdown_grace_seconds: 1\n")
@@ -27,13 +28,14 @@ def start(db_path, directory, n):
 
 
 def test_three_daemons_with_one_killed_repeatedly_finish_every_job_once(registry, cli, db_path, tmp_path):
-    refs = []
-    for i in range(6):
-        layers = [make_layer([Member(f"base/{j}", os.urandom(200_000)) for j in range(5)]),
-                  make_layer([Member(f"app/{i}/{j}", os.urandom(100_000)) for j in range(10)])]
+    base = make_layer([Member(f"base/{j}", os.urandom(200_000)) for j in range(5)])  # shared by all
+    for i in range(12):
+        layers = [base, make_layer([Member(f"app/{i}/{j}", os.urandom(200_000)) for j in range(10)])]
         push_image(registry.url, f"soak/img{i}", "1", build_image(layers))
-        refs.append(f"{registry.host}/soak/img{i}:1")
-    jobs = [refs[k % len(refs)] for k in range(60)]  # repeats included
+    proxy = FaultProxy(registry.url).start()
+    proxy.slow_blobs(0.03)  # each image takes a second or two: kills land on running jobs
+    refs = [f"{proxy.host}/soak/img{i}:1" for i in range(12)]
+    jobs = [refs[k % len(refs)] for k in range(48)]  # repeats included
     cli("submit", *jobs)
     daemons = [start(db_path, tmp_path / "logs", n) for n in range(3)]
     kills = 0
@@ -44,7 +46,7 @@ def test_three_daemons_with_one_killed_repeatedly_finish_every_job_once(registry
             if all(s in ("done", "failed") for s in states):
                 break
             assert time.monotonic() < deadline, states
-            time.sleep(1.5)
+            time.sleep(0.5)
             daemons[0].send_signal(signal.SIGKILL)  # power loss for one daemon, again and again
             daemons[0].wait()
             kills += 1
@@ -54,6 +56,7 @@ def test_three_daemons_with_one_killed_repeatedly_finish_every_job_once(registry
             daemon.send_signal(signal.SIGTERM)
         for daemon in daemons:
             daemon.wait(timeout=30)
+        proxy.slow_blobs(0)
     assert kills >= 2
     final = json.loads(cli("jobs", "--json").stdout)["jobs"]
     assert [j["status"] for j in final] == ["done"] * len(jobs)
@@ -65,9 +68,12 @@ def test_three_daemons_with_one_killed_repeatedly_finish_every_job_once(registry
     assert max(completions.values()) == 1  # no job completed twice
 
     # the results equal a clean run's
+    proxy.stop()
+    refs = [ref.replace(proxy.host, registry.host) for ref in refs]
     clean_db = str(tmp_path / "clean.db")
     for ref in refs:
-        ours = json.loads(cli("show", ref, "--files", "--packages", "--json").stdout)
+        ours = json.loads(cli("show", ref.replace(registry.host, proxy.host), "--files", "--packages",
+                              "--json").stdout)
         clean = json.loads(subprocess.run(
             [sys.executable, "-m", "analyzerd", "--db", clean_db, "analyze", ref, "--files", "--packages", "--json"],
             capture_output=True, text=True, cwd=ROOT, check=True).stdout)
