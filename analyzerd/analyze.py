@@ -16,7 +16,8 @@ import queue
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from .analysis.layer import LayerAnalyzer, LayerLimits
@@ -257,6 +258,9 @@ class ImageAnalyzer:
         layers = resolved.manifest.layers
         ids = diff_ids(resolved.config)
         result = image_result(target)
+        progress = PROGRESS.get()
+        if progress is not None:
+            progress.layers_total = len(layers)
         tasks = [asyncio.create_task(self._layer(target.source, desc, ids[i] if ids else None),
                                      name=f"layer {desc.digest} of {target.reference}")
                  for i, desc in enumerate(layers)]
@@ -285,6 +289,7 @@ class ImageAnalyzer:
             stored = await self._results.load_layer(desc.digest, self._secret_rules)
             if stored is not None:
                 log.info("event=layer_reused layer=%s files=%d", desc.digest, len(stored.files))
+                _count_done(stored)
                 return stored
         running = self._in_flight.get(desc.digest)
         if running is not None:  # another image needs the same layer right now
@@ -327,8 +332,11 @@ class ImageAnalyzer:
             writer = await loop.run_in_executor(None, cache.begin, desc.digest, desc.size) if cache else None
             feed = _ThreadFeed(loop)
             work = loop.run_in_executor(self._executor, _drive, self._new_analyzer(desc, diff_id), feed, writer)
+            progress = PROGRESS.get()
             try:
                 async for chunk in source.layer_chunks(desc):
+                    if progress is not None:
+                        progress.bytes += len(chunk)
                     if not await feed.put(chunk):
                         break  # the analyzer failed; its error is raised below
                 else:
@@ -347,10 +355,33 @@ class ImageAnalyzer:
 
     @staticmethod
     def _finished(layer: LayerResult) -> LayerResult:
+        _count_done(layer)
         for warning in layer.warnings:
             log.warning("event=layer_warning layer=%s %s", layer.digest, warning)
         layer.warnings = [f"layer {layer.digest}: {w}" for w in layer.warnings]
         return layer
+
+
+@dataclass(slots=True)
+class Progress:
+    """How far the analysis of one image is, for a progress display (updated on the loop)."""
+
+    layers_total: int = 0
+    layers_done: int = 0
+    bytes: int = 0  #: compressed layer bytes received
+    files: int = 0  #: files of the layers done
+    started: float = field(default_factory=time.monotonic)
+
+
+#: The Progress of the image being analyzed in this task (and the layer tasks it starts).
+PROGRESS: ContextVar[Progress | None] = ContextVar("analyzerd_progress", default=None)
+
+
+def _count_done(layer: LayerResult) -> None:
+    progress = PROGRESS.get()
+    if progress is not None:
+        progress.layers_done += 1
+        progress.files += len(layer.files)
 
 
 def layer_limits(limits: Limits) -> LayerLimits:

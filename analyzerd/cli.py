@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -166,16 +167,52 @@ async def _cmd_show(args: argparse.Namespace, database: str) -> int:
     return SUCCESS
 
 
+#: How often progress is printed when stderr is not a terminal.
+PLAIN_PROGRESS_SECONDS: Final = 5.0
+
+
 async def _cmd_analyze(args: argparse.Namespace, config: Config, database: str) -> int:
+    from .analyze import PROGRESS, Progress
     from .daemon import services
 
     if args.platform:
         Platform.parse(args.platform)
     async with services(config, database) as svc:
-        outcome = await svc.analyze_and_store(args.reference, args.platform, force=args.force)
+        progress = Progress()
+        PROGRESS.set(progress)
+        reporter = asyncio.create_task(_report_progress(progress, sys.stderr), name="progress")
+        try:
+            outcome = await svc.analyze_and_store(args.reference, args.platform, force=args.force)
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
         if not args.quiet:
             await _show(svc.store, outcome.manifest_digest, args)
     return SUCCESS
+
+
+def _progress_text(progress: Any) -> str:
+    seconds = max(time.monotonic() - progress.started, 1e-3)
+    return (f"layers {progress.layers_done}/{progress.layers_total or '?'}  "
+            f"{progress.bytes / 1e6:,.1f} MB received  {progress.files:,} files  "
+            f"{progress.files / seconds:,.0f} files/s")
+
+
+async def _report_progress(progress: Any, stream: Any) -> None:
+    """On a terminal, one line rewritten in place; otherwise a plain line now and then."""
+    tty = stream.isatty()
+    try:
+        while True:
+            await asyncio.sleep(0.2 if tty else PLAIN_PROGRESS_SECONDS)
+            if tty:
+                stream.write("\r\x1b[K" + _progress_text(progress))
+            else:
+                stream.write("progress " + _progress_text(progress) + "\n")
+            stream.flush()
+    finally:
+        if tty:
+            stream.write("\r\x1b[K" + _progress_text(progress) + "\n")
+            stream.flush()
 
 
 def _cmd_cache(args: argparse.Namespace, config: Config) -> int:

@@ -443,3 +443,29 @@ def test_a_transient_registry_failure_is_retried_with_backoff_a_permanent_one_is
     assert jobs["missing:1"]["status"] == "failed" and jobs["missing:1"]["attempts"] == 1
     log = (tmp_path / "daemon.log").read_text()
     assert "event=job_retry_scheduled" in log and "in_seconds=0.5" in log
+
+
+def test_analyze_shows_progress_on_a_terminal_and_not_in_pipes(db_path, tmp_path):
+    import pty
+    main, secondary = pty.openpty()
+    env = dict(os.environ, ANALYZERD_DB=db_path)
+    proc = subprocess.run([sys.executable, "-m", "analyzerd", "--log-level", "WARNING", "analyze",
+                           "oci:examples/sample-image:1", "--quiet"], stdin=secondary, stdout=secondary, stderr=secondary,
+                          cwd=ROOT, env=env, timeout=120)
+    os.close(secondary)
+    output = b""
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the terminal is closed once the child is gone
+            break
+        if not data:
+            break
+        output += data
+    os.close(main)
+    assert proc.returncode == 0
+    text = output.decode(errors="replace")
+    assert "\r\x1b[Klayers 2/2" in text and "files/s" in text  # one line, rewritten in place
+    piped = subprocess.run([sys.executable, "-m", "analyzerd", "--log-level", "WARNING", "analyze",
+                            "oci:examples/sample-image:1", "--quiet", "--force"], capture_output=True, cwd=ROOT, env=env, timeout=120)
+    assert b"\x1b[K" not in piped.stderr
