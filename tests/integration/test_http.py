@@ -82,8 +82,16 @@ def test_health_status_metrics_and_submit_with_basic_auth(tmp_path, db_path):
 
         status, text, headers = request(base + "/metrics", auth=auth)
         assert status == 200 and headers["Content-Type"].startswith("text/plain")
-        values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-                  if line and not line.startswith("#")}
+        # parsed by the Prometheus client library's own exposition-format parser
+        from prometheus_client.parser import text_string_to_metric_families
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        assert families["analyzerd_analysis_seconds"].type == "histogram"
+        assert families["analyzerd_images"].type == "counter" and families["analyzerd_jobs"].type == "gauge"
+        values = {}
+        for family in families.values():
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                values[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
         assert values['analyzerd_jobs{status="done"}'] == 1
         assert values['analyzerd_images_total{result="analyzed"}'] == 1
         assert values["analyzerd_files_processed_total"] > 0
