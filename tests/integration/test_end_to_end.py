@@ -469,3 +469,39 @@ def test_analyze_shows_progress_on_a_terminal_and_not_in_pipes(db_path, tmp_path
     piped = subprocess.run([sys.executable, "-m", "analyzerd", "--log-level", "WARNING", "analyze",
                             "oci:examples/sample-image:1", "--quiet", "--force"], capture_output=True, cwd=ROOT, env=env, timeout=120)
     assert b"\x1b[K" not in piped.stderr
+
+
+def test_a_registry_gone_mid_job_is_retried_and_the_job_completes_when_it_is_back(registry, cli, db_path,
+                                                                                   tmp_path):
+    from tests.registry_modes import FaultProxy
+    image = build_image([make_layer([Member("data", os.urandom(3_000_000))])])
+    push_image(registry.url, "e2e/outage", "1", image)
+    proxy = FaultProxy(registry.url).start()
+    port, host = proxy.port, proxy.host
+    proxy.slow_blobs(0.2)
+    config = ("registry_retries: 1\nservices:\n  analyzer:\n    cycle_timer_seconds: 0.1\n    port: 0\n"
+              "    max_attempts: 3\n    retry_backoff_seconds: 2\n")
+    daemon = start_daemon(db_path, tmp_path, config)
+    back = None
+    try:
+        cli("submit", f"{host}/e2e/outage:1")
+        deadline = time.monotonic() + 30
+        while b"event=image_resolved" not in (tmp_path / "daemon.log").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proxy.stop()  # the registry goes away in the middle of the layer download
+        while b"event=job_retry_scheduled" not in (tmp_path / "daemon.log").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        back = FaultProxy(registry.url, port=port).start()  # and comes back at the same address
+        while (first := json.loads(cli("jobs", "--json").stdout)["jobs"][0])["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline + 30
+            time.sleep(0.2)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        if back is not None:
+            back.stop()
+    assert first["status"] == "done" and first["attempts"] == 2, (tmp_path / "daemon.log").read_text()
+    assert first["image_digest"] == image.manifest.digest
