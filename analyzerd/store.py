@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -25,6 +26,8 @@ from . import ANALYZER_VERSION
 from .errors import StoreError
 from .catalogers.base import CatalogEntry, result_from_json, result_to_json
 from .model import FileKind, FileRecord, ImageResult, Job, LayerResult, SecretFinding
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SCHEMA_VERSION", "Store"]
 
@@ -112,13 +115,23 @@ class Store:
             try:
                 yield self._conn
             except BaseException:
-                await asyncio.shield(self._conn.execute("ROLLBACK"))
+                await asyncio.shield(self._rollback())
                 raise
             try:
                 await self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                await self._conn.execute("ROLLBACK")
+                await self._rollback()
                 raise StoreError(f"database {self.path}: commit failed: {exc}") from exc
+
+    async def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already (it rolls back by itself on
+        SQLITE_FULL and some I/O errors); never hide the error that led here."""
+        if not self._conn.in_transaction:
+            return
+        try:
+            await self._conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.warning("event=rollback_failed database=%s error=%r", self.path, str(exc))
 
     async def _migrate(self) -> None:
         async with self._conn.execute("PRAGMA user_version") as cur:

@@ -5,6 +5,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -505,3 +506,40 @@ def test_a_registry_gone_mid_job_is_retried_and_the_job_completes_when_it_is_bac
             back.stop()
     assert first["status"] == "done" and first["attempts"] == 2, (tmp_path / "daemon.log").read_text()
     assert first["image_digest"] == image.manifest.digest
+
+
+def test_a_full_disk_fails_the_job_cleanly_and_keeps_what_is_stored(registry, cli, db_path, tmp_path):
+    """The database cannot grow (a file-size limit stands in for a full disk): the job fails
+    with a database error, the daemon goes on, and the image stored before is intact."""
+    import resource
+    cli("analyze", "oci:examples/sample-image:1", "--quiet")
+    before = json.loads(cli("show", "oci:examples/sample-image:1", "--json").stdout)
+    many = build_image([make_layer([Member(f"f/{i}", os.urandom(64)) for i in range(20_000)])])
+    push_image(registry.url, "e2e/huge-result", "1", many)
+    limit = 4 * 1024 * 1024  # room for the job tables, not for 20,000 file rows
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    config = tmp_path / "daemon.yaml"
+    config.write_text("services:\n  analyzer:\n    cycle_timer_seconds: 0.1\n    port: 0\n    max_attempts: 2\n"
+                      "    retry_backoff_seconds: 0.1\n")
+    daemon = subprocess.Popen([sys.executable, "-m", "analyzerd", "--config", str(config), "--db", db_path, "run"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, preexec_fn=small_disk)
+    try:
+        proc = cli("submit", "--wait", "--timeout", "120", f"{registry.host}/e2e/huge-result:1", check=False)
+        assert proc.returncode == 1 and "database" in proc.stderr, proc.stderr
+        # the real cause, naming the database file (not a rollback error that hides it)
+        assert re.search(rf"database {re.escape(db_path)}: (storing sha256:\w+|commit) failed: "
+                         r"(database or disk is full|disk I/O error)", proc.stderr), proc.stderr
+        assert daemon.poll() is None  # it keeps serving
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM images WHERE manifest_digest = ?",
+                        (many.manifest.digest,)).fetchone()[0] in (0, 1)
+    conn.close()
+    assert json.loads(cli("show", "oci:examples/sample-image:1", "--json").stdout) == before
