@@ -115,16 +115,32 @@ async def _cmd_submit(args: argparse.Namespace, config: Config, database: str) -
         deadline = loop.time() + args.timeout if args.timeout else None
         pending = set(ids)
         failed = 0
+        tty = sys.stderr.isatty()
+        shown: dict[int, Any] = {}
+        last_plain = loop.time()
         while pending:
+            running = []
             for job_id in sorted(pending):
                 job = await store.get_job(job_id)
+                if job is not None and job.status is JobStatus.RUNNING and job.progress:
+                    running.append(job)
                 if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
+                    if tty:
+                        sys.stderr.write("\r\x1b[K")
                     pending.discard(job_id)
                     if job is not None and job.status is JobStatus.FAILED:
                         failed += 1
                         print(f"job {job.id} {job.reference} failed: {job.error}", file=sys.stderr)
                     elif job is not None:
                         print(f"job {job.id} {job.reference} done: {job.image_digest}", file=sys.stderr)
+            progress = "; ".join(_job_progress(job) for job in running)
+            if progress and tty:
+                sys.stderr.write("\r\x1b[K" + progress[:200])
+                sys.stderr.flush()
+            elif progress and loop.time() - last_plain >= PLAIN_PROGRESS_SECONDS and \
+                    {j.id: j.progress for j in running} != shown:
+                print("progress " + progress, file=sys.stderr)
+                shown, last_plain = {j.id: j.progress for j in running}, loop.time()
             if pending:
                 if deadline is not None and loop.time() > deadline:
                     print(f"error: timeout\ngave up waiting for jobs {sorted(pending)}", file=sys.stderr)
@@ -189,6 +205,12 @@ async def _cmd_analyze(args: argparse.Namespace, config: Config, database: str) 
         if not args.quiet:
             await _show(svc.store, outcome.manifest_digest, args)
     return SUCCESS
+
+
+def _job_progress(job: Any) -> str:
+    p = job.progress
+    return (f"job {job.id}: layers {p.get('layers_done', 0)}/{p.get('layers_total') or '?'} "
+            f"{p.get('bytes', 0) / 1e6:,.1f} MB {p.get('files', 0):,} files")
 
 
 def _progress_text(progress: Any) -> str:

@@ -108,8 +108,8 @@ def make_app(services: Any, worker: Any, metrics: Metrics) -> web.Application:
         counts: dict[str, int] = {}
         for job in jobs:
             counts[job.status.value] = counts.get(job.status.value, 0) + 1
-        running = [{"id": j.id, "reference": j.reference, "worker": j.worker, "started_at": j.started_at}
-                   for j in jobs if j.status.value == "running"]
+        running = [{"id": j.id, "reference": j.reference, "worker": j.worker, "started_at": j.started_at,
+                    "progress": j.progress} for j in jobs if j.status.value == "running"]
         cache = await asyncio.get_running_loop().run_in_executor(None, services.analyzer.cache_stats)
         return web.json_response({
             "version": __version__, "worker": worker.id, "uptime_seconds": round(time.time() - metrics.started, 1),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,6 +195,8 @@ class Job:
     worker: str | None = None
     lease_until: float | None = None
     force: bool = False  #: analyze again even if the manifest was analyzed
+    #: a running job's progress as its daemon last wrote it (layers_done, layers_total, bytes, files)
+    progress: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -210,6 +214,7 @@ class Job:
             worker=row["worker"],
             lease_until=row["lease_until"],
             force=bool(row["force"]),
+            progress=json.loads(row["progress"]) if "progress" in row.keys() and row["progress"] else None,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -224,4 +229,5 @@ class Job:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "image_digest": self.image_digest,
+            "progress": self.progress,
         }

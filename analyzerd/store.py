@@ -200,6 +200,11 @@ class Store:
                                                             "not_before": not_before})
             return cur.rowcount == 1
 
+    async def set_progress(self, job_id: int, worker: str, progress: dict[str, Any]) -> None:
+        async with self._write() as conn:
+            await conn.execute(QUERIES["set_progress"], {"id": job_id, "worker": worker,
+                                                         "progress": json.dumps(progress)})
+
     async def release_job(self, job_id: int, worker: str) -> bool:
         """Give a running job back to the queue (a daemon stopping before it finished)."""
         async with self._write() as conn:

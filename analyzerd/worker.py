@@ -9,8 +9,9 @@ import os
 import socket
 import time
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
+from .analyze import PROGRESS, Progress
 from .errors import AnalyzerError
 from .retry import retry_delay
 from .model import Job
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+#: How often a running job's progress is written to the database (when it moved).
+PROGRESS_SECONDS: Final = 2.0
 
 
 class Worker:
@@ -67,14 +72,24 @@ class Worker:
             await asyncio.gather(*late, return_exceptions=True)
         log.info("event=worker_stopped worker=%s", self.id)
 
-    async def _keep_lease(self, job: Job) -> None:
+    async def _keep_lease(self, job: Job, progress: Progress) -> None:
+        """Renew the job's lease every lease/3 seconds, and write its progress when it moved."""
         lease = self._config.analyzer.lease_seconds
+        renewed = time.monotonic()
+        written: dict[str, int] = {}
         while True:
-            await asyncio.sleep(lease / 3)
+            await asyncio.sleep(min(PROGRESS_SECONDS, lease / 3))
             try:
-                if not await self._store.renew_lease(job.id, self.id, lease):
-                    log.warning("event=lease_lost job=%d ref=%s", job.id, job.reference)
-                    return
+                now = {"layers_done": progress.layers_done, "layers_total": progress.layers_total,
+                       "bytes": progress.bytes, "files": progress.files}
+                if now != written:
+                    await self._store.set_progress(job.id, self.id, now)
+                    written = now
+                if time.monotonic() - renewed >= lease / 3:
+                    renewed = time.monotonic()
+                    if not await self._store.renew_lease(job.id, self.id, lease):
+                        log.warning("event=lease_lost job=%d ref=%s", job.id, job.reference)
+                        return
             except AnalyzerError as exc:
                 log.warning("event=lease_renew_failed job=%d error=%r", job.id, exc.message)
 
@@ -87,7 +102,9 @@ class Worker:
 
     async def process(self, job: Job) -> None:
         log.info("event=job_started job=%d ref=%s attempt=%d", job.id, job.reference, job.attempts)
-        keeper = asyncio.create_task(self._keep_lease(job), name=f"lease of job {job.id}")
+        progress = Progress()
+        PROGRESS.set(progress)  # the analysis's layer tasks inherit it
+        keeper = asyncio.create_task(self._keep_lease(job, progress), name=f"lease of job {job.id}")
         try:
             outcome = await self._services.analyze_and_store(job.reference, job.platform, force=job.force)
         except asyncio.CancelledError:

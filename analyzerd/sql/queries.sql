@@ -28,6 +28,9 @@ WHERE id = :id AND worker = :worker AND status = 'running';
 UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL, error = :error, not_before = :not_before
 WHERE id = :id AND worker = :worker AND status = 'running';
 
+-- set_progress --
+UPDATE jobs SET progress = :progress WHERE id = :id AND worker = :worker AND status = 'running';
+
 -- release_job --
 -- A stopping daemon gives a running job back: queued again, for any daemon to take now.
 UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL, started_at = NULL

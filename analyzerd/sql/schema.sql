@@ -251,3 +251,8 @@ LEFT JOIN layers d ON d.id = s.deleted_in_layer;
 -- A job that failed for a reason that may pass (a registry's 5xx or 429, a network error)
 -- is queued again with a backoff: it is not claimed before not_before.
 ALTER TABLE jobs ADD COLUMN not_before REAL;
+
+-- migration 5 --
+-- How far a running job is (JSON: layers_done, layers_total, bytes, files), written by its
+-- daemon every few seconds for `submit --wait` and GET /status.
+ALTER TABLE jobs ADD COLUMN progress TEXT;

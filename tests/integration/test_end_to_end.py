@@ -369,6 +369,11 @@ def test_sigterm_lets_jobs_finish_within_the_grace_period_then_gives_them_back(r
             while json.loads(cli("jobs", "--json").stdout)["jobs"][0]["status"] != "running":
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
+            # the daemon writes the running job's progress, for submit --wait and /status
+            while not ((job := json.loads(cli("jobs", "--json").stdout)["jobs"][0])["progress"] or {}).get("bytes"):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert job["progress"]["layers_total"] == 1 and job["progress"]["layers_done"] == 0
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=30) == 0
         finally:
