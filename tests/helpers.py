@@ -53,3 +53,20 @@ def _remove(path):
         shutil.rmtree(path)
     elif os.path.lexists(path):
         os.unlink(path)
+
+
+class Fixtures:
+    """The real files of one ecosystem under tests/data/<eco>/, laid out by rootfs path,
+    and what Syft 1.18.1 found in them (expected-syft-1.18.1.json)."""
+
+    def __init__(self, ecosystem):
+        self.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", ecosystem)
+
+    def read(self, path):
+        with open(os.path.join(self.root, path.lstrip("/")), "rb") as f:
+            return f.read()
+
+    def syft_expected(self, path):
+        import json
+        with open(os.path.join(self.root, "expected-syft-1.18.1.json")) as f:
+            return [a for a in json.load(f)["artifacts"] if a["path"] == path]

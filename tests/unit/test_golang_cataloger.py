@@ -4,7 +4,6 @@
 test_binary_cataloger.py."""
 
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -19,21 +18,16 @@ from analyzerd.catalogers.golang import (
     parse_go_mod,
     parse_go_sum,
 )
+from tests.helpers import Fixtures
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "golang")
+DATA = Fixtures("golang").root
 GO_MODS = ["/usr/share/gocode/src/github.com/prometheus/client_golang/go.mod",
            "/usr/share/gocode/src/github.com/containerd/containerd/go.mod",
            "/usr/src/hello2/go.mod"]
 
 
-def read(path):
-    with open(os.path.join(DATA, path.lstrip("/")), "rb") as f:
-        return f.read()
-
-
-def syft_expected(path):
-    with open(os.path.join(DATA, "expected-syft-1.18.1.json")) as f:
-        return [a for a in json.load(f)["artifacts"] if a["path"] == path]
+FIXTURES = Fixtures("golang")
+read, syft_expected = FIXTURES.read, FIXTURES.syft_expected
 
 
 def with_go_sum(go_mod_path, packages):

@@ -3,29 +3,22 @@ SOURCES.md). Expected values: Syft 1.18.1's output for the same tree
 (expected-syft-1.18.1.json) and Composer's own installed.php beside installed.json."""
 
 import json
-import os
 import re
 
 import pytest
 
 from analyzerd.catalogers import php
 from analyzerd.catalogers.php import parse_composer_lock, parse_installed_json
+from tests.helpers import Fixtures
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "php")
 ZABBIX_LOCK = "/usr/share/zabbix/composer.lock"
 ZABBIX_INSTALLED = "/usr/share/zabbix/vendor/composer/installed.json"  # Composer 1: a list
 DOKUWIKI_INSTALLED = "/usr/share/dokuwiki/vendor/composer/installed.json"  # Composer 2: {"packages": ...}
 SLIKA_LOCK = "/usr/share/dokuwiki/vendor/splitbrain/slika/composer.lock"  # packages-dev only
 
 
-def read(path):
-    with open(os.path.join(DATA, path.lstrip("/")), "rb") as f:
-        return f.read()
-
-
-def syft_expected(path):
-    with open(os.path.join(DATA, "expected-syft-1.18.1.json")) as f:
-        return [a for a in json.load(f)["artifacts"] if a["path"] == path]
+FIXTURES = Fixtures("php")
+read, syft_expected = FIXTURES.read, FIXTURES.syft_expected
 
 
 @pytest.mark.parametrize("path, parse, declared", [

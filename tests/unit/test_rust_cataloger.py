@@ -3,25 +3,18 @@
 tree (expected-syft-1.18.1.json). The executable itself is scanned in test_binary_cataloger.py."""
 
 import json
-import os
 
 import pytest
 
 from analyzerd.catalogers import rust
 from analyzerd.catalogers.rust import parse_cargo_auditable, parse_cargo_lock
+from tests.helpers import Fixtures
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "rust")
 LOCK = "/usr/src/orjson-3.13.0/Cargo.lock"
 
 
-def read(path):
-    with open(os.path.join(DATA, path.lstrip("/")), "rb") as f:
-        return f.read()
-
-
-def syft_expected(path):
-    with open(os.path.join(DATA, "expected-syft-1.18.1.json")) as f:
-        return [a for a in json.load(f)["artifacts"] if a["path"] == path]
+FIXTURES = Fixtures("rust")
+read, syft_expected = FIXTURES.read, FIXTURES.syft_expected
 
 
 def test_cargo_lock_matches_syft():
