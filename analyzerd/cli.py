@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true", help="analyze again even if the image was analyzed")
             p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
+    p = sub.add_parser("diff", help="what changed from one analyzed image to another: packages, files, secrets")
+    p.add_argument("first", metavar="REF_A|DIGEST")
+    p.add_argument("second", metavar="REF_B|DIGEST")
+    p.add_argument("--json", action="store_true", help="one JSON document")
+
     p = sub.add_parser("cache", help="the layer blob cache: stats, prune (evict to the limit), clear")
     p.add_argument("action", choices=("stats", "prune", "clear"))
     p.add_argument("--json", action="store_true", help="one JSON document")
@@ -173,6 +178,36 @@ async def _show(store: Any, key: str, args: argparse.Namespace) -> None:
         _print_json(document)
     else:
         print(render_table(document))
+
+
+async def _cmd_diff(args: argparse.Namespace, database: str) -> int:
+    from .diff import diff_documents
+    from .report import image_document
+    from .store import Store
+
+    async with await Store.open(database) as store:
+        first = await image_document(store, args.first)
+        second = await image_document(store, args.second)
+    result = diff_documents(first, second)
+    if args.json:
+        _print_json(result)
+        return SUCCESS
+    lines = [f"from {result['from']}", f"to   {result['to']}"]
+    packages, files = result["packages"], result["files"]
+    lines.append(f"packages: {len(packages['added'])} added, {len(packages['removed'])} removed, "
+                 f"{len(packages['changed'])} changed")
+    lines += [f"  + {p['type']} {p['name']} {p['version']}" for p in packages["added"]]
+    lines += [f"  - {p['type']} {p['name']} {p['version']}" for p in packages["removed"]]
+    lines += [f"  ~ {p['type']} {p['name']} {p['from_version']} -> {p['version']}" for p in packages["changed"]]
+    lines.append(f"files: {len(files['added'])} added, {len(files['removed'])} removed, "
+                 f"{len(files['changed'])} changed")
+    lines += [f"  + {path}" for path in files["added"]]
+    lines += [f"  - {path}" for path in files["removed"]]
+    lines += [f"  ~ {f['path']} ({', '.join(f['changed'])})" for f in files["changed"]]
+    lines.append(f"new secrets: {len(result['secrets']['new'])}")
+    lines += [f"  ! {s['severity']} {s['rule']} {s['match']} {s['path']}:{s['line']}" for s in result["secrets"]["new"]]
+    print("\n".join(lines))
+    return SUCCESS
 
 
 async def _cmd_show(args: argparse.Namespace, database: str) -> int:
@@ -296,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_async(lambda: _cmd_jobs(args, database))
         if args.command == "show":
             return run_async(lambda: _cmd_show(args, database))
+        if args.command == "diff":
+            return run_async(lambda: _cmd_diff(args, database))
         if args.command == "analyze":
             return run_async(lambda: _cmd_analyze(args, config, database))
         raise AssertionError(args.command)

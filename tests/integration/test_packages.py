@@ -152,3 +152,28 @@ def test_large_catalog_files_are_spooled_not_held(tmp_path):
     (entry,) = result.catalog
     assert len(entry.result.packages) == 129 and len(spools) == 1
     assert os.listdir(tmp_path) == []  # the spool is unnamed and closed
+
+
+def test_diff_lists_what_the_second_image_adds_removes_and_changes(registry, cli):
+    upgraded = STATUS.replace(b"Version: 2.0", b"Version: 2.1")
+    key_id = "AKIA" + "Q7TZ" * 4
+    change = make_layer([Member("var/lib/dpkg/status", upgraded), Member("usr/lib/.wh.b.so"),
+                         Member("usr/bin/a", b"patched\n", mode=0o755), Member("usr/bin/a2", A2, mode=0o700),
+                         Member("etc/app.env", f"AWS_ACCESS_KEY_ID={key_id}\n".encode())])
+    first, second = build_image([base_layer()]), build_image([base_layer(), change])
+    push_image(registry.url, "pkgs/diff", "1", first)
+    push_image(registry.url, "pkgs/diff", "2", second)
+    cli("analyze", f"{registry.host}/pkgs/diff:1", "--quiet")
+    cli("analyze", f"{registry.host}/pkgs/diff:2", "--quiet")
+    result = json.loads(cli("diff", f"{registry.host}/pkgs/diff:1", f"{registry.host}/pkgs/diff:2", "--json").stdout)
+    assert result["from"] == first.manifest.digest and result["to"] == second.manifest.digest
+    assert result["packages"]["added"] == [] and result["packages"]["removed"] == []
+    assert [(p["name"], p["from_version"], p["version"]) for p in result["packages"]["changed"]] == [
+        ("pkg-b", "2.0", "2.1")]
+    files = result["files"]
+    assert files["added"] == ["/etc/app.env"] and files["removed"] == ["/usr/lib/b.so"]
+    changed = {f["path"]: f["changed"] for f in files["changed"]}
+    assert changed == {"/usr/bin/a": ["sha256"], "/usr/bin/a2": ["mode"], "/var/lib/dpkg/status": ["sha256"]}
+    assert [(s["path"], s["rule"]) for s in result["secrets"]["new"]] == [("/etc/app.env", "aws-access-key-id")]
+    text = cli("diff", f"{registry.host}/pkgs/diff:1", f"{registry.host}/pkgs/diff:2").stdout
+    assert "~ deb pkg-b 2.0 -> 2.1" in text and "- /usr/lib/b.so" in text and key_id not in text
