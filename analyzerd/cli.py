@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--packages", action="store_true", help="the packages section")
         p.add_argument("--secrets", action="store_true",
                        help="the secrets section (redacted; deleted_in_layer: hidden by an upper layer)")
+        if name == "show":
+            p.add_argument("--summary", action="store_true",
+                           help="distro, counts per ecosystem, size, secrets, largest, setuid/setgid and "
+                                "world-writable files")
         if name == "analyze":
             p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]")
             p.add_argument("--force", action="store_true", help="analyze again even if the image was analyzed")
@@ -173,6 +177,15 @@ async def _cmd_jobs(args: argparse.Namespace, database: str) -> int:
 async def _show(store: Any, key: str, args: argparse.Namespace) -> None:
     from .report import image_document, render_table
 
+    if getattr(args, "summary", False):
+        from .report import SECTIONS, summary
+        full = await image_document(store, key, SECTIONS)
+        document = {"image": full["image"], "summary": summary(full)}
+        if args.json:
+            _print_json(document)
+        else:
+            print(json.dumps(document["summary"], indent=1, ensure_ascii=False))
+        return
     document = await image_document(store, key, _sections(args))
     if args.json:
         _print_json(document)

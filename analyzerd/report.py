@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from .errors import NotFoundError
 from .store import Store
 
-__all__ = ["SECTIONS", "image_document", "render_table"]
+__all__ = ["SECTIONS", "image_document", "render_table", "summary"]
 
 SECTIONS = ("files", "packages", "secrets")
 
@@ -85,6 +85,41 @@ async def image_document(store: Store, key: str, sections: Iterable[str] = SECTI
             for f in await store.image_files(image_id)
         ]
     return document
+
+
+#: Largest files listed by the summary.
+SUMMARY_LARGEST: Final = 10
+
+
+def summary(document: dict[str, Any]) -> dict[str, Any]:
+    """Counts and the files a reviewer looks at first, from a document with all sections."""
+    files = document["files"]
+    regular = [f for f in files if f["type"] in ("file", "hardlink")]
+    ecosystems: dict[str, dict[str, int]] = {}
+    for p in document["packages"]:
+        counts = ecosystems.setdefault(p["type"], {"installed": 0, "declared": 0})
+        counts["installed" if p.get("installed", True) else "declared"] += 1
+    severities: dict[str, int] = {}
+    for s in document["secrets"]:
+        severities[s["severity"]] = severities.get(s["severity"], 0) + 1
+
+    def mode(f: dict[str, Any]) -> int:
+        return int(f["mode"], 8)
+    return {
+        "distro": document["image"].get("distro"),
+        "files": len(files), "regular_files": len(regular),
+        "total_size": sum(f["size"] or 0 for f in regular if f["type"] == "file"),
+        "packages": ecosystems,
+        "secrets": {"total": len(document["secrets"]), "by_severity": severities,
+                    "deleted_in_upper_layers": sum(1 for s in document["secrets"] if s["deleted_in_layer"])},
+        "largest_files": [{"path": f["path"], "size": f["size"]}
+                          for f in sorted(regular, key=lambda f: -(f["size"] or 0))[:SUMMARY_LARGEST]],
+        "setuid_setgid": [{"path": f["path"], "mode": f["mode"], "uid": f["uid"], "gid": f["gid"]}
+                          for f in regular if mode(f) & 0o6000],
+        "world_writable": [{"path": f["path"], "type": f["type"], "mode": f["mode"]}
+                           for f in files if f["type"] != "symlink" and mode(f) & 0o002
+                           and not (f["type"] == "dir" and mode(f) & 0o1000)],  # sticky dirs (/tmp) are fine
+    }
 
 
 def _size(n: int | None) -> str:

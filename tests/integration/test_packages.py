@@ -4,6 +4,7 @@ and each package's files checked against the image's real content."""
 import base64
 import hashlib
 import json
+import os
 
 from analyzerd.testing import Member, build_image, make_layer, push_image
 
@@ -177,3 +178,20 @@ def test_diff_lists_what_the_second_image_adds_removes_and_changes(registry, cli
     assert [(s["path"], s["rule"]) for s in result["secrets"]["new"]] == [("/etc/app.env", "aws-access-key-id")]
     text = cli("diff", f"{registry.host}/pkgs/diff:1", f"{registry.host}/pkgs/diff:2").stdout
     assert "~ deb pkg-b 2.0 -> 2.1" in text and "- /usr/lib/b.so" in text and key_id not in text
+
+
+def test_show_summary(registry, cli):
+    big = os.urandom(300_000)
+    layer = make_layer([Member("usr/bin/helper", b"#!/bin/sh\n", mode=0o4755), Member("srv/open.txt", b"x", mode=0o666),
+                        Member("tmp/", kind="dir", mode=0o1777), Member("srv/big.bin", big),
+                        Member("srv/link", kind="symlink", link="open.txt")])
+    image = build_image([base_layer(), layer])
+    push_image(registry.url, "pkgs/summary", "1", image)
+    cli("analyze", f"{registry.host}/pkgs/summary:1", "--quiet")
+    summary = json.loads(cli("show", f"{registry.host}/pkgs/summary:1", "--summary", "--json").stdout)["summary"]
+    assert summary["distro"]["id"] == "debian"
+    assert summary["packages"] == {"deb": {"installed": 2, "declared": 0}}
+    assert summary["largest_files"][0] == {"path": "/srv/big.bin", "size": len(big)}
+    assert [f["path"] for f in summary["setuid_setgid"]] == ["/usr/bin/helper"]
+    assert [f["path"] for f in summary["world_writable"]] == ["/srv/open.txt"]  # not the sticky /tmp, not links
+    assert summary["secrets"]["total"] == 0
