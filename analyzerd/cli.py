@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true", help="analyze again even if the image was analyzed")
             p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
+    p = sub.add_parser("export", help="an SBOM of an analyzed image: CycloneDX, SPDX or Syft JSON")
+    p.add_argument("reference", metavar="REF|DIGEST")
+    p.add_argument("--format", required=True, choices=("cyclonedx-json", "spdx-json", "syft-json"))
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--files", action="store_true", help="CycloneDX: every file as a component with its digests")
+
     p = sub.add_parser("diff", help="what changed from one analyzed image to another: packages, files, secrets")
     p.add_argument("first", metavar="REF_A|DIGEST")
     p.add_argument("second", metavar="REF_B|DIGEST")
@@ -191,6 +197,25 @@ async def _show(store: Any, key: str, args: argparse.Namespace) -> None:
         _print_json(document)
     else:
         print(render_table(document))
+
+
+async def _cmd_export(args: argparse.Namespace, database: str) -> int:
+    from .export import export
+    from .report import SECTIONS, image_document
+    from .store import Store
+
+    async with await Store.open(database) as store:
+        document = await image_document(store, args.reference, SECTIONS)
+        row = await store.find_image(args.reference)
+        owned = await store.package_file_paths(row["id"]) if args.format == "spdx-json" and row else None
+    text = json.dumps(export(document, args.format, files=args.files, owned_files=owned), indent=1,
+                      ensure_ascii=False) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return SUCCESS
 
 
 async def _cmd_diff(args: argparse.Namespace, database: str) -> int:
@@ -344,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_async(lambda: _cmd_jobs(args, database))
         if args.command == "show":
             return run_async(lambda: _cmd_show(args, database))
+        if args.command == "export":
+            return run_async(lambda: _cmd_export(args, database))
         if args.command == "diff":
             return run_async(lambda: _cmd_diff(args, database))
         if args.command == "analyze":

@@ -419,6 +419,14 @@ class Store:
         async with self._conn.execute(QUERIES["image_layers"], {"image_id": image_id}) as cur:
             return list(await cur.fetchall())
 
+    async def package_file_paths(self, image_id: int) -> dict[str, list[str]]:
+        """purl -> the paths its package database lists that the image has."""
+        out: dict[str, list[str]] = {}
+        async with self._conn.execute(QUERIES["package_file_paths"], {"image_id": image_id}) as cur:
+            for purl, path in await cur.fetchall():
+                out.setdefault(purl, []).append(path)
+        return out
+
     async def image_secrets(self, image_id: int) -> list[aiosqlite.Row]:
         async with self._conn.execute(QUERIES["image_secrets"], {"image_id": image_id}) as cur:
             return list(await cur.fetchall())

@@ -218,3 +218,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 SELECT s.*, l.digest AS layer, d.digest AS deleted_in_layer_digest
 FROM secrets s JOIN layers l ON l.id = s.layer_id LEFT JOIN layers d ON d.id = s.deleted_in_layer
 WHERE s.image_id = :image_id ORDER BY s.path, s.line, s.rule;
+
+-- package_file_paths --
+-- Files each package's database lists that the image has (for SPDX CONTAINS relationships).
+SELECT p.purl, f.path FROM packages p JOIN package_files f ON f.package_id = p.id
+WHERE p.image_id = :image_id AND f.status IN ('ok', 'modified');

