@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="an SBOM of an analyzed image: CycloneDX, SPDX or Syft JSON")
     p.add_argument("reference", metavar="REF|DIGEST")
-    p.add_argument("--format", required=True, choices=("cyclonedx-json", "spdx-json", "syft-json"))
+    p.add_argument("--format", required=True, choices=("cyclonedx-json", "spdx-json", "syft-json", "anchore-json"))
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p.add_argument("--files", action="store_true", help="CycloneDX: every file as a component with its digests")
 

@@ -1,5 +1,5 @@
 """SBOM exports derived from the stored results (`show --json` documents): CycloneDX 1.6 JSON,
-SPDX 2.3 JSON and a Syft-compatible JSON. Pure: a document in, a document out. Ordering and
+SPDX 2.3 JSON, a Syft-compatible JSON and Anchore Engine's image content format. Pure: a document in, a document out. Ordering and
 identifiers are stable (derived from the manifest digest and sorted content), so exporting
 the same image twice gives the same bytes apart from nothing at all."""
 
@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from . import __version__
 
-__all__ = ["FORMATS", "cyclonedx", "export", "spdx", "syft_json"]
+__all__ = ["FORMATS", "anchore_json", "cyclonedx", "export", "spdx", "syft_json"]
 
 #: A fixed namespace for the UUIDs and SPDX document namespaces derived from manifest digests.
 _NAMESPACE: Final = uuid.UUID("5f0c6a3e-7d1e-4b57-9b5e-2f3d1c0a9e11")
@@ -168,7 +168,43 @@ def syft_json(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-FORMATS: Final = ("cyclonedx-json", "spdx-json", "syft-json")
+#: Anchore's content types by package type (its API: GET /images/{digest}/content/{type})
+_ANCHORE_TYPES: Final = {"deb": "os", "apk": "os", "rpm": "os", "pypi": "python", "npm": "npm", "gem": "gem",
+                         "maven": "java", "golang": "go", "cargo": "binary", "composer": "binary", "nuget": "nuget"}
+_ANCHORE_PACKAGE_TYPE: Final = {"deb": "dpkg", "apk": "APKG", "rpm": "rpm", "pypi": "python", "npm": "npm",
+                                "gem": "gem", "maven": "java-jar", "golang": "go", "cargo": "rust",
+                                "composer": "php", "nuget": "nuget"}
+
+
+def anchore_json(document: dict[str, Any]) -> dict[str, Any]:
+    """Anchore Engine's image content responses, one per content type (os, python, npm, gem,
+    java, go, nuget, binary, files), as its API returns them, so its users can switch."""
+    digest = document["image"]["manifest_digest"]
+    content: dict[str, list[dict[str, Any]]] = {t: [] for t in ("os", "python", "npm", "gem", "java", "files")}
+    for p in _packages(document):
+        kind = _ANCHORE_TYPES.get(p["type"], "binary")
+        entry: dict[str, Any] = {"package": p["name"], "version": p["version"],
+                                 "type": _ANCHORE_PACKAGE_TYPE.get(p["type"], p["type"]),
+                                 "location": (p.get("metadata") or {}).get("virtual_path") or p["location"],
+                                 "license": p.get("license") or "Unknown", "licenses": [p["license"]] if p.get("license") else [],
+                                 "origin": p.get("maintainer") or p.get("namespace") or "N/A", "purl": p["purl"]}
+        if kind == "os":
+            entry["size"] = str(p.get("installed_size") or 0)
+            entry["sourcepkg"] = (p.get("source") or {}).get("name") or p["name"]
+        if kind == "java":
+            entry["maven-version"] = p["version"]
+            entry["implementation-version"] = ((p.get("metadata") or {}).get("manifest") or {}).get(
+                "Implementation-Version", "N/A")
+        content.setdefault(kind, []).append(entry)
+    for f in sorted(document.get("files", []), key=lambda f: f["path"]):
+        content["files"].append({"filename": f["path"], "type": f["type"], "mode": int(f["mode"], 8),
+                                 "uid": f["uid"], "gid": f["gid"], "size": f["size"], "linkdest": f["link"],
+                                 "sha256": f["sha256"]})
+    return {kind: {"content_type": kind, "imageDigest": digest, "content": entries}
+            for kind, entries in content.items()}
+
+
+FORMATS: Final = ("cyclonedx-json", "spdx-json", "syft-json", "anchore-json")
 
 
 def export(document: dict[str, Any], fmt: str, *, files: bool = False,
@@ -179,4 +215,6 @@ def export(document: dict[str, Any], fmt: str, *, files: bool = False,
         return spdx(document, owned_files=owned_files)
     if fmt == "syft-json":
         return syft_json(document)
+    if fmt == "anchore-json":
+        return anchore_json(document)
     raise ValueError(f"unknown export format {fmt!r}; one of {', '.join(FORMATS)}")

@@ -256,3 +256,12 @@ ALTER TABLE jobs ADD COLUMN not_before REAL;
 -- How far a running job is (JSON: layers_done, layers_total, bytes, files), written by its
 -- daemon every few seconds for `submit --wait` and GET /status.
 ALTER TABLE jobs ADD COLUMN progress TEXT;
+
+-- migration 6 --
+-- One line per package file whose content differs from what its package database recorded,
+-- or that the image does not have: the files to look at first after a compromise.
+CREATE VIEW package_file_changes AS
+SELECT p.image_id, i.manifest_digest, p.type, p.name AS package, p.version, f.path, f.status,
+       f.digest AS recorded_digest, f.algorithm
+FROM package_files f JOIN packages p ON p.id = f.package_id JOIN images i ON i.id = p.image_id
+WHERE f.status IN ('modified', 'missing');

@@ -71,3 +71,14 @@ def test_syft_json_is_read_by_syft_itself(exported, tmp_path):
     assert converted.returncode == 0, converted.stderr
     names = {c["name"] for c in json.loads(converted.stdout).get("components", [])}
     assert {"pkg-a", "pkg-b", "six"} <= names
+
+
+def test_anchore_content_format(exported):
+    image, _, run = exported
+    document = json.loads(run("anchore-json").read_text())
+    assert {"os", "python", "npm", "gem", "java", "files"} <= set(document)
+    assert all(section["imageDigest"] == image.manifest.digest for section in document.values())
+    os_packages = {p["package"]: p for p in document["os"]["content"]}
+    assert os_packages["pkg-a"]["version"] == "1.0-1+deb12u1" and os_packages["pkg-a"]["type"] == "dpkg"
+    assert [p["package"] for p in document["python"]["content"]] == ["six"]
+    assert "/usr/bin/a" in {f["filename"] for f in document["files"]["content"]}

@@ -4,6 +4,7 @@ and each package's files checked against the image's real content."""
 import base64
 import hashlib
 import json
+import sqlite3
 import os
 
 from analyzerd.testing import Member, build_image, make_layer, push_image
@@ -45,7 +46,7 @@ def packages_of(cli, ref):
     return json.loads(cli("analyze", ref, "--packages", "--json").stdout)
 
 
-def test_dpkg_packages_with_modified_and_missing_files(registry, cli):
+def test_dpkg_packages_with_modified_and_missing_files(registry, cli, db_path):
     patched = make_layer([Member("usr/bin/a", b"patched by an attacker\n", mode=0o755), Member("usr/lib/.wh.b.so")])
     image = build_image([base_layer(), patched])
     push_image(registry.url, "pkgs/deb", "1", image)
@@ -60,6 +61,11 @@ def test_dpkg_packages_with_modified_and_missing_files(registry, cli):
     assert a["files"]["missing"] == []
     assert b["files"]["missing"] == ["/usr/lib/b.so"]  # arch-qualified .md5sums name
     assert a["source"] == {"name": "a-src", "version": "1.0-1"}
+    # the same, as one SQL query over the documented view
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT package, path, status FROM package_file_changes WHERE manifest_digest = ? "
+                        "ORDER BY path", (image.manifest.digest,)).fetchall()
+    assert rows == [("pkg-a", "/usr/bin/a", "modified"), ("pkg-b", "/usr/lib/b.so", "missing")]
 
 
 def test_packages_whose_database_was_deleted_do_not_appear(registry, cli):
