@@ -36,3 +36,13 @@ def cli(db_path, tmp_path):
         return proc
 
     return run
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite the golden files under tests/data/golden instead of comparing (review the diff)")
+
+
+@pytest.fixture
+def update_golden(request):
+    return request.config.getoption("--update-golden")

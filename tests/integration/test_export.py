@@ -2,6 +2,7 @@
 JSON schema (cyclonedx-python-lib) and SPDX's validator (spdx-tools); stable across runs."""
 
 import json
+import pathlib
 import shutil
 import subprocess
 
@@ -82,3 +83,25 @@ def test_anchore_content_format(exported):
     assert os_packages["pkg-a"]["version"] == "1.0-1+deb12u1" and os_packages["pkg-a"]["type"] == "dpkg"
     assert [p["package"] for p in document["python"]["content"]] == ["six"]
     assert "/usr/bin/a" in {f["filename"] for f in document["files"]["content"]}
+
+
+GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "data" / "golden"
+
+
+@pytest.mark.parametrize("fmt", ["cyclonedx-json", "spdx-json", "syft-json", "anchore-json"])
+def test_exports_equal_their_golden_files(exported, registry, fmt, update_golden):
+    """Everything but the registry's port and the analysis time is fixed for this image, so
+    any change to an export shows here as a diff to review (pytest --update-golden)."""
+    _, _, run = exported
+    text = run(fmt, *(["--files"] if fmt == "cyclonedx-json" else [])).read_text()
+    text = text.replace(registry.host, "REGISTRY")
+    document = json.loads(text)
+    for section in (document.get("metadata"), document.get("creationInfo")):
+        if section:
+            section.pop("timestamp", None)
+            section.pop("created", None)
+    golden = GOLDEN / f"export.{fmt}.json"
+    if update_golden:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
+    assert document == json.loads(golden.read_text())
