@@ -71,7 +71,10 @@ class CacheWriter:
         """The digest verified: rename into place (the reservation becomes the entry)."""
         os.ftruncate(self._fd, self.written)  # no-op unless the reservation was larger
         final = self._cache.blob_path(self.digest)
-        os.rename(self.tmp_path, final)
+        # Under the cache lock: another process's accounting scan must not see the entry
+        # under both names, or under neither (a directory listing racing a rename can do both).
+        with self._cache._locked():
+            os.rename(self.tmp_path, final)
         os.close(self._fd)
         self._fd = -1
 
