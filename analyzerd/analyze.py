@@ -372,6 +372,11 @@ class Progress:
     files: int = 0  #: files of the layers done
     started: float = field(default_factory=time.monotonic)
 
+    def counts(self) -> dict[str, int]:
+        """What a daemon records for its running job (jobs.progress)."""
+        return {"layers_done": self.layers_done, "layers_total": self.layers_total, "bytes": self.bytes,
+                "files": self.files}
+
 
 #: The Progress of the image being analyzed in this task (and the layer tasks it starts).
 PROGRESS: ContextVar[Progress | None] = ContextVar("analyzerd_progress", default=None)

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from . import __version__
 from .errors import AnalyzerError, ConfigError
+from .model import JobStatus
 from .passwords import verify_password
 
 __all__ = ["Metrics", "make_app", "serve"]
@@ -95,8 +96,16 @@ def _authenticator(users: dict[str, str], required: bool) -> Callable[..., Await
     return middleware
 
 
-def make_app(services: Any, worker: Any, metrics: Metrics) -> web.Application:
+def _job_counts(jobs: list[Any]) -> dict[str, int]:
+    counts = {status.value: 0 for status in JobStatus}
+    for job in jobs:
+        counts[job.status.value] += 1
+    return counts
+
+
+def make_app(services: Any, worker: Any) -> web.Application:
     config = services.config
+    metrics: Metrics = services.metrics
     app = web.Application(middlewares=[_authenticator(dict(config.api_users), config.analyzer.require_auth)],
                           client_max_size=MAX_BODY)
 
@@ -105,9 +114,7 @@ def make_app(services: Any, worker: Any, metrics: Metrics) -> web.Application:
 
     async def status(request: web.Request) -> web.Response:
         jobs = await services.store.list_jobs()
-        counts: dict[str, int] = {}
-        for job in jobs:
-            counts[job.status.value] = counts.get(job.status.value, 0) + 1
+        counts = {status: n for status, n in _job_counts(jobs).items() if n}
         running = [{"id": j.id, "reference": j.reference, "worker": j.worker, "started_at": j.started_at,
                     "progress": j.progress} for j in jobs if j.status.value == "running"]
         cache = await asyncio.get_running_loop().run_in_executor(None, services.analyzer.cache_stats)
@@ -117,10 +124,7 @@ def make_app(services: Any, worker: Any, metrics: Metrics) -> web.Application:
             "layer_cache": _fields(cache), "images": dict(metrics.images)})
 
     async def prometheus(request: web.Request) -> web.Response:
-        jobs = await services.store.list_jobs()
-        counts = {s: 0 for s in ("queued", "running", "done", "failed")}
-        for job in jobs:
-            counts[job.status.value] = counts.get(job.status.value, 0) + 1
+        counts = _job_counts(await services.store.list_jobs())
         lines = ["# HELP analyzerd_jobs Jobs in the database by status.", "# TYPE analyzerd_jobs gauge"]
         lines += [f'analyzerd_jobs{{status="{s}"}} {n}' for s, n in sorted(counts.items())]
         lines += ["# HELP analyzerd_images_total Images this daemon finished, by result.",

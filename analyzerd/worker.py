@@ -80,8 +80,7 @@ class Worker:
         while True:
             await asyncio.sleep(min(PROGRESS_SECONDS, lease / 3))
             try:
-                now = {"layers_done": progress.layers_done, "layers_total": progress.layers_total,
-                       "bytes": progress.bytes, "files": progress.files}
+                now = progress.counts()
                 if now != written:
                     await self._store.set_progress(job.id, self.id, now)
                     written = now

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["CatalogEntry", "Cataloger", "Claim", "Distro", "OwnedFile", "Package", "ParseResult", "StreamScanner"]
+__all__ = ["CatalogEntry", "Cataloger", "Claim", "Distro", "OwnedFile", "Package", "ParseResult", "StreamScanner",
+           "load_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,16 @@ class StreamScanner(Protocol):
     def feed(self, data: memoryview) -> None: ...
 
     def finish(self) -> ParseResult | None: ...
+
+
+def load_json(path: str, data: bytes | bytearray | memoryview, subject: str = "") -> tuple[Any, str | None]:
+    """A JSON document, or None and the warning that names the file (``subject``: what the
+    bytes were meant to be, when the file itself is not it, e.g. data inside a binary)."""
+    try:
+        return json.loads(bytes(data)), None
+    except (ValueError, RecursionError) as exc:
+        what = f"{subject} is not JSON" if subject else "not JSON"
+        return None, f"{path}: {what} ({type(exc).__name__}); skipped"
 
 
 def _no_parser(path: str, data: bytes) -> ParseResult:

@@ -10,10 +10,9 @@ the app's own "project" entry included, in key order; the NuGet package's SHA-51
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
-from .base import Cataloger, Package, ParseResult
+from .base import Cataloger, Package, ParseResult, load_json
 
 __all__ = ["DOTNET_DEPS", "MAX_LIBRARIES", "parse_deps_json"]
 
@@ -31,10 +30,9 @@ def _text(value: Any) -> str | None:
 
 def parse_deps_json(path: str, data: bytes) -> ParseResult:
     result = ParseResult()
-    try:
-        document = json.loads(bytes(data))
-    except (ValueError, RecursionError) as exc:
-        result.warnings.append(f"{path}: not JSON ({exc.__class__.__name__}); skipped")
+    document, problem = load_json(path, data)
+    if problem is not None:
+        result.warnings.append(problem)
         return result
     libraries = document.get("libraries") if isinstance(document, dict) else None
     if not isinstance(libraries, dict):

@@ -16,10 +16,9 @@ alternative ("the package is available under any of them"), so it is joined with
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
-from .base import Cataloger, Package, ParseResult
+from .base import Cataloger, Package, ParseResult, load_json
 
 __all__ = ["COMPOSER_INSTALLED", "COMPOSER_LOCK", "MAX_PACKAGES", "parse_composer_lock", "parse_installed_json"]
 
@@ -90,11 +89,10 @@ def _packages(path: str, entries: Any, what: str, result: ParseResult, declared:
 
 
 def _load(path: str, data: bytes, result: ParseResult) -> Any:
-    try:
-        return json.loads(bytes(data))
-    except (ValueError, RecursionError) as exc:
-        result.warnings.append(f"{path}: not JSON ({exc.__class__.__name__}); skipped")
-        return None
+    document, problem = load_json(path, data)
+    if problem is not None:
+        result.warnings.append(problem)
+    return document
 
 
 def parse_installed_json(path: str, data: bytes) -> ParseResult:

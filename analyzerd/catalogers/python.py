@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-import json
 import posixpath
 import re
 import string
@@ -33,7 +32,7 @@ import tomllib
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from .base import Cataloger, Claim, OwnedFile, Package, ParseResult
+from .base import Cataloger, Claim, OwnedFile, Package, ParseResult, load_json
 
 __all__ = [
     "PYTHON_CATALOGERS",
@@ -406,10 +405,9 @@ def parse_direct_url(path: str, data: bytes | bytearray | memoryview) -> ParseRe
     directory came from."""
     if len(data) > MAX_SMALL_FILE:
         return ParseResult(warnings=[f"{path}: larger than {MAX_SMALL_FILE} bytes; not a direct_url.json"])
-    try:
-        document = json.loads(bytes(data))
-    except (ValueError, RecursionError) as exc:
-        return ParseResult(warnings=[f"{path}: not JSON ({type(exc).__name__}); skipped"])
+    document, problem = load_json(path, data)
+    if problem is not None:
+        return ParseResult(warnings=[problem])
     if not isinstance(document, dict) or (url := _string(document.get("url"))) is None:
         return ParseResult(warnings=[f"{path}: no url; skipped"])
     metadata: dict[str, Any] = {"direct_url": url}
@@ -590,10 +588,9 @@ def _pipfile_entries(path: str, document: dict[str, Any],
 def parse_pipfile_lock(path: str, data: bytes | bytearray | memoryview) -> ParseResult:
     """Pipfile.lock: the ``default`` and ``develop`` packages. A package locked from a VCS or a
     path has no version; it is kept with version "" as Syft does."""
-    try:
-        document = json.loads(bytes(data))
-    except (ValueError, RecursionError) as exc:
-        return ParseResult(warnings=[f"{path}: not JSON ({type(exc).__name__}); skipped"])
+    document, problem = load_json(path, data)
+    if problem is not None:
+        return ParseResult(warnings=[problem])
     if not isinstance(document, dict):
         return ParseResult(warnings=[f"{path}: not a Pipfile.lock object; skipped"])
     result = ParseResult()

@@ -15,11 +15,10 @@ macros are not in the program), the root crate included; a Cargo.lock lists ever
 
 from __future__ import annotations
 
-import json
 import tomllib
 from typing import Any, Final
 
-from .base import Cataloger, Package, ParseResult
+from .base import Cataloger, Package, ParseResult, load_json
 
 __all__ = ["CARGO_LOCK", "MAX_CRATES", "parse_cargo_auditable", "parse_cargo_lock"]
 
@@ -55,10 +54,9 @@ def _crates(path: str, entries: Any, what: str, result: ParseResult) -> list[dic
 def parse_cargo_auditable(path: str, json_bytes: bytes) -> ParseResult:
     """Crates of one executable built with ``cargo auditable`` (``path`` is the executable)."""
     result = ParseResult()
-    try:
-        document = json.loads(bytes(json_bytes))
-    except (ValueError, RecursionError) as exc:
-        result.warnings.append(f"{path}: cargo-auditable data is not JSON ({exc.__class__.__name__}); skipped")
+    document, problem = load_json(path, json_bytes, "cargo-auditable data")
+    if problem is not None:
+        result.warnings.append(problem)
         return result
     if not isinstance(document, dict):
         result.warnings.append(f"{path}: cargo-auditable data is not a JSON object; skipped")

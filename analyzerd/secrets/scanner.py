@@ -90,10 +90,9 @@ class RuleSet:
         by_keyword: dict[bytes, list[_Compiled]] = {}
         file_rules: list[_Compiled] = []
         for rule in self.rules:
-            compiled = _Compiled(rule, re.compile(rule.regex.encode()),
-                                 tuple(re.compile(a.encode()) for a in rule.allow),
-                                 tuple(re.compile(p) for p in rule.paths),
-                                 "secret" in re.compile(rule.regex.encode()).groupindex)
+            regex = re.compile(rule.regex.encode())
+            compiled = _Compiled(rule, regex, tuple(re.compile(a.encode()) for a in rule.allow),
+                                 tuple(re.compile(p) for p in rule.paths), "secret" in regex.groupindex)
             if rule.paths:  # read whole, for the few files whose path it names
                 file_rules.append(compiled)
             elif rule.keywords:
@@ -114,10 +113,10 @@ class RuleSet:
         self._file_tails: tuple[str, ...] | None = None if "" in tails else tuple(sorted(tails))
         self.patterns = tuple(expressions)
         self._allowed = tuple(re.compile(p) for p in self.allowed_paths)
-        database = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
+        self._database = None
         if expressions:
-            database.compile(expressions=expressions, ids=list(range(len(expressions))), flags=flags)
-        self._database = database if expressions else None
+            self._database = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
+            self._database.compile(expressions=expressions, ids=list(range(len(expressions))), flags=flags)
 
     @property
     def digest(self) -> str:
