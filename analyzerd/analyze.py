@@ -27,7 +27,7 @@ from .analysis.packages import Inventory, inventory
 from .archive.whiteout import by_path, merged_view
 from .catalogers.registry import CATALOGERS
 from .cache import CacheStats, CacheWriter, LayerCache
-from .config import Config, Limits
+from .config import Config, Limits, default_database_path, is_postgresql
 from .errors import ConfigError, IntegrityError, ManifestError
 from .model import Descriptor, ImageResult, ImageSecret, LayerResult, Platform, VisibleFile
 from .oci import diff_ids
@@ -433,12 +433,19 @@ def fingerprint_key(path: str) -> bytes:
     return key
 
 
+def default_fingerprint_key_file(config: Config) -> str:
+    """Beside a SQLite database; with PostgreSQL, in the state directory (every host
+    should be given the same key file, or fingerprints differ between hosts)."""
+    location = config.database_location
+    directory = os.path.dirname(default_database_path() if is_postgresql(location) else os.path.abspath(location))
+    return os.path.join(directory, FINGERPRINT_KEY_NAME)
+
+
 def secret_rule_set(config: Config) -> RuleSet | None:
     search = config.secret_search
     if not search.enabled:
         return None
-    key_path = search.fingerprint_key_file or os.path.join(
-        os.path.dirname(os.path.abspath(config.database_path)), FINGERPRINT_KEY_NAME)
+    key_path = search.fingerprint_key_file or default_fingerprint_key_file(config)
     try:
         return build_rule_set(mode=search.mode, extra=search.rules, disabled=search.disabled_rules,
                               allowed_paths=search.allowed_paths, max_file_size=search.max_file_size_bytes,

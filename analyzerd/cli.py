@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from . import __version__
-from .config import Config, database_path_from, describe, load_config
+from .config import Config, database_location_from, describe, load_config
 from .errors import AnalyzerError, ConfigError, InvalidReferenceError
 from .memory import tune_allocator
 from .model import JobStatus, Platform
@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="analyzerd", description="Streaming container-image analyzer.")
     parser.add_argument("--version", action="version", version=f"analyzerd {__version__}")
     parser.add_argument("--config", metavar="PATH", help="config file (default: $ANALYZERD_CONFIG, else built-in defaults)")
-    parser.add_argument("--db", metavar="PATH", help="SQLite database (default: $ANALYZERD_DB, else the config's 'database')")
+    parser.add_argument("--db", metavar="PATH|URL", help="SQLite path or postgresql://user@host/db "
+                        "(default: $ANALYZERD_DB, else the config's 'database')")
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR (default: the config's log_level)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -85,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("stats", "prune", "clear"))
     p.add_argument("--json", action="store_true", help="one JSON document")
 
+    p = sub.add_parser("migrate", help="copy a SQLite database (jobs and results) into the configured "
+                                       "PostgreSQL database, which must be empty")
+    p.add_argument("source", metavar="SQLITE_PATH", help="the SQLite database (a path or sqlite:///path)")
+
     sub.add_parser("config", help="print the effective configuration")
     sub.add_parser("hash-password", help="read a password (stdin, or a prompt) and print its hash "
                                          "for api_users in config.yaml")
@@ -99,7 +104,7 @@ def _setup_logging(level: str, log_format: str = "text") -> None:
 def _load(args: argparse.Namespace) -> tuple[Config, str]:
     config = load_config(args.config or os.environ.get("ANALYZERD_CONFIG") or None)
     database = args.db or os.environ.get("ANALYZERD_DB")
-    return config, database_path_from(database) if database else config.database_path
+    return config, database_location_from(database) if database else config.database_location
 
 
 def _sections(args: argparse.Namespace) -> tuple[str, ...]:
@@ -114,13 +119,13 @@ def _print_json(document: Any) -> None:
 
 
 async def _cmd_submit(args: argparse.Namespace, config: Config, database: str) -> int:
-    from .store import Store
+    from .store import open_store
 
     if args.platform:
         Platform.parse(args.platform)
     for reference in args.references:
         parse_reference(reference)  # refuse a bad reference now, not in the daemon
-    async with await Store.open(database) as store:
+    async with await open_store(config, database) as store:
         ids = await store.enqueue(list(args.references), args.platform, force=args.force)
         for job_id, reference in zip(ids, args.references):
             print(f"{job_id}\t{reference}")
@@ -164,10 +169,10 @@ async def _cmd_submit(args: argparse.Namespace, config: Config, database: str) -
         return FAILED if failed else SUCCESS
 
 
-async def _cmd_jobs(args: argparse.Namespace, database: str) -> int:
-    from .store import Store
+async def _cmd_jobs(args: argparse.Namespace, config: Config, database: str) -> int:
+    from .store import open_store
 
-    async with await Store.open(database) as store:
+    async with await open_store(config, database) as store:
         jobs = await store.list_jobs()
     if args.json:
         _print_json({"jobs": [job.as_dict() for job in jobs]})
@@ -199,12 +204,12 @@ async def _show(store: Any, key: str, args: argparse.Namespace) -> None:
         print(render_table(document))
 
 
-async def _cmd_export(args: argparse.Namespace, database: str) -> int:
+async def _cmd_export(args: argparse.Namespace, config: Config, database: str) -> int:
     from .export import export
     from .report import SECTIONS, image_document
-    from .store import Store
+    from .store import open_store
 
-    async with await Store.open(database) as store:
+    async with await open_store(config, database) as store:
         document = await image_document(store, args.reference, SECTIONS)
         row = await store.find_image(args.reference)
         owned = await store.package_file_paths(row["id"]) if args.format == "spdx-json" and row else None
@@ -218,12 +223,12 @@ async def _cmd_export(args: argparse.Namespace, database: str) -> int:
     return SUCCESS
 
 
-async def _cmd_diff(args: argparse.Namespace, database: str) -> int:
+async def _cmd_diff(args: argparse.Namespace, config: Config, database: str) -> int:
     from .diff import diff_documents
     from .report import image_document
-    from .store import Store
+    from .store import open_store
 
-    async with await Store.open(database) as store:
+    async with await open_store(config, database) as store:
         first = await image_document(store, args.first)
         second = await image_document(store, args.second)
     result = diff_documents(first, second)
@@ -248,10 +253,10 @@ async def _cmd_diff(args: argparse.Namespace, database: str) -> int:
     return SUCCESS
 
 
-async def _cmd_show(args: argparse.Namespace, database: str) -> int:
-    from .store import Store
+async def _cmd_show(args: argparse.Namespace, config: Config, database: str) -> int:
+    from .store import open_store
 
-    async with await Store.open(database) as store:
+    async with await open_store(config, database) as store:
         await _show(store, args.reference, args)
     return SUCCESS
 
@@ -334,6 +339,15 @@ def _cmd_cache(args: argparse.Namespace, config: Config) -> int:
     return SUCCESS
 
 
+async def _cmd_migrate(args: argparse.Namespace, config: Config, database: str) -> int:
+    from .migrate import migrate
+
+    counts = await migrate(database_location_from(args.source), database, password=config.database_password(),
+                           progress=lambda table, rows: print(f"{table:<18} {rows:>12,} rows", flush=True))
+    print(f"copied {sum(counts.values()):,} rows of {len(counts)} tables", flush=True)
+    return SUCCESS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     tune_allocator()
@@ -366,15 +380,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "submit":
             return run_async(lambda: _cmd_submit(args, config, database))
         if args.command == "jobs":
-            return run_async(lambda: _cmd_jobs(args, database))
+            return run_async(lambda: _cmd_jobs(args, config, database))
         if args.command == "show":
-            return run_async(lambda: _cmd_show(args, database))
+            return run_async(lambda: _cmd_show(args, config, database))
         if args.command == "export":
-            return run_async(lambda: _cmd_export(args, database))
+            return run_async(lambda: _cmd_export(args, config, database))
         if args.command == "diff":
-            return run_async(lambda: _cmd_diff(args, database))
+            return run_async(lambda: _cmd_diff(args, config, database))
         if args.command == "analyze":
             return run_async(lambda: _cmd_analyze(args, config, database))
+        if args.command == "migrate":
+            return run_async(lambda: _cmd_migrate(args, config, database))
         raise AssertionError(args.command)
     except KeyboardInterrupt:
         return INTERRUPTED

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
@@ -24,7 +25,8 @@ from .errors import ConfigError
 from .model import Platform
 from .registry.auth import Credentials, RegistrySettings, docker_config_credentials
 
-__all__ = ["AnalyzerSection", "Config", "Limits", "load_config", "default_database_path"]
+__all__ = ["AnalyzerSection", "Config", "Limits", "load_config", "default_database_path",
+           "database_location_from"]
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,10 @@ class Config:
     log_level: str = "INFO"
     #: text: "time LEVEL logger event=name key=value ..."; json: one JSON object per line
     log_format: str = "text"
-    #: a path or sqlite:///path; empty means default_database_path()
+    #: a path, sqlite:///path or postgresql://user@host[:port]/db; empty means default_database_path()
     database: str = ""
+    #: a file holding the PostgreSQL password (else $ANALYZERD_DATABASE_PASSWORD, $PGPASSWORD, ~/.pgpass)
+    database_password_file: str = ""
     #: the platform picked from multi-platform images unless a job names one
     default_platform: str = "linux/amd64"
     registry_retries: int = 4
@@ -145,19 +149,57 @@ class Config:
         return RegistrySettings(host=host, credentials=creds, ca_cert=entry.ca_cert, insecure=entry.insecure)
 
     @property
-    def database_path(self) -> str:
-        return database_path_from(self.database)
+    def database_location(self) -> str:
+        """The SQLite file's path, or the PostgreSQL URL."""
+        return database_location_from(self.database)
+
+    def database_password(self) -> str | None:
+        """The PostgreSQL password: $ANALYZERD_DATABASE_PASSWORD, else database_password_file;
+        None leaves it to the URL, $PGPASSWORD or ~/.pgpass."""
+        password = os.environ.get(DATABASE_PASSWORD_ENV)
+        if password:
+            return password
+        if not self.database_password_file:
+            return None
+        try:
+            with open(os.path.expanduser(self.database_password_file), encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"database_password_file: cannot read {self.database_password_file}: "
+                              f"{exc.strerror or exc}") from None
 
 
-def database_path_from(value: str) -> str:
+def is_postgresql(location: str) -> bool:
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def redact(location: str) -> str:
+    """A database URL fit for logs and messages: without its password."""
+    if not is_postgresql(location):
+        return location
+    parts = urllib.parse.urlsplit(location)
+    if parts.password is None:
+        return location
+    user, _, host = parts.netloc.rpartition("@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+
+
+#: The environment variable that holds the PostgreSQL password, if any.
+DATABASE_PASSWORD_ENV: Final = "ANALYZERD_DATABASE_PASSWORD"
+
+
+def database_location_from(value: str) -> str:
+    """A SQLite path from a path or sqlite:/// URL; a PostgreSQL URL as it is."""
     if not value:
         return default_database_path()
     if value.startswith("sqlite:///"):
         # the URL's path is the file's absolute path: sqlite:///var/lib/x.db -> /var/lib/x.db
         return "/" + value[len("sqlite://"):].lstrip("/")
+    if is_postgresql(value):
+        return value
     if "://" in value:
         raise ConfigError(f"database: {value.split('://')[0]}:// databases are not supported; "
-                          "use a path or sqlite:///path")
+                          "use a path, sqlite:///path or postgresql://user@host/db")
     return os.path.expanduser(value)
 
 
@@ -323,7 +365,7 @@ def _platform(key: str, value: Any) -> str:
 def _database(key: str, value: Any) -> str:
     text = _str(key, value)
     try:
-        database_path_from(text)
+        database_location_from(text)
     except ConfigError as exc:
         raise ConfigError(f"{key}: {exc.message.partition(': ')[2]}") from None
     return text
@@ -359,6 +401,7 @@ _TOP_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "log_level": _log_level,
     "log_format": _choice("text", "json"),
     "database": _database,
+    "database_password_file": _str,
     "default_platform": _platform,
     "registry_retries": _int(1, 100),
     "verify_diff_ids": _bool,
@@ -526,5 +569,5 @@ def describe(config: Config) -> dict[str, Any]:
     out["limits"] = {f.name: getattr(config.limits, f.name) for f in fields(config.limits)}
     out["secret_search"] = {f.name: list(v) if isinstance(v := getattr(config.secret_search, f.name), tuple) else v
                             for f in fields(config.secret_search)}
-    out["database_path"] = config.database_path
+    out["database"] = redact(config.database_location)
     return out

@@ -22,7 +22,7 @@ from .cache import LayerCache
 from .config import Config, describe, load_config
 from .errors import AnalyzerError, ConfigError
 from .registry.client import RegistryClient, RetryPolicy
-from .store import Store
+from .store import Store, open_store
 from .worker import Worker
 
 __all__ = ["Outcome", "Services", "open_cache", "run_async", "run_daemon", "services"]
@@ -121,7 +121,7 @@ async def services(config: Config, database: str) -> AsyncIterator[Services]:
 async def _services(config: Config, database: str) -> AsyncIterator[Services]:
     timeout = aiohttp.ClientTimeout(total=None, connect=config.registry_connect_timeout_seconds,
                                     sock_read=config.registry_read_timeout_seconds)
-    store = await Store.open(database)
+    store = await open_store(config, database)
     try:
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False,
                                          headers={"User-Agent": f"analyzerd/{__version__}"}) as session:

@@ -1,11 +1,13 @@
 """Test tools shipped with analyzerd: build layers and images in code, push them to a
-real registry, write OCI layouts, and run a throwaway Distribution registry.
+real registry, write OCI layouts, and run a throwaway Distribution registry and PostgreSQL
+cluster.
 
 Used by the test suite and the benchmark harness; plain stdlib so it runs anywhere.
 """
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import io
@@ -26,6 +28,7 @@ from typing import Any
 
 __all__ = [
     "Blob",
+    "LocalPostgres",
     "LocalRegistry",
     "Member",
     "build_image",
@@ -403,3 +406,99 @@ def write_docker_archive(path: str, image: Image, layer_tars: Sequence[bytes], r
             add(tar, config_name, image.config.data)
             manifest = [{"Config": config_name, "RepoTags": [repo_tag], "Layers": layer_names}]
         add(tar, "manifest.json", json.dumps(manifest).encode())
+
+
+class LocalPostgres:
+    """A throwaway PostgreSQL cluster (Debian's ``postgresql``): ``initdb`` in a temporary
+    directory and ``pg_ctl start`` on a free loopback port, with password authentication
+    over TCP as a real server has. Run as the ``postgres`` user when started by root
+    (initdb refuses root). A context manager, started on entry."""
+
+    USER = "postgres"
+    PASSWORD = "analyzerd-test-password"
+
+    def __init__(self, root: str | None = None) -> None:
+        self.bindir = _postgres_bindir()
+        self.root = os.path.abspath(root or tempfile.mkdtemp(prefix="analyzerd-postgres-"))
+        os.makedirs(self.root, exist_ok=True)
+        self.data = os.path.join(self.root, "data")
+        self.log_path = os.path.join(self.root, "postgres.log")
+        self.port = free_port()
+        self._databases = 0
+
+    def _run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        command = list(args)
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=self.root,
+                              env=dict(os.environ, **(env or {})))
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        return proc
+
+    def start(self) -> LocalPostgres:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        password_file = os.path.join(self.root, "pwfile")
+        with open(password_file, "w") as f:
+            f.write(self.PASSWORD + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(password_file, "postgres", "postgres")
+        self._run(os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", self.USER, "--pwfile", password_file,
+                  "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log_path, "-w", "-t", "60",
+                  "-o", options, "start")
+        return self
+
+    def url(self, database: str = "postgres", *, password: bool = True) -> str:
+        secret = f":{self.PASSWORD}" if password else ""
+        return f"postgresql://{self.USER}{secret}@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        """Run a statement with psql over TCP; what it printed (unaligned, tuples only)."""
+        proc = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                               "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, "-d", database,
+                               "-c", statement], capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, PGPASSWORD=self.PASSWORD))
+        if proc.returncode != 0:
+            raise RuntimeError(f"psql: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    def new_database(self) -> str:
+        """A new empty database; its URL."""
+        self._databases += 1
+        name = f"analyzerd_{os.getpid()}_{self._databases}"
+        self.sql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def read_log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> LocalPostgres:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _postgres_bindir() -> str:
+    """Debian keeps the server programs in /usr/lib/postgresql/VERSION/bin, off PATH."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    if candidates:
+        return os.path.dirname(candidates[-1])
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("no PostgreSQL server: apt-get install postgresql")
+    return os.path.dirname(os.path.realpath(initdb))

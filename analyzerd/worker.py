@@ -45,7 +45,7 @@ class Worker:
         section = self._config.analyzer
         slots = asyncio.Semaphore(section.concurrent_jobs)
         log.info("event=worker_started worker=%s database=%s max_threads=%d max_concurrent_jobs=%d",
-                 self.id, self._store.path, section.max_threads, section.concurrent_jobs)
+                 self.id, self._store.location, section.max_threads, section.concurrent_jobs)
         while not stop.is_set():
             if not await _acquire_unless_stopped(slots, stop):
                 break

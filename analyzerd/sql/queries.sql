@@ -1,4 +1,5 @@
--- Every statement analyzerd runs, by name ("-- name --"); store.py loads them.
+-- Every statement analyzerd runs, by name ("-- name --"), in the SQL that SQLite and PostgreSQL
+-- share; sql/postgresql.sql has PostgreSQL's own text for the few that differ.
 
 -- enqueue_job --
 INSERT INTO jobs (reference, platform, force, created_at) VALUES (:reference, :platform, :force, :now)
@@ -49,7 +50,7 @@ INSERT INTO images (manifest_digest, manifest_media_type, index_digest, config_d
 VALUES (:manifest_digest, :manifest_media_type, :index_digest, :config_digest, :os,
         :architecture, :variant, :created, :layer_count, :compressed_size, :config_json, 'analyzing')
 ON CONFLICT (manifest_digest) DO UPDATE SET
-    analysis_status = CASE WHEN analysis_status = 'analyzed' THEN 'analyzed' ELSE 'analyzing' END;
+    analysis_status = CASE WHEN images.analysis_status = 'analyzed' THEN 'analyzed' ELSE 'analyzing' END;
 
 -- fail_image --
 -- A failed re-analysis leaves an earlier good result in place.
@@ -89,9 +90,9 @@ INSERT INTO layers (digest, media_type, compressed_size, uncompressed_size, diff
 VALUES (:digest, :media_type, :compressed_size, :uncompressed_size, :diff_id, :entry_count)
 ON CONFLICT (digest) DO UPDATE SET
     media_type = excluded.media_type, compressed_size = excluded.compressed_size,
-    uncompressed_size = coalesce(excluded.uncompressed_size, uncompressed_size),
-    diff_id = coalesce(excluded.diff_id, diff_id),
-    entry_count = coalesce(excluded.entry_count, entry_count)
+    uncompressed_size = coalesce(excluded.uncompressed_size, layers.uncompressed_size),
+    diff_id = coalesce(excluded.diff_id, layers.diff_id),
+    entry_count = coalesce(excluded.entry_count, layers.entry_count)
 RETURNING id;
 
 -- mark_layer_analyzed --
@@ -113,7 +114,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 DELETE FROM layer_catalog WHERE layer_id = :layer_id;
 
 -- insert_layer_catalog --
-INSERT OR REPLACE INTO layer_catalog (layer_id, path, cataloger, result) VALUES (?, ?, ?, ?);
+INSERT INTO layer_catalog (layer_id, path, cataloger, result) VALUES (?, ?, ?, ?)
+ON CONFLICT (layer_id, path) DO UPDATE SET cataloger = excluded.cataloger, result = excluded.result;
 
 -- layer_catalog --
 SELECT path, cataloger, result FROM layer_catalog WHERE layer_id = :layer_id;
@@ -122,15 +124,12 @@ SELECT path, cataloger, result FROM layer_catalog WHERE layer_id = :layer_id;
 DELETE FROM packages WHERE image_id = :image_id;
 
 -- insert_package --
-INSERT INTO packages (id, image_id, type, namespace, name, version, arch, epoch, source_name, source_version,
+INSERT INTO packages (image_id, type, namespace, name, version, arch, epoch, source_name, source_version,
                       license, maintainer, vendor, installed_size, purl, declared, location, layer_id,
                       files_total, files_modified, files_missing, files, metadata)
-VALUES (:id, :image_id, :type, :namespace, :name, :version, :arch, :epoch, :source_name, :source_version,
+VALUES (:image_id, :type, :namespace, :name, :version, :arch, :epoch, :source_name, :source_version,
         :license, :maintainer, :vendor, :installed_size, :purl, :declared, :location, :layer_id,
         :files_total, :files_modified, :files_missing, :files, :metadata);
-
--- max_package_id --
-SELECT coalesce(max(id), 0) FROM packages;
 
 -- image_packages --
 SELECT p.*, l.digest AS layer FROM packages p JOIN layers l ON l.id = p.layer_id
@@ -141,7 +140,7 @@ SELECT path, status FROM package_files WHERE package_id = :package_id AND status
 ORDER BY path;
 
 -- insert_layer_whiteout --
-INSERT OR IGNORE INTO layer_whiteouts (layer_id, path, kind) VALUES (?, ?, ?);
+INSERT INTO layer_whiteouts (layer_id, path, kind) VALUES (?, ?, ?) ON CONFLICT DO NOTHING;
 
 -- find_layer_result --
 SELECT * FROM layers WHERE digest = :digest AND analyzer_version = :analyzer_version;
@@ -178,11 +177,14 @@ SELECT config_json FROM images WHERE config_digest = :config_digest LIMIT 1;
 
 -- find_image_by_digest --
 SELECT * FROM images WHERE manifest_digest = :digest OR index_digest = :digest
-ORDER BY analyzed_at DESC LIMIT 1;
+ORDER BY analyzed_at DESC NULLS LAST LIMIT 1;
 
 -- find_image_by_reference --
 SELECT i.* FROM images i JOIN image_references r ON r.image_id = i.id
 WHERE r.reference = :reference ORDER BY r.last_seen DESC LIMIT 1;
+
+-- find_image_id --
+SELECT id FROM images WHERE manifest_digest = :manifest_digest;
 
 -- image_references --
 SELECT reference FROM image_references WHERE image_id = :image_id ORDER BY last_seen DESC;
@@ -199,18 +201,18 @@ FROM image_files WHERE image_id = :image_id ORDER BY path;
 DELETE FROM layer_secrets WHERE layer_id = :layer_id;
 
 -- insert_layer_secret --
-INSERT INTO layer_secrets (layer_id, path, rule, category, severity, line, offset, redacted, fingerprint)
+INSERT INTO layer_secrets (layer_id, path, rule, category, severity, line, "offset", redacted, fingerprint)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- layer_secrets --
-SELECT path, rule, category, severity, line, offset, redacted, fingerprint FROM layer_secrets
+SELECT path, rule, category, severity, line, "offset", redacted, fingerprint FROM layer_secrets
 WHERE layer_id = :layer_id;
 
 -- delete_image_secrets --
 DELETE FROM secrets WHERE image_id = :image_id;
 
 -- insert_secret --
-INSERT INTO secrets (image_id, layer_id, path, rule, category, severity, line, offset, redacted, fingerprint,
+INSERT INTO secrets (image_id, layer_id, path, rule, category, severity, line, "offset", redacted, fingerprint,
                      deleted_in_layer)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
