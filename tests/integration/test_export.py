@@ -13,6 +13,13 @@ from tests.integration.test_packages import A, B, base_layer, md5  # noqa: F401 
 
 
 @pytest.fixture
+def cli_database(database):
+    """Every test here runs on SQLite and on PostgreSQL, against the same golden files: the
+    two backends give the same results."""
+    return database
+
+
+@pytest.fixture
 def exported(registry, cli, tmp_path):
     layer = make_layer([Member("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
                                b"Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n")])

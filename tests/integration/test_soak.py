@@ -1,6 +1,6 @@
-"""Three daemons on one SQLite database, one of them killed with SIGKILL again and again and
-restarted: every job ends done, no job is completed twice, and the results equal a clean
-run's. (The full-size run over ../shared/realworld is tools/soak.py.)"""
+"""Daemons on one database (SQLite and PostgreSQL), killed with SIGKILL mid-job: every job
+ends done, no job is completed twice, and the results equal a clean run's. (The full-size
+run over ../shared/realworld is tools/soak.py.)"""
 
 import json
 import os
@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from analyzerd.testing import Member, build_image, make_layer, push_image
 from tests.integration.test_end_to_end import ROOT
 from tests.registry_modes import FaultProxy
@@ -18,16 +20,23 @@ CONFIG = ("services:\n  analyzer:\n    cycle_timer_seconds: 0.1\n    port: 0\n  
           "    shutdown_grace_seconds: 1\n")
 
 
-def start(db_path, directory, n):
+@pytest.fixture
+def cli_database(database):
+    """The soak runs on both backends."""
+    return database
+
+
+def start(db_path, directory, n, tmp_dir=None):
     directory.mkdir(exist_ok=True)
-    config = directory / "daemon.yaml"
-    config.write_text(CONFIG)
+    config = directory / f"daemon-{n}.yaml"
+    config.write_text(CONFIG + (f"tmp_dir: {tmp_dir}\n" if tmp_dir else ""))
     log = open(directory / f"daemon-{n}-{time.monotonic_ns()}.log", "wb")
     return subprocess.Popen([sys.executable, "-m", "analyzerd", "--config", str(config), "--db", db_path, "run"],
                             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def test_three_daemons_with_one_killed_repeatedly_finish_every_job_once(registry, cli, db_path, tmp_path):
+def test_three_daemons_with_one_killed_repeatedly_finish_every_job_once(registry, cli, cli_database, tmp_path):
+    db_path = cli_database
     base = make_layer([Member(f"base/{j}", os.urandom(200_000)) for j in range(5)])  # shared by all
     for i in range(12):
         layers = [base, make_layer([Member(f"app/{i}/{j}", os.urandom(200_000)) for j in range(10)])]
@@ -79,3 +88,4 @@ def test_three_daemons_with_one_killed_repeatedly_finish_every_job_once(registry
             capture_output=True, text=True, cwd=ROOT, check=True).stdout)
         assert ours["files"] == clean["files"] and ours["packages"] == clean["packages"]
         assert ours["image"]["manifest_digest"] == clean["image"]["manifest_digest"]
+

@@ -1,11 +1,15 @@
-"""The SQLite store: migrations, atomic claims across processes, leases."""
+"""The store on both backends (every test that takes `database` runs on SQLite and on
+PostgreSQL): migrations, atomic claims across processes, leases."""
 
 import asyncio
 import multiprocessing
 import sqlite3
 
+import asyncpg
 import pytest
 
+from analyzerd.config import is_postgresql
+from analyzerd.database import MIGRATIONS, postgres_migration, statements
 from analyzerd.errors import StoreError
 from analyzerd.model import JobStatus
 from analyzerd.store import SCHEMA_VERSION, Store
@@ -15,31 +19,63 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def test_fresh_database_is_migrated_and_reopens(db_path):
+def sql(database, *script, params=()):
+    """Run statements on the database directly (not through the store); the last one's rows."""
+    if not is_postgresql(database):
+        conn = sqlite3.connect(database, isolation_level=None)
+        try:
+            rows = []
+            for statement in script:
+                rows = conn.execute(statement, params).fetchall()
+            return [tuple(r) for r in rows]
+        finally:
+            conn.close()
+
     async def go():
-        async with await Store.open(db_path) as store:
+        conn = await asyncpg.connect(database)
+        try:
+            rows = []
+            for statement in script:
+                rows = await conn.fetch(statement, *params)
+            return [tuple(r) for r in rows]
+        finally:
+            await conn.close()
+    return run(go())
+
+
+def test_fresh_database_is_migrated_and_reopens(database):
+    async def go():
+        async with await Store.open(database) as store:
             assert await store.schema_version() == SCHEMA_VERSION
-        async with await Store.open(db_path) as store:
+        async with await Store.open(database) as store:
             assert await store.schema_version() == SCHEMA_VERSION
     run(go())
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")}
-    assert {"jobs", "images", "image_references", "layers", "image_layers", "files", "image_files"} <= tables
+    if is_postgresql(database):
+        names = sql(database, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+    else:
+        assert sql(database, "PRAGMA journal_mode") == [("wal",)]
+        names = sql(database, "SELECT name FROM sqlite_master WHERE type IN ('table','view')")
+    tables = {name for (name,) in names}
+    assert {"jobs", "images", "image_references", "layers", "image_layers", "files", "image_files",
+            "packages", "package_files", "secrets", "image_secrets", "package_file_changes"} <= tables
 
 
-def test_a_newer_schema_is_refused(db_path):
-    conn = sqlite3.connect(db_path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
+def test_a_newer_schema_is_refused(database):
+    async def create():
+        await (await Store.open(database)).close()
+    run(create())
+    if is_postgresql(database):
+        sql(database, f"UPDATE schema_version SET version = {SCHEMA_VERSION + 1}")
+    else:
+        sql(database, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer than this analyzerd"):
-        run(Store.open(db_path))
+        run(Store.open(database))
 
 
-def _claimer(db_path, worker, out):
+def _claimer(database, worker, out):
     async def go():
         claimed = []
-        async with await Store.open(db_path) as store:
+        async with await Store.open(database) as store:
             while (job := await store.claim(worker, 60)) is not None:
                 claimed.append(job.id)
                 await store.finish_job(job.id, worker, image_digest="sha256:" + "0" * 64)
@@ -47,14 +83,14 @@ def _claimer(db_path, worker, out):
     asyncio.run(go())
 
 
-def test_four_processes_never_claim_the_same_job(db_path):
+def test_four_processes_never_claim_the_same_job(database):
     async def setup():
-        async with await Store.open(db_path) as store:
+        async with await Store.open(database) as store:
             return await store.enqueue([f"example.com/img:{i}" for i in range(60)], None)
     ids = run(setup())
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_claimer, args=(db_path, f"w{i}", out)) for i in range(4)]
+    procs = [ctx.Process(target=_claimer, args=(database, f"w{i}", out)) for i in range(4)]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]
@@ -65,15 +101,15 @@ def test_four_processes_never_claim_the_same_job(db_path):
     assert sorted(claimed) == ids  # every job once, none twice
 
     async def check():
-        async with await Store.open(db_path) as store:
+        async with await Store.open(database) as store:
             return await store.list_jobs()
     jobs = run(check())
     assert all(j.status is JobStatus.DONE and j.attempts == 1 for j in jobs)
 
 
-def test_an_expired_lease_is_retaken_and_the_old_worker_cannot_finish(db_path):
+def test_an_expired_lease_is_retaken_and_the_old_worker_cannot_finish(database):
     async def go():
-        async with await Store.open(db_path) as store:
+        async with await Store.open(database) as store:
             [job_id] = await store.enqueue(["example.com/a:1"], "linux/arm64")
             first = await store.claim("dead-worker", 2.0)
             assert first.id == job_id and first.platform == "linux/arm64"
@@ -89,23 +125,23 @@ def test_an_expired_lease_is_retaken_and_the_old_worker_cannot_finish(db_path):
     run(go())
 
 
-def test_concurrent_transactions_on_one_connection_do_not_interleave(db_path):
+def test_concurrent_transactions_on_one_connection_do_not_interleave(database):
     async def go():
-        async with await Store.open(db_path) as store:
+        async with await Store.open(database) as store:
             ids = await asyncio.gather(*(store.enqueue([f"example.com/x:{i}"], None) for i in range(30)))
             claims = await asyncio.gather(*(store.claim("w", 60) for _ in range(30)))
             assert sorted(j.id for j in claims) == sorted(i for [i] in ids)
     run(go())
 
 
-def _open_and_enqueue(db_path, n, out):
+def _open_and_enqueue(database, n, out):
     async def go():
-        async with await Store.open(db_path) as store:
+        async with await Store.open(database) as store:
             out.put(await store.enqueue([f"example.com/x:{n}"], None))
     asyncio.run(go())
 
 
-def test_many_connections_opening_a_new_database_at_once_all_succeed(db_path):
+def test_many_connections_opening_a_new_database_at_once_all_succeed(database):
     async def go(path):
         stores = await asyncio.gather(*(Store.open(path) for _ in range(12)))
         ids = await asyncio.gather(*(s.enqueue(["example.com/x:1"], None) for s in stores))
@@ -113,15 +149,15 @@ def test_many_connections_opening_a_new_database_at_once_all_succeed(db_path):
             await store.close()
         assert sorted(i for [i] in ids) == list(range(1, 13))
 
-    for attempt in range(5):  # each on a new file: the race is in creating it
-        asyncio.run(go(f"{db_path}.{attempt}"))
+    for attempt in range(5):  # each on a new database: the race is in creating it
+        asyncio.run(go(new_database(database, attempt)))
 
 
-def test_many_processes_opening_a_new_database_at_once_all_succeed(db_path):
+def test_many_processes_opening_a_new_database_at_once_all_succeed(database):
     """A daemon creating the database while `submit` opens it: no "database is locked"."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_open_and_enqueue, args=(db_path, n, out)) for n in range(6)]
+    procs = [ctx.Process(target=_open_and_enqueue, args=(database, n, out)) for n in range(6)]
     for p in procs:
         p.start()
     for p in procs:
@@ -131,25 +167,40 @@ def test_many_processes_opening_a_new_database_at_once_all_succeed(db_path):
 
 
 @pytest.mark.parametrize("start", range(1, SCHEMA_VERSION))
-def test_a_database_of_every_earlier_schema_is_migrated_with_its_data(db_path, start):
-    from analyzerd.store import MIGRATIONS, _statements
-    conn = sqlite3.connect(db_path, isolation_level=None)
+def test_a_database_of_every_earlier_schema_is_migrated_with_its_data(database, start):
+    script = []
     for number in range(1, start + 1):
-        for statement in _statements(MIGRATIONS[number]):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number}")
-    conn.execute("INSERT INTO jobs (reference, created_at) VALUES ('registry.example/app:1', 1.0)")
-    conn.execute("INSERT INTO images (id, manifest_digest, analysis_status) VALUES (1, 'sha256:aa', 'analyzed')")
-    conn.execute("INSERT INTO layers (id, digest) VALUES (1, 'sha256:bb')")
-    conn.execute("INSERT INTO packages (image_id, type, name, version, purl, location, layer_id) "
-                 "VALUES (1, 'deb', 'libc6', '2.36-9', 'pkg:deb/debian/libc6@2.36-9', '/var/lib/dpkg/status', 1)")
-    conn.close()
+        if is_postgresql(database):
+            script += postgres_migration(number)
+        else:
+            script += [*statements(MIGRATIONS[number]), f"PRAGMA user_version = {number}"]
+    if is_postgresql(database):
+        script += ["CREATE TABLE schema_version (version INTEGER NOT NULL)",
+                   f"INSERT INTO schema_version VALUES ({start})"]
+    script += [
+        "INSERT INTO jobs (reference, created_at) VALUES ('registry.example/app:1', 1.0)",
+        "INSERT INTO images (id, manifest_digest, analysis_status) VALUES (1, 'sha256:aa', 'analyzed')",
+        "INSERT INTO layers (id, digest) VALUES (1, 'sha256:bb')",
+        "INSERT INTO packages (image_id, type, name, version, purl, location, layer_id) "
+        "VALUES (1, 'deb', 'libc6', '2.36-9', 'pkg:deb/debian/libc6@2.36-9', '/var/lib/dpkg/status', 1)"]
+    sql(database, *script)
 
     async def go():
-        async with await Store.open(db_path) as store:
+        async with await Store.open(database) as store:
             assert await store.schema_version() == SCHEMA_VERSION
+            # ids the database assigns continue after the rows that were there
+            assert await store.enqueue(["registry.example/app:2"], None) == [2]
     run(go())
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT reference, status FROM jobs").fetchall() == [("registry.example/app:1", "queued")]
-    assert conn.execute("SELECT manifest_digest, type, name, version, layer_digest FROM image_packages").fetchall() == [
+    assert sql(database, "SELECT reference, status FROM jobs ORDER BY id") == [
+        ("registry.example/app:1", "queued"), ("registry.example/app:2", "queued")]
+    assert sql(database, "SELECT manifest_digest, type, name, version, layer_digest FROM image_packages") == [
         ("sha256:aa", "deb", "libc6", "2.36-9", "sha256:bb")]
+
+
+def new_database(database, n):
+    """Another new database of the same kind as ``database``."""
+    if is_postgresql(database):
+        base, _, name = database.rpartition("/")
+        sql(database, f"CREATE DATABASE {name}_{n}")
+        return f"{base}/{name}_{n}"
+    return f"{database}.{n}"

@@ -62,7 +62,7 @@ def test_top_level_analyzer_section():
 def test_defaults_without_a_file():
     config = load_config(None)
     assert config.analyzer.max_threads >= 1 and config.analyzer.cycle_timer_seconds > 0
-    assert config.database_path == default_database_path()
+    assert config.database_location == default_database_path()
 
 
 def test_env_values_are_coerced_and_defaults_apply(monkeypatch):
@@ -103,8 +103,12 @@ def test_misspelt_key_warns_with_the_right_name(caplog):
 
 
 def test_database_urls(monkeypatch):
-    assert parse_config({"database": "sqlite:///var/lib/analyzerd/a.db"}).database_path == "/var/lib/analyzerd/a.db"
-    assert parse_config({"database": "/srv/a.db"}).database_path == "/srv/a.db"
+    assert parse_config({"database": "sqlite:///var/lib/analyzerd/a.db"}).database_location == "/var/lib/analyzerd/a.db"
+    assert parse_config({"database": "/srv/a.db"}).database_location == "/srv/a.db"
+    url = "postgresql://analyzerd@db.internal:5432/analyzerd?sslmode=verify-full"
+    assert parse_config({"database": url}).database_location == url
+    with pytest.raises(ConfigError, match=r"database: mysql:// databases are not supported"):
+        parse_config({"database": "mysql://u@h/db"})
     monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/analyzerd")
     assert default_database_path() == "/var/lib/analyzerd/analyzerd.db"
     monkeypatch.delenv("STATE_DIRECTORY")
@@ -149,3 +153,21 @@ def test_rules_that_cannot_work_are_refused_naming_the_rule(tmp_path):
     config = parse_config({"secret_search": {"fingerprint_key_file": key}})
     assert secret_rule_set(config) is not None
     assert (tmp_path / "key").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_database_password_comes_from_the_environment_else_the_file_and_is_redacted(monkeypatch, tmp_path):
+    from analyzerd.config import redact
+    secret = tmp_path / "password"
+    secret.write_text("from-file\n")
+    config = parse_config({"database": "postgresql://u@db/a", "database_password_file": str(secret)})
+    monkeypatch.delenv("ANALYZERD_DATABASE_PASSWORD", raising=False)
+    assert config.database_password() == "from-file"
+    monkeypatch.setenv("ANALYZERD_DATABASE_PASSWORD", "from-env")
+    assert config.database_password() == "from-env"
+    monkeypatch.delenv("ANALYZERD_DATABASE_PASSWORD")
+    assert parse_config({"database": "postgresql://u@db/a"}).database_password() is None
+    with pytest.raises(ConfigError, match=r"database_password_file: cannot read .*absent"):
+        parse_config({"database_password_file": str(tmp_path / "absent")}).database_password()
+    assert redact("postgresql://u:p%40ss@db:5432/a?sslmode=require") == "postgresql://u:***@db:5432/a?sslmode=require"
+    assert redact("postgresql://u@db/a") == "postgresql://u@db/a"
+    assert redact("/var/lib/analyzerd/analyzerd.db") == "/var/lib/analyzerd/analyzerd.db"
