@@ -175,7 +175,7 @@ async def run_daemon(config: Config, database: str) -> None:
         section = config.analyzer
         web_runner = await serve(make_app(svc, worker), section.listen, section.port) \
             if section.port else None
-        notifier.notify("READY=1", f"STATUS=claiming jobs from {database}")
+        notifier.notify("READY=1", f"STATUS=claiming jobs from {svc.store.location}")
         try:
             await worker.run(stop)
         finally:

@@ -430,6 +430,10 @@ def _copy_chunks(rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
         yield "\n".join(lines).encode("utf-8")
 
 
+def _arguments(statement: _Statement, rows: Iterable[Any]) -> list[Sequence[Any]]:
+    return [statement.args(row) for row in rows]
+
+
 def _rowcount(status: str) -> int:
     """'UPDATE 1' -> 1."""
     last = status.rpartition(" ")[2]
@@ -454,7 +458,10 @@ class _PostgresSession(Session):
 
     async def executemany(self, name: str, rows: Iterable[Any]) -> None:
         statement = _PG_QUERIES[name]
-        await self._conn.executemany(statement.sql, [statement.args(row) for row in rows])
+        # A generator's rows (JSON encoding and all) are built in a worker thread.
+        args = await asyncio.get_running_loop().run_in_executor(None, _arguments, statement, rows)
+        if args:
+            await self._conn.executemany(statement.sql, args)
 
     async def insert_many(self, name: str, rows: Iterable[Sequence[Any]]) -> None:
         statement = _PG_QUERIES[name]

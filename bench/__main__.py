@@ -146,6 +146,29 @@ def median_row(rows: list[Row]) -> Row:
 
 #: YAML appended to analyzerd's config in every run (--config), e.g. to measure a feature's cost
 EXTRA_CONFIG = ""
+#: a PostgreSQL server (--database): each run gets a new database there instead of a SQLite file
+POSTGRES_URL = ""
+
+
+def fresh_database(run_dir: str, name: str) -> str:
+    """A new empty database for one analyzerd process: a SQLite path, or a PostgreSQL
+    database created on POSTGRES_URL's server."""
+    if not POSTGRES_URL:
+        return os.path.join(run_dir, f"{name}.sqlite")
+    import asyncio
+
+    import asyncpg
+
+    database = f"bench_{os.path.basename(run_dir).replace('-', '_')}_{name}".lower()
+
+    async def create() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(f"CREATE DATABASE {database}")
+        finally:
+            await conn.close()
+    asyncio.run(create())
+    return POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
 
 
 def bench_analyzerd(image: BenchImage, work: str, copies: int = 1, warm: bool = False) -> Row:
@@ -158,7 +181,7 @@ def bench_analyzerd(image: BenchImage, work: str, copies: int = 1, warm: bool = 
     env.pop("ANALYZERD_CONFIG", None)
     cmds = []
     for i in range(copies):
-        cmds.append([sys.executable, "-m", "analyzerd", "--db", os.path.join(run_dir, f"db{i}.sqlite"),
+        cmds.append([sys.executable, "-m", "analyzerd", "--db", fresh_database(run_dir, f"db{i}"),
                      "analyze", image.reference, "--quiet"])
     # tmp_dir is given through a config that only sets it; everything else is the default
     config = os.path.join(run_dir, "config.yaml")
@@ -265,9 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=os.environ.get("BENCH_WORK", "/var/tmp/analyzerd-bench"))
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
     parser.add_argument("--scale", type=float, default=1.0, help="size factor of the synthetic image")
+    parser.add_argument("--database", default="", metavar="POSTGRESQL_URL",
+                        help="run analyzerd on PostgreSQL: a new database per run on this server (the URL's "
+                             "own database is only connected to for CREATE DATABASE); the server's CPU "
+                             "is not counted")
     args = parser.parse_args(argv)
-    global EXTRA_CONFIG
+    global EXTRA_CONFIG, POSTGRES_URL
     EXTRA_CONFIG = args.config
+    POSTGRES_URL = args.database
     skip = set(filter(None, args.skip.split(",")))
     os.makedirs(args.work, exist_ok=True)
     syft = None if "syft" in skip else find_syft()

@@ -2,9 +2,12 @@
 N daemons on one database, JOBS jobs over the realworld images (repeats included), one daemon
 killed with SIGKILL every KILL_EVERY seconds and restarted. Checks that every job ends done,
 that no job was completed twice (daemon logs), and that each image's results equal a clean
-run's (`show --files --packages --secrets --json`).
+run's (`show --files --packages --secrets --json`) on a SQLite database of its own. Each
+daemon has its own tmp_dir, as daemons on separate hosts would; with ``--db`` pointing at an
+empty PostgreSQL database, the run is the multi-host one.
 
     python tools/soak.py [--daemons 3] [--jobs 200] [--kill-every 20] [--registry 127.0.0.1:5000] [--force]
+                         [--db postgresql://user@host/db]
 """
 
 from __future__ import annotations
@@ -38,19 +41,27 @@ def main() -> int:
     parser.add_argument("--force", action="store_true",
                         help="submit with --force: repeats are analyzed again (reusing stored layers), "
                              "so the run lasts long enough for kills every 20 s to land")
+    parser.add_argument("--db", help="the shared database (default: a new SQLite file); an empty one")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="analyzerd-soak-")
-    db = os.path.join(work, "soak.db")
+    db = args.db or os.path.join(work, "soak.db")
     config = os.path.join(work, "config.yaml")
+    # one fingerprint key for every daemon and the clean run, as hosts sharing a database need
+    common = (f"secret_search:\n  fingerprint_key_file: {work}/fingerprint.key\n"
+              "services:\n  analyzer:\n    cycle_timer_seconds: 0.5\n    port: 0\n    lease_seconds: 15\n")
     with open(config, "w") as f:
-        f.write("services:\n  analyzer:\n    cycle_timer_seconds: 0.5\n    port: 0\n    lease_seconds: 15\n")
+        f.write(common)
     refs = [f"{args.registry}/{image}" for image in IMAGES]
     jobs = [refs[i % len(refs)] for i in range(args.jobs)]
     analyzerd(db, "submit", *jobs, *(["--force"] if args.force else []), config=config)
 
     def start(n: int) -> subprocess.Popen[bytes]:
+        host_config = os.path.join(work, f"host-{n}.yaml")
+        with open(host_config, "w") as f:
+            f.write(f"tmp_dir: {work}/host-{n}\n" + common)
+        os.makedirs(os.path.join(work, f"host-{n}"), exist_ok=True)
         log = open(os.path.join(work, f"daemon-{n}-{time.monotonic_ns()}.log"), "wb")
-        return subprocess.Popen([sys.executable, "-m", "analyzerd", "--config", config, "--db", db, "run"],
+        return subprocess.Popen([sys.executable, "-m", "analyzerd", "--config", host_config, "--db", db, "run"],
                                 stdout=log, stderr=subprocess.STDOUT)
 
     daemons = [start(n) for n in range(args.daemons)]
@@ -82,7 +93,7 @@ def main() -> int:
     differing = []
     for ref in refs:
         ours = json.loads(analyzerd(db, "show", ref, "--json").stdout)
-        clean = json.loads(analyzerd(clean_db, "analyze", ref, "--json").stdout)
+        clean = json.loads(analyzerd(clean_db, "analyze", ref, "--json", config=config).stdout)
         for key in ("files", "packages", "secrets"):
             if ours.get(key) != clean.get(key):
                 differing.append(f"{ref} {key}")

@@ -178,3 +178,32 @@ def test_the_password_comes_from_the_environment_or_a_file_and_is_never_printed(
     assert postgres.PASSWORD not in shown and json.loads(shown)["database"] == url.replace(postgres.PASSWORD, "***")
     wrong = cli("--db", url.replace(postgres.PASSWORD, "not-the-password"), "jobs", check=False)
     assert wrong.returncode != 0 and "not-the-password" not in wrong.stderr
+
+
+def test_a_layer_analyzed_on_one_host_is_reused_on_another(registry, postgres, tmp_path):
+    """Two hosts (separate processes and tmp_dirs) on one PostgreSQL database: the second
+    image's base layer, analyzed by the first host, is neither downloaded nor analyzed again."""
+    base = make_layer([Member(f"base/{j}", os.urandom(100_000)) for j in range(5)])
+    first = build_image([base, make_layer([Member("app/one", b"one")])])
+    second = build_image([base, make_layer([Member("app/two", b"two")])])
+    push_image(registry.url, "shared/one", "1", first)
+    push_image(registry.url, "shared/two", "1", second)
+    proxy = FaultProxy(registry.url).start()
+    url = postgres.new_database()
+    try:
+        outputs = []
+        for host, name in (("a", "one"), ("b", "two")):
+            config = tmp_path / f"{host}.yaml"
+            config.write_text(f"tmp_dir: {tmp_path / host}\n")
+            (tmp_path / host).mkdir()
+            outputs.append(subprocess.run(
+                [sys.executable, "-m", "analyzerd", "--config", str(config), "--db", url, "analyze",
+                 f"{proxy.host}/shared/{name}:1", "--json"], capture_output=True, text=True, cwd=ROOT, check=True))
+        base_digest = first.layers[0].digest
+        assert f"event=layer_reused layer={base_digest}" in outputs[1].stderr
+        fetched = [r.path for r in proxy.blob_requests("GET")]
+        assert sum(base_digest in path for path in fetched) == 1
+        files = {f["path"] for f in json.loads(outputs[1].stdout)["files"]}
+        assert {"/base/0", "/app/two"} <= files
+    finally:
+        proxy.stop()
