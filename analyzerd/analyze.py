@@ -441,11 +441,15 @@ def default_fingerprint_key_file(config: Config) -> str:
     return os.path.join(directory, FINGERPRINT_KEY_NAME)
 
 
+def fingerprint_key_file(config: Config) -> str:
+    return config.secret_search.fingerprint_key_file or default_fingerprint_key_file(config)
+
+
 def secret_rule_set(config: Config) -> RuleSet | None:
     search = config.secret_search
     if not search.enabled:
         return None
-    key_path = search.fingerprint_key_file or default_fingerprint_key_file(config)
+    key_path = fingerprint_key_file(config)
     try:
         return build_rule_set(mode=search.mode, extra=search.rules, disabled=search.disabled_rules,
                               allowed_paths=search.allowed_paths, max_file_size=search.max_file_size_bytes,

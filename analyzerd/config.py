@@ -174,14 +174,25 @@ def is_postgresql(location: str) -> bool:
 
 
 def redact(location: str) -> str:
-    """A database URL fit for logs and messages: without its password."""
+    """A database URL fit for logs and messages: without its password (in the user part or
+    a password= parameter)."""
     if not is_postgresql(location):
         return location
-    parts = urllib.parse.urlsplit(location)
-    if parts.password is None:
-        return location
-    user, _, host = parts.netloc.rpartition("@")
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+    try:
+        parts = urllib.parse.urlsplit(location)
+        parts.port  # noqa: B018 - parses the host part, raising on a malformed one
+    except ValueError:
+        return location.partition("://")[0] + "://<a URL that does not parse>"
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
+    if parts.query:
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        if any(name == "password" for name, _ in query):
+            parts = parts._replace(query="&".join(
+                f"{name}=***" if name == "password" else urllib.parse.urlencode({name: value})
+                for name, value in query))
+    return urllib.parse.urlunsplit(parts)
 
 
 #: The environment variable that holds the PostgreSQL password, if any.

@@ -15,13 +15,14 @@ from typing import Any, Final, TypeVar
 import aiohttp
 
 from . import __version__
-from .analyze import ImageAnalyzer, image_result, secret_rule_set
+from .analyze import ImageAnalyzer, fingerprint_key_file, image_result, secret_rule_set
 from .http import Metrics, make_app, serve
 from .sdnotify import Notifier, watchdog_interval
 from .cache import LayerCache
 from .config import Config, describe, load_config
 from .errors import AnalyzerError, ConfigError
 from .registry.client import RegistryClient, RetryPolicy
+from .secrets.scanner import RuleSet
 from .store import Store, open_store
 from .worker import Worker
 
@@ -131,6 +132,7 @@ async def _services(config: Config, database: str) -> AsyncIterator[Services]:
             if cache is not None:
                 await asyncio.get_running_loop().run_in_executor(None, cache.recover)
             rule_set = await asyncio.get_running_loop().run_in_executor(None, secret_rule_set, config)
+            await check_fingerprint_key(store, config, rule_set)
             analyzer = ImageAnalyzer(config, client, layer_results=store, cache=cache, rule_set=rule_set)
             try:
                 yield Services(config, store, client, analyzer)
@@ -208,6 +210,22 @@ def _flat(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+async def check_fingerprint_key(store: Store, config: Config, rule_set: RuleSet | None) -> None:
+    """Every process using a database fingerprints secrets with one key; the first to start
+    records which, and one with another key is refused (its secret results would differ,
+    and every layer the others stored would look stale to it)."""
+    if rule_set is None:
+        return
+    theirs = await store.agree_on("fingerprint_key_id", rule_set.key_id)
+    if theirs != rule_set.key_id:
+        raise ConfigError(
+            f"secret_search.fingerprint_key_file: {fingerprint_key_file(config)} is not the key the "
+            f"database {store.location} was used with (key id {rule_set.key_id}, the database's {theirs})",
+            hint="copy the key file from a host that already uses this database; to change the key for all "
+                 "of them, stop every daemon, run DELETE FROM settings WHERE name = 'fingerprint_key_id', "
+                 "and start them with the new key")
+
+
 async def reload_config(svc: Services) -> None:
     """SIGHUP: read the config file again; apply the log level, limits and secret rules,
     and log what changed (and what only a restart would apply)."""
@@ -220,6 +238,8 @@ async def reload_config(svc: Services) -> None:
         new = await loop.run_in_executor(None, load_config, source)
         rule_set = await loop.run_in_executor(None, secret_rule_set, new) \
             if new.secret_search != svc.config.secret_search else False
+        if rule_set is not False:
+            await check_fingerprint_key(svc.store, new, rule_set)
     except ConfigError as exc:
         log.error("event=config_reload_failed file=%s error=%r (the running configuration stays)", source,
                   exc.message)

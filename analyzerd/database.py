@@ -121,6 +121,11 @@ class Database(ABC):
         """``async with db.reader() as session``: reads, outside any transaction."""
 
     @abstractmethod
+    def snapshot(self) -> Any:
+        """``async with db.snapshot() as session``: reads that all see the database as it was
+        at the first one (another process may replace what they read meanwhile)."""
+
+    @abstractmethod
     async def close(self) -> None: ...
 
     @abstractmethod
@@ -276,6 +281,18 @@ class SqliteDatabase(Database):
         except sqlite3.Error as exc:
             raise self.failed("read failed", exc) from exc
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Session]:
+        # A deferred transaction reads one WAL snapshot and takes no write lock.
+        async with self._write_lock:
+            try:
+                await self._conn.execute("BEGIN")
+                yield self._session
+            except sqlite3.Error as exc:
+                raise self.failed("read failed", exc) from exc
+            finally:
+                await asyncio.shield(self._rollback())
+
     async def _rollback(self) -> None:
         """Undo the open transaction, if SQLite has not already (it rolls back by itself on
         SQLITE_FULL and some I/O errors); never hide the error that led here."""
@@ -398,8 +415,9 @@ _COPY_SPECIAL: Final = re.compile(r"[\\\t\n\r\x00]")
 
 
 def _copy_text(value: str) -> str:
+    # NUL, which PostgreSQL text cannot hold, becomes the text \x00 (as store._text writes it)
     return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-            .replace("\x00", ""))  # PostgreSQL text cannot hold NUL; no path or name has one
+            .replace("\x00", "\\\\x00"))
 
 
 def _copy_chunks(rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
@@ -416,6 +434,9 @@ def _copy_chunks(rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
                 fields.append(_copy_text(value) if special(value) else value)
             elif value.__class__ is float:
                 fields.append(repr(value))
+            elif isinstance(value, (bytes, str)):  # a BLOB in an old SQLite file; a str subclass
+                text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+                fields.append(_copy_text(text))
             else:
                 fields.append(str(int(value)))
         line = "\t".join(fields)
@@ -551,6 +572,12 @@ class PostgresDatabase(Database):
         async with self._connection("read failed") as conn:
             yield _PostgresSession(conn)
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Session]:
+        async with self._connection("read failed") as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                yield _PostgresSession(conn)
+
     def now(self) -> float:
         return time.time() + self._clock_offset
 
@@ -577,6 +604,10 @@ class PostgresDatabase(Database):
             return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
     async def _migrate(self) -> None:
+        current = await self.schema_version()
+        self._check_version(current)
+        if current == SCHEMA_VERSION:
+            return  # nothing to create: a role that may only read and write rows can use it
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 # DDL is transactional here: a migration is applied whole or not at all.

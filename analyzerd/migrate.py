@@ -51,7 +51,7 @@ async def migrate(source: str, destination: str, *, password: str | None = None,
 async def _copy(src: SqliteDatabase, dst: PostgresDatabase,
                 progress: Callable[[str, int], None]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    async with src.reader() as reader, dst.transaction() as writer:
+    async with src.snapshot() as reader, dst.transaction() as writer:
         for table in TABLES:
             if (await writer.run(f"SELECT EXISTS (SELECT 1 FROM {table}) AS used"))[0]["used"]:
                 raise StoreError(f"migrate: the destination {dst.location} already has rows in {table}; "

@@ -230,5 +230,5 @@ class Job:
             "finished_at": self.finished_at,
             "image_digest": self.image_digest,
             "progress": self.progress,
-            "worker": self.worker,  # host:pid of the daemon that has it or had it last
+            "worker": self.worker,  # host:pid:random of the daemon that has it or had it last
         }

@@ -51,6 +51,13 @@ class Store:
     async def schema_version(self) -> int:
         return await self.db.schema_version()
 
+    async def agree_on(self, name: str, value: str) -> str:
+        """Record a setting if no process did before; the value the database holds."""
+        async with self.db.transaction() as tx:
+            await tx.execute("agree_on_setting", {"name": name, "value": value})
+            row = await tx.fetchone("get_setting", {"name": name})
+        return str(row[0])
+
     # -- jobs --------------------------------------------------------------------------
 
     async def enqueue(self, references: list[str], platform: str | None, *, force: bool = False) -> list[int]:
@@ -81,14 +88,14 @@ class Store:
             return await tx.execute("finish_job", {
                 "id": job_id, "worker": worker, "now": self.db.now(),
                 "status": "failed" if error is not None else "done",
-                "error": error, "image_digest": image_digest}) == 1
+                "error": _text(error) if error is not None else None, "image_digest": image_digest}) == 1
 
     async def retry_job(self, job_id: int, worker: str, *, error: str, not_before: float) -> bool:
         """Queue a job again after a transient failure, not to be claimed before ``not_before``
         (this host's clock)."""
         not_before += self.db.now() - time.time()
         async with self.db.transaction() as tx:
-            return await tx.execute("retry_job", {"id": job_id, "worker": worker, "error": error,
+            return await tx.execute("retry_job", {"id": job_id, "worker": worker, "error": _text(error),
                                                   "not_before": not_before}) == 1
 
     async def set_progress(self, job_id: int, worker: str, progress: dict[str, Any]) -> None:
@@ -111,7 +118,7 @@ class Store:
 
     @staticmethod
     def _image_params(result: ImageResult) -> dict[str, Any]:
-        return {
+        return _texts({
             "manifest_digest": result.manifest_digest,
             "manifest_media_type": result.manifest_media_type,
             "index_digest": result.index_digest,
@@ -123,13 +130,19 @@ class Store:
             "layer_count": len(result.layers),
             "compressed_size": sum(layer.compressed_size for layer in result.layers),
             "config_json": result.config_text,
-        }
+        })
 
     # -- layer results: what a layer contains, reused by every image that has it -------------
 
     async def _save_layer(self, tx: Session, layer: LayerResult) -> int:
         """Upsert a layer; a freshly analyzed one gets its result stored (replacing an
         older analyzer version's). Inside the caller's transaction."""
+        if layer.stored:
+            # Only its id: an upsert would lock a base layer that many images share until
+            # this whole image is written, and other hosts' images with it would wait.
+            row = await tx.fetchone("find_layer_id", {"digest": layer.digest})
+            if row is not None:
+                return int(row[0])
         row = await tx.fetchone("upsert_layer", _layer_params(layer))
         layer_id = int(row[0])
         if layer.stored or not layer.analyzed:
@@ -138,15 +151,16 @@ class Store:
         await tx.execute("delete_layer_whiteouts", {"layer_id": layer_id})
         await tx.insert_many("insert_layer_file", _layer_file_rows(layer_id, layer))
         await tx.executemany("insert_layer_whiteout",
-                             [(layer_id, p, "delete") for p in layer.deleted] +
-                             [(layer_id, p, "opaque") for p in layer.opaque_dirs])
+                             [(layer_id, _text(p), "delete") for p in layer.deleted] +
+                             [(layer_id, _text(p), "opaque") for p in layer.opaque_dirs])
         await tx.execute("delete_layer_catalog", {"layer_id": layer_id})
         await tx.executemany("insert_layer_catalog", (  # a generator: encoded in the db thread
             (layer_id, _text(e.path), e.cataloger, json.dumps(result_to_json(e.result), separators=(",", ":")))
             for e in layer.catalog))
         await tx.execute("delete_layer_secrets", {"layer_id": layer_id})
         await tx.executemany("insert_layer_secret", [
-            (layer_id, _text(f.path), f.rule, f.category, f.severity, f.line, f.offset, f.redacted, f.fingerprint)
+            (layer_id, _text(f.path), f.rule, f.category, f.severity, f.line, f.offset, _text(f.redacted),
+             f.fingerprint)
             for f in layer.secrets])
         await tx.execute("mark_layer_analyzed", {
             "layer_id": layer_id, "analyzer_version": ANALYZER_VERSION, "now": self.db.now(),
@@ -157,7 +171,7 @@ class Store:
     async def load_layer(self, digest: str, secret_rules: str | None = None) -> LayerResult | None:
         """This analyzer version's stored result for a layer, or None; None too when its
         secrets were looked for with another rule set than ``secret_rules``."""
-        async with self.db.reader() as db:
+        async with self.db.snapshot() as db:
             layer = await db.fetchone("find_layer_result", {"digest": digest, "analyzer_version": ANALYZER_VERSION})
             if layer is None or (secret_rules is not None and layer["secret_rules"] != secret_rules):
                 return None
@@ -206,7 +220,7 @@ class Store:
 
     async def fail_image(self, manifest_digest: str, error: str) -> None:
         async with self.db.transaction() as tx:
-            await tx.execute("fail_image", {"manifest_digest": manifest_digest, "error": error})
+            await tx.execute("fail_image", {"manifest_digest": manifest_digest, "error": _text(error)})
 
     async def save_image(self, result: ImageResult) -> int:
         """Store an image's complete results in one transaction; returns its id."""
@@ -247,7 +261,7 @@ class Store:
                 await tx.execute("delete_image_secrets", {"image_id": image_id})
                 await tx.executemany("insert_secret", [
                     (image_id, layer_ids[s.layer], _text(s.finding.path), s.finding.rule, s.finding.category,
-                     s.finding.severity, s.finding.line, s.finding.offset, s.finding.redacted,
+                     s.finding.severity, s.finding.line, s.finding.offset, _text(s.finding.redacted),
                      s.finding.fingerprint, layer_ids[s.deleted_in] if s.deleted_in is not None else None)
                     for s in result.secrets])
         except StoreError as exc:
@@ -308,24 +322,24 @@ async def open_store(config: Config, location: str) -> Store:
 def _package_rows(image_id: int, packages: list[Any], layer_ids: list[int]) -> Iterator[dict[str, Any]]:
     for found in packages:
         p = found.package
-        yield {"image_id": image_id, "type": p.type, "namespace": p.namespace,
+        yield _texts({"image_id": image_id, "type": p.type, "namespace": p.namespace,
                "name": p.name, "version": p.version, "declared": int(p.declared),
                "arch": p.arch, "epoch": p.epoch, "source_name": p.source_name, "source_version": p.source_version,
                "license": p.license, "maintainer": p.maintainer, "vendor": p.vendor,
                "installed_size": p.installed_size, "purl": found.purl, "location": found.location,
                "layer_id": layer_ids[found.layer], "files_total": len(found.files),
                "files_modified": len(found.modified), "files_missing": len(found.missing),
-               "files": json.dumps([[f.path if f.path.isascii() else _text(f.path), f.digest, f.algorithm, f.status]
+               "files": json.dumps([[_text(f.path), f.digest, f.algorithm, f.status]
                                     for f in found.files], separators=(",", ":")) if found.files else None,
-               "metadata": json.dumps(p.metadata) if p.metadata else None}
+               "metadata": json.dumps(p.metadata) if p.metadata else None})
 
 
 def _distro_params(result: ImageResult) -> dict[str, Any]:
     distro = result.inventory.distro if result.inventory is not None else None
-    return {"distro_id": distro.id if distro else None, "distro_version_id": distro.version_id if distro else None,
+    return _texts({"distro_id": distro.id if distro else None, "distro_version_id": distro.version_id if distro else None,
             "distro_codename": distro.codename if distro else None,
             "distro_id_like": " ".join(distro.id_like) if distro and distro.id_like else None,
-            "distro_name": distro.pretty_name if distro else None}
+            "distro_name": distro.pretty_name if distro else None})
 
 
 def _layer_params(layer: LayerResult) -> dict[str, Any]:
@@ -339,8 +353,9 @@ def _layer_file_rows(layer_id: int, layer: LayerResult) -> Iterator[tuple[Any, .
     # at random places, which is what the archive's order amounts to.
     for r in sorted(layer.files, key=_record_path):
         path, link = r.path, r.link
-        yield (layer_id, path if path.isascii() else _text(path), _KIND_TEXT[r.kind], r.mode, r.uid, r.gid,
-               r.size, r.mtime, link if not link or link.isascii() else _text(link), r.md5, r.sha1, r.sha256)
+        yield (layer_id, path if path.isascii() and "\0" not in path else _text(path), _KIND_TEXT[r.kind], r.mode,
+               r.uid, r.gid, r.size, r.mtime, link if not link or link.isascii() and "\0" not in link else _text(link),
+               r.md5, r.sha1, r.sha256)
 
 
 def _record_path(record: FileRecord) -> str:
@@ -359,7 +374,8 @@ def _file_records(rows: list[Any]) -> list[FileRecord]:
 def _file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
     for index, r, derived in result.files:
         if not derived:
-            yield image_id, r.path if r.path.isascii() else _text(r.path), layer_ids[index]
+            path = r.path
+            yield image_id, path if path.isascii() and "\0" not in path else _text(path), layer_ids[index]
 
 
 def _derived_file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
@@ -370,12 +386,18 @@ def _derived_file_rows(image_id: int, result: ImageResult, layer_ids: list[int])
 
 
 def _text(name: str) -> str:
-    """Names that are not UTF-8 in the image are kept readable, with \\x escapes."""
-    if name.isascii():
+    """Text as both databases store it: names that are not UTF-8 in the image are kept
+    readable with \\x escapes, and so is NUL, which PostgreSQL text cannot hold."""
+    if name.isascii() and "\0" not in name:
         return name
+    name = name.replace("\0", "\\x00")
     try:
         name.encode("utf-8")
         return name
     except UnicodeEncodeError:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
+
+def _texts(row: dict[str, Any]) -> dict[str, Any]:
+    """_text for every string of a row (package fields come from hostile files)."""
+    return {k: _text(v) if v.__class__ is str else v for k, v in row.items()}

@@ -355,11 +355,7 @@ http:
         self._proc = None
 
     def read_log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return _read_text(self.log_path)
 
     def blob_gets(self) -> int:
         """GET requests for blobs served so far, from the access log."""
@@ -467,18 +463,17 @@ class LocalPostgres:
         return proc.stdout.strip()
 
     def new_database(self) -> str:
-        """A new empty database; its URL."""
+        """A new empty database; its URL. Its collation is ICU's en-US, as a server's usually
+        is something other than byte order ('/usr/B' after '/usr/b'): a query whose order
+        depends on it shows."""
         self._databases += 1
         name = f"analyzerd_{os.getpid()}_{self._databases}"
-        self.sql(f"CREATE DATABASE {name}")
+        self.sql(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                 "LOCALE 'C.UTF-8'")
         return self.url(name)
 
     def read_log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return _read_text(self.log_path)
 
     def stop(self) -> None:
         if os.path.exists(os.path.join(self.data, "postmaster.pid")):
@@ -490,6 +485,15 @@ class LocalPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _read_text(path: str) -> str:
+    """A server's log so far ("" before it has one)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def _postgres_bindir() -> str:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import time
 
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid:random: containers on many hosts can share a hostname and a pid, and two
+    daemons with one id could each finish the other's job."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 #: How often a running job's progress is written to the database (when it moved).

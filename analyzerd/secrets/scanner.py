@@ -119,13 +119,17 @@ class RuleSet:
             self._database.compile(expressions=expressions, ids=list(range(len(expressions))), flags=flags)
 
     @property
+    def key_id(self) -> str:
+        """Names the fingerprint key without revealing it: an HMAC of a fixed text under it."""
+        return hmac.new(self.fingerprint_key, b"analyzerd fingerprint key id", hashlib.sha256).hexdigest()[:16]
+
+    @property
     def digest(self) -> str:
         """Identifies what the rules find, and under which fingerprint key: stored layer
         results of another rule set are stale, and so are those of another key (hosts that
         share a database but not the key file do not mix their fingerprints)."""
-        key_id = hmac.new(self.fingerprint_key, b"analyzerd fingerprint key id", hashlib.sha256).hexdigest()[:16]
         text = repr((sorted((r.id, r.regex, r.keywords, r.paths, r.allow, r.anchore) for r in self.rules),
-                     self.allowed_paths, self.max_file_size, self.scan_binary, key_id))
+                     self.allowed_paths, self.max_file_size, self.scan_binary, self.key_id))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def scanner(self) -> SecretScanner:

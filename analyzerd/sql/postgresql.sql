@@ -4,12 +4,13 @@
 -- files runs on both (analyzerd/database.py maps the column types).
 
 -- migration 1: image_files --
--- printf('%04o', mode): modes are permission bits (at most 0o7777), so four octal digits.
+-- printf('%04o', mode): modes are permission bits (at most 0o7777), so four octal digits
+-- (and '0000' for none, as printf prints NULL).
 CREATE VIEW image_files AS
 SELECT f.image_id, i.manifest_digest, f.path,
        coalesce(f.type, lf.type) AS type,
-       ((coalesce(f.mode, lf.mode) >> 9) & 7)::text || ((coalesce(f.mode, lf.mode) >> 6) & 7)::text ||
-       ((coalesce(f.mode, lf.mode) >> 3) & 7)::text || (coalesce(f.mode, lf.mode) & 7)::text AS mode,
+       ((coalesce(f.mode, lf.mode, 0) >> 9) & 7)::text || ((coalesce(f.mode, lf.mode, 0) >> 6) & 7)::text ||
+       ((coalesce(f.mode, lf.mode, 0) >> 3) & 7)::text || (coalesce(f.mode, lf.mode, 0) & 7)::text AS mode,
        coalesce(f.uid, lf.uid) AS uid, coalesce(f.gid, lf.gid) AS gid,
        coalesce(f.size, lf.size) AS size, coalesce(f.mtime, lf.mtime) AS mtime,
        coalesce(f.link, lf.link) AS link, coalesce(f.md5, lf.md5) AS md5,
@@ -21,9 +22,12 @@ JOIN layers l ON l.id = f.layer_id
 LEFT JOIN layer_files lf ON lf.layer_id = f.layer_id AND lf.path = f.path;
 
 -- migration 1: package_files --
+-- Text taken out of JSON has the database's collation: "C" makes ORDER BY path sort as
+-- everywhere else (by code point).
 CREATE VIEW package_files AS
 SELECT p.id AS package_id, p.image_id, p.type, p.name AS package,
-       f.value ->> 0 AS path, f.value ->> 1 AS digest, f.value ->> 2 AS algorithm, f.value ->> 3 AS status
+       (f.value ->> 0) COLLATE "C" AS path, (f.value ->> 1) COLLATE "C" AS digest,
+       (f.value ->> 2) COLLATE "C" AS algorithm, (f.value ->> 3) COLLATE "C" AS status
 FROM packages p, json_array_elements(p.files::json) f;
 
 -- claim_job --

@@ -118,7 +118,7 @@ INSERT INTO layer_catalog (layer_id, path, cataloger, result) VALUES (?, ?, ?, ?
 ON CONFLICT (layer_id, path) DO UPDATE SET cataloger = excluded.cataloger, result = excluded.result;
 
 -- layer_catalog --
-SELECT path, cataloger, result FROM layer_catalog WHERE layer_id = :layer_id;
+SELECT path, cataloger, result FROM layer_catalog WHERE layer_id = :layer_id ORDER BY path;
 
 -- delete_image_packages --
 DELETE FROM packages WHERE image_id = :image_id;
@@ -133,7 +133,7 @@ VALUES (:image_id, :type, :namespace, :name, :version, :arch, :epoch, :source_na
 
 -- image_packages --
 SELECT p.*, l.digest AS layer FROM packages p JOIN layers l ON l.id = p.layer_id
-WHERE p.image_id = :image_id ORDER BY p.type, p.name, p.version, p.location;
+WHERE p.image_id = :image_id ORDER BY p.type, p.name, p.version, p.location, p.arch, p.purl, p.id;
 
 -- package_problem_files --
 SELECT path, status FROM package_files WHERE package_id = :package_id AND status IN ('modified', 'missing')
@@ -147,10 +147,10 @@ SELECT * FROM layers WHERE digest = :digest AND analyzer_version = :analyzer_ver
 
 -- layer_files --
 SELECT path, type, mode, uid, gid, size, mtime, link, md5, sha1, sha256 FROM layer_files
-WHERE layer_id = :layer_id;
+WHERE layer_id = :layer_id ORDER BY path;
 
 -- layer_whiteouts --
-SELECT path, kind FROM layer_whiteouts WHERE layer_id = :layer_id;
+SELECT path, kind FROM layer_whiteouts WHERE layer_id = :layer_id ORDER BY path, kind;
 
 -- delete_image_layers --
 DELETE FROM image_layers WHERE image_id = :image_id;
@@ -183,6 +183,9 @@ ORDER BY analyzed_at DESC NULLS LAST LIMIT 1;
 SELECT i.* FROM images i JOIN image_references r ON r.image_id = i.id
 WHERE r.reference = :reference ORDER BY r.last_seen DESC LIMIT 1;
 
+-- find_layer_id --
+SELECT id FROM layers WHERE digest = :digest;
+
 -- find_image_id --
 SELECT id FROM images WHERE manifest_digest = :manifest_digest;
 
@@ -206,7 +209,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- layer_secrets --
 SELECT path, rule, category, severity, line, "offset", redacted, fingerprint FROM layer_secrets
-WHERE layer_id = :layer_id;
+WHERE layer_id = :layer_id ORDER BY path, line, "offset", rule, fingerprint;
 
 -- delete_image_secrets --
 DELETE FROM secrets WHERE image_id = :image_id;
@@ -219,9 +222,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 -- image_secrets --
 SELECT s.*, l.digest AS layer, d.digest AS deleted_in_layer_digest
 FROM secrets s JOIN layers l ON l.id = s.layer_id LEFT JOIN layers d ON d.id = s.deleted_in_layer
-WHERE s.image_id = :image_id ORDER BY s.path, s.line, s.rule;
+WHERE s.image_id = :image_id ORDER BY s.path, s.line, s.rule, s."offset", s.id;
 
 -- package_file_paths --
 -- Files each package's database lists that the image has (for SPDX CONTAINS relationships).
 SELECT p.purl, f.path FROM packages p JOIN package_files f ON f.package_id = p.id
-WHERE p.image_id = :image_id AND f.status IN ('ok', 'modified');
+WHERE p.image_id = :image_id AND f.status IN ('ok', 'modified') ORDER BY p.id, f.path;
+
+-- agree_on_setting --
+-- The first process to start sets it; later ones read what it set.
+INSERT INTO settings (name, value) VALUES (:name, :value) ON CONFLICT (name) DO NOTHING;
+
+-- get_setting --
+SELECT value FROM settings WHERE name = :name;

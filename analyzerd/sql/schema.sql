@@ -265,3 +265,13 @@ SELECT p.image_id, i.manifest_digest, p.type, p.name AS package, p.version, f.pa
        f.digest AS recorded_digest, f.algorithm
 FROM package_files f JOIN packages p ON p.id = f.package_id JOIN images i ON i.id = p.image_id
 WHERE f.status IN ('modified', 'missing');
+
+-- migration 7 --
+-- What every process using the database must agree on. fingerprint_key_id names the
+-- secret-fingerprint key (an HMAC of a fixed text under it, not the key): a daemon whose key
+-- differs refuses to start, rather than find other hosts' layer results stale and analyze
+-- them again, and again.
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -52,7 +52,7 @@ def test_four_daemons_on_postgresql_take_each_of_100_jobs_once(registry, postgre
                 break
             assert time.monotonic() < deadline, slow
             time.sleep(0.1)
-        victim = next(d for d in daemons if slow["worker"].endswith(f":{d.pid}"))
+        victim = next(d for d in daemons if f":{d.pid}:" in slow["worker"])
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         deadline = time.monotonic() + 240
@@ -73,7 +73,7 @@ def test_four_daemons_on_postgresql_take_each_of_100_jobs_once(registry, postgre
     assert [j["status"] for j in final] == ["done"] * 100
     by_id = {j["id"]: j for j in final}
     slow_job = by_id[ids[0]]
-    assert slow_job["attempts"] == 2 and not slow_job["worker"].endswith(f":{victim.pid}")
+    assert slow_job["attempts"] == 2 and f":{victim.pid}:" not in slow_job["worker"]
     assert all(by_id[i]["attempts"] == 1 for i in ids[1:])  # every other job taken exactly once
     started = events(logs, "job_started")
     assert started == {i: 2 if i == ids[0] else 1 for i in ids}
@@ -207,3 +207,24 @@ def test_a_layer_analyzed_on_one_host_is_reused_on_another(registry, postgres, t
         assert {"/base/0", "/app/two"} <= files
     finally:
         proxy.stop()
+
+
+def test_a_host_with_another_fingerprint_key_is_refused(registry, postgres, tmp_path):
+    """Hosts sharing a database must share the secret-fingerprint key: the second host's own
+    key would make every layer the first stored look stale to it, and its fingerprints
+    incomparable. It is refused with the key file named; the same key works."""
+    push_image(registry.url, "keys/app", "1", build_image([make_layer([Member("etc/app.conf", b"x=1\n")])]))
+    url = postgres.new_database()
+
+    def analyze(host, key):
+        config = tmp_path / f"{host}.yaml"
+        config.write_text(f"tmp_dir: {tmp_path}\nsecret_search:\n  fingerprint_key_file: {key}\n")
+        return subprocess.run([sys.executable, "-m", "analyzerd", "--config", str(config), "--db", url, "analyze",
+                               f"{registry.host}/keys/app:1", "--quiet"], capture_output=True, text=True, cwd=ROOT)
+
+    assert analyze("a", tmp_path / "a.key").returncode == 0
+    refused = analyze("b", tmp_path / "b.key")
+    assert refused.returncode == 2
+    assert f"{tmp_path / 'b.key'} is not the key the database" in refused.stderr and "hint: copy the key file" in refused.stderr
+    (tmp_path / "c.key").write_bytes((tmp_path / "a.key").read_bytes())
+    assert analyze("c", tmp_path / "c.key").returncode == 0

@@ -204,3 +204,33 @@ def new_database(database, n):
         sql(database, f"CREATE DATABASE {name}_{n}")
         return f"{base}/{name}_{n}"
     return f"{database}.{n}"
+
+
+def test_results_come_in_code_point_order_on_both_backends(registry, database, tmp_path):
+    """Names that a locale sorts differently ('/usr/B' after '/usr/b' in en-US, which the
+    PostgreSQL test databases use): files, a package's missing files and secrets come out
+    by code point on both backends, as one result must read the same from either."""
+    import json
+    import subprocess
+    import sys
+
+    from analyzerd.testing import Member, build_image, make_layer, push_image
+    from tests.integration.test_end_to_end import ROOT
+    from tests.integration.test_packages import base_layer
+    from tests.integration.test_secrets import private_key_pem
+    names = ["usr/B", "usr/_a", "usr/a", "usr/b", "usr/\u00e9", "usr/Z"]
+    listed = "".join(f"{'0' * 32}  usr/lib/{n.split('/')[1]}\n" for n in names).encode()
+    layer = make_layer([Member(n, b"x") for n in names] +
+                       [Member(f"home/{n.split('/')[1]}/.ssh/id_rsa", private_key_pem().encode()) for n in names] +
+                       [Member("var/lib/dpkg/info/pkg-b:amd64.md5sums", listed)])  # files the image lacks
+    push_image(registry.url, "order/app", "1", build_image([base_layer(), layer]))
+    proc = subprocess.run([sys.executable, "-m", "analyzerd", "--db", database, "analyze",
+                           f"{registry.host}/order/app:1", "--json"], capture_output=True, text=True, cwd=ROOT,
+                          check=True, env={**__import__("os").environ, "TMPDIR": str(tmp_path)})
+    document = json.loads(proc.stdout)
+    paths = [f["path"] for f in document["files"] if f["path"].startswith("/usr/") and f["path"].count("/") == 2]
+    assert paths == sorted(paths) and "/usr/B" in paths
+    missing = next(p for p in document["packages"] if p["name"] == "pkg-b")["files"]["missing"]
+    assert missing == sorted(missing) and len(missing) == len(names)
+    secret_paths = [s["path"] for s in document["secrets"]]
+    assert secret_paths == sorted(secret_paths) and len(secret_paths) == len(names)
