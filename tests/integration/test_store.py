@@ -234,3 +234,34 @@ def test_results_come_in_code_point_order_on_both_backends(registry, database, t
     assert missing == sorted(missing) and len(missing) == len(names)
     secret_paths = [s["path"] for s in document["secrets"]]
     assert secret_paths == sorted(secret_paths) and len(secret_paths) == len(names)
+
+
+def test_nul_characters_from_a_hostile_image_are_stored_alike_on_both_backends(registry, database, tmp_path):
+    """PostgreSQL text cannot hold NUL; a package database can. Both backends store such
+    text the same readable way (\\x00), and the image's other results are whole."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from analyzerd.testing import Member, build_image, make_layer, push_image
+    from tests.integration.test_end_to_end import ROOT
+    # past the first 8 KiB, where the dpkg reader looks for binary content
+    padding = b"Package: first\nStatus: install ok installed\nVersion: 1\nDescription: x\n" + b" .\n" * 4000 + b"\n"
+    status = padding + (b"Package: evil\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\x00-1\n"
+              b"Maintainer: Mallory <m@example.com>\x00\n\n")
+    layer = make_layer([Member("etc/os-release", b"ID=debian\nVERSION_ID=12\n"), Member("var/lib/dpkg/status", status),
+                        Member("var/lib/dpkg/info/evil.md5sums", b"".join(
+                            b"0" * 32 + b"  usr/share/doc/evil/%d\n" % i for i in range(200)) +
+                            b"0" * 32 + b"  usr/bin/ev\x00il\n"),
+                        Member("usr/bin/ok", b"fine\n")])
+    push_image(registry.url, "hostile/nul", "1", build_image([layer]))
+    proc = subprocess.run([sys.executable, "-m", "analyzerd", "--db", database, "analyze",
+                           f"{registry.host}/hostile/nul:1", "--json"], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    [package] = [p for p in document["packages"] if p["name"].startswith("evil")]
+    assert package["version"] == "1.0\\x00-1" and package["maintainer"] == "Mallory <m@example.com>\\x00"
+    assert "/usr/bin/ev\\x00il" in package["files"]["missing"]
+    assert "/usr/bin/ok" in {f["path"] for f in document["files"]}

@@ -170,4 +170,6 @@ def test_the_database_password_comes_from_the_environment_else_the_file_and_is_r
         parse_config({"database_password_file": str(tmp_path / "absent")}).database_password()
     assert redact("postgresql://u:p%40ss@db:5432/a?sslmode=require") == "postgresql://u:***@db:5432/a?sslmode=require"
     assert redact("postgresql://u@db/a") == "postgresql://u@db/a"
+    assert redact("postgresql://u@db/a?password=pw&sslmode=require") == "postgresql://u@db/a?password=***&sslmode=require"
+    assert "pw" not in redact("postgresql://u:pw@[::1/a")
     assert redact("/var/lib/analyzerd/analyzerd.db") == "/var/lib/analyzerd/analyzerd.db"
