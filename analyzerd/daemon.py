@@ -59,7 +59,10 @@ class Services:
         started = time.monotonic()
         try:
             result = await self.analyzer.analyze_resolved(target)
+            saving = time.monotonic()
             await self.store.save_image(result)
+            log.info("event=image_stored digest=%s files=%d database=%s seconds=%.2f", digest, len(result.files),
+                     self.store.db.dialect, time.monotonic() - saving)
         except Exception as exc:
             self.metrics.images["failed"] += 1
             message = exc.message if isinstance(exc, AnalyzerError) else f"internal error: {exc!r}"
