@@ -100,6 +100,14 @@ class Session(ABC):
     def batches(self, sql: str, size: int) -> AsyncIterator[list[Any]]:
         """The rows of a query, ``size`` at a time (for copying a whole database)."""
 
+    def fetch_batches(self, name: str, params: Any, size: int) -> AsyncIterator[list[Any]]:
+        """A named query's rows ``size`` at a time, where the driver would otherwise decode
+        them all on the event loop at once (inside a transaction or snapshot)."""
+        return self._one_batch(name, params)
+
+    async def _one_batch(self, name: str, params: Any) -> AsyncIterator[list[Any]]:
+        yield await self.fetchall(name, params)  # aiosqlite fetches in its own thread
+
     @abstractmethod
     async def run(self, sql: str) -> list[Any]:
         """A statement given as text, without parameters (maintenance: `analyzerd migrate`)."""
@@ -507,6 +515,12 @@ class _PostgresSession(Session):
             cursor = await self._conn.cursor(sql)
             while rows := await cursor.fetch(size):
                 yield list(rows)
+
+    async def fetch_batches(self, name: str, params: Any, size: int) -> AsyncIterator[list[Any]]:
+        statement = _PG_QUERIES[name]
+        cursor = await self._conn.cursor(statement.sql, *statement.args(params))
+        while rows := await cursor.fetch(size):
+            yield rows
 
     async def run(self, sql: str) -> list[Any]:
         return list(await self._conn.fetch(sql))

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from . import ANALYZER_VERSION
 from .catalogers.base import CatalogEntry, result_from_json, result_to_json
@@ -24,6 +24,9 @@ from .model import FileKind, FileRecord, ImageResult, Job, LayerResult, SecretFi
 log = logging.getLogger(__name__)
 
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
+
+#: Rows of a stored layer's files decoded at a time (PostgreSQL decodes on the event loop).
+LAYER_FILES_BATCH: Final = 5_000
 
 
 class Store:
@@ -176,13 +179,16 @@ class Store:
             if layer is None or (secret_rules is not None and layer["secret_rules"] != secret_rules):
                 return None
             key = {"layer_id": layer["id"]}
-            files = await db.fetchall("layer_files", key)
+            loop = asyncio.get_running_loop()
+            records: list[FileRecord] = []
+            # A batch at a time: the rows of a big layer are not all decoded at once on the loop.
+            async for rows in db.fetch_batches("layer_files", key, LAYER_FILES_BATCH):
+                records += await loop.run_in_executor(None, _file_records, rows)
             whiteouts = await db.fetchall("layer_whiteouts", key)
             catalog = [CatalogEntry(path=r["path"], cataloger=r["cataloger"],
                                     result=result_from_json(json.loads(r["result"])))
                        for r in await db.fetchall("layer_catalog", key)]
             secrets = [SecretFinding(*row) for row in await db.fetchall("layer_secrets", key)]
-        records = await asyncio.get_running_loop().run_in_executor(None, _file_records, files)
         return LayerResult(
             stored=True,
             digest=layer["digest"], media_type=layer["media_type"] or "",
