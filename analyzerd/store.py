@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
 
 #: Rows of a stored layer's files decoded at a time (PostgreSQL decodes on the event loop).
-LAYER_FILES_BATCH: Final = 5_000
+LAYER_FILES_BATCH: Final = 2_000
 
 
 class Store:
@@ -185,9 +185,7 @@ class Store:
             async for rows in db.fetch_batches("layer_files", key, LAYER_FILES_BATCH):
                 records += await loop.run_in_executor(None, _file_records, rows)
             whiteouts = await db.fetchall("layer_whiteouts", key)
-            catalog = [CatalogEntry(path=r["path"], cataloger=r["cataloger"],
-                                    result=result_from_json(json.loads(r["result"])))
-                       for r in await db.fetchall("layer_catalog", key)]
+            catalog = await loop.run_in_executor(None, _catalog_entries, await db.fetchall("layer_catalog", key))
             secrets = [SecretFinding(*row) for row in await db.fetchall("layer_secrets", key)]
         return LayerResult(
             stored=True,
@@ -370,6 +368,12 @@ def _record_path(record: FileRecord) -> str:
 
 _KINDS = {kind.value: kind for kind in FileKind}
 _KIND_TEXT = {kind: kind.value for kind in FileKind}  # an Enum's .value is a slow property
+
+
+def _catalog_entries(rows: list[Any]) -> list[CatalogEntry]:
+    """Decoded off the event loop: a package database's result can be megabytes of JSON."""
+    return [CatalogEntry(path=r["path"], cataloger=r["cataloger"], result=result_from_json(json.loads(r["result"])))
+            for r in rows]
 
 
 def _file_records(rows: list[Any]) -> list[FileRecord]:
