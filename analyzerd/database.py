@@ -413,6 +413,9 @@ def postgres_migration(number: int) -> list[str]:
 
 _PG_QUERIES: Final = {name: _postgres_statement(_POSTGRESQL.get(name, sql)) for name, sql in QUERIES.items()}
 
+#: A statement that takes longer fails (a silent network partition would otherwise hold a
+#: claim or a lease renewal forever); the largest image's COPY takes well under a minute.
+STATEMENT_TIMEOUT_SECONDS: Final = 600.0
 #: Held while a process migrates the schema, so that daemons starting together take turns.
 _MIGRATION_LOCK: Final = 0x616E616C797A6572  # "analyzer"
 #: How often the offset between this host's clock and the server's is measured again.
@@ -550,7 +553,7 @@ class PostgresDatabase(Database):
         try:
             pool = await asyncpg.create_pool(
                 url, password=password or None, min_size=1, max_size=max(2, pool_size), timeout=30,
-                server_settings={"application_name": "analyzerd"})
+                command_timeout=STATEMENT_TIMEOUT_SECONDS, server_settings={"application_name": "analyzerd"})
         except (*errors, ValueError) as exc:
             raise StoreError(f"cannot open the database {location}: {exc}") from exc
         db = cls(pool, location, errors)
