@@ -157,9 +157,9 @@ def render_table(document: dict[str, Any]) -> str:
                 name += " (declared)"
             lines.append(f"{p['type']:<9} {name:<40} {p['version']:<32} {p['arch'] or '-':<8} "
                          f"{changed or ''}")
+    layer_index = {layer["digest"]: i for i, layer in enumerate(image["layers"])}
     secrets = document.get("secrets")
     if secrets is not None:
-        layer_index = {layer["digest"]: i for i, layer in enumerate(image["layers"])}
         lines.append("")
         lines.append(f"{'SEVERITY':<9} {'RULE':<32} {'MATCH':<12} L  {'DELETED':<7} PATH:LINE")
         for s in secrets:
@@ -168,7 +168,6 @@ def render_table(document: dict[str, Any]) -> str:
                          f"{deleted:<7} {s['path']}:{s['line']}")
     files = document.get("files")
     if files is not None:
-        layer_index = {layer["digest"]: i for i, layer in enumerate(image["layers"])}
         lines.append("")
         lines.append(f"{'MODE':<5} {'TYPE':<8} {'UID:GID':>11} {'SIZE':>10} {'SHA256':<12} L  PATH")
         for f in files:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -34,8 +33,11 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        #: where the database is, for messages (never with a password)
-        self.location = db.location
+
+    @property
+    def location(self) -> str:
+        """Where the database is, for messages (never with a password)."""
+        return self.db.location
 
     @classmethod
     async def open(cls, location: str, *, password: str | None = None, pool_size: int = 4) -> Store:
@@ -93,13 +95,11 @@ class Store:
                 "status": "failed" if error is not None else "done",
                 "error": _text(error) if error is not None else None, "image_digest": image_digest}) == 1
 
-    async def retry_job(self, job_id: int, worker: str, *, error: str, not_before: float) -> bool:
-        """Queue a job again after a transient failure, not to be claimed before ``not_before``
-        (this host's clock)."""
-        not_before += self.db.now() - time.time()
+    async def retry_job(self, job_id: int, worker: str, *, error: str, delay_seconds: float) -> bool:
+        """Queue a job again after a transient failure, not to be claimed for ``delay_seconds``."""
         async with self.db.transaction() as tx:
             return await tx.execute("retry_job", {"id": job_id, "worker": worker, "error": _text(error),
-                                                  "not_before": not_before}) == 1
+                                                  "not_before": self.db.now() + delay_seconds}) == 1
 
     async def set_progress(self, job_id: int, worker: str, progress: dict[str, Any]) -> None:
         async with self.db.transaction() as tx:

@@ -129,7 +129,7 @@ class Worker:
                 if delay is not None:
                     log.warning("event=job_retry_scheduled job=%d ref=%s attempt=%d in_seconds=%g", job.id,
                                 job.reference, job.attempts, delay)
-                    await self._store.retry_job(job.id, self.id, error=error, not_before=time.time() + delay)
+                    await self._store.retry_job(job.id, self.id, error=error, delay_seconds=delay)
                 else:
                     await self._store.finish_job(job.id, self.id, error=error)
             except AnalyzerError as store_error:  # the lease expires and another try follows
