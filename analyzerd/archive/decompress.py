@@ -3,7 +3,9 @@
 Registries and build tools mislabel layer media types, so the first bytes decide:
 gzip (multi-member), zstd (multi-frame), bzip2, xz, or else an uncompressed tar.
 Every decoder bounds its output per call (``MAX_OUTPUT_CHUNK``), so a compression bomb
-costs time, never memory.
+costs time, never memory; and every decoder's own state is bounded whatever the stream
+declares: gzip's window is 32 KiB by format, bzip2's blocks 900 kB, and the xz dictionary
+(``XZ_MAX_MEMORY``) and zstd window (``ZSTD_MAX_WINDOW_LOG``) are capped here.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ except ImportError:  # pragma: no cover
     except ImportError:
         _zstd = None
 
-__all__ = ["MAX_OUTPUT_CHUNK", "Decoder", "StreamDecoder", "sniff"]
+__all__ = ["MAX_OUTPUT_CHUNK", "XZ_MAX_MEMORY", "ZSTD_MAX_WINDOW_LOG", "Decoder", "StreamDecoder", "sniff"]
 
 _IGZIP_ERRORS: tuple[type[Exception], ...] = (_igzip.IsalError,) if _igzip is not None else ()
 
@@ -42,6 +44,19 @@ MAX_OUTPUT_CHUNK: Final = 256 * 1024
 
 #: Compressed input per decompress call (see _Multi.decode).
 INPUT_SLICE: Final = 64 * 1024
+
+#: Memory one xz stream may make liblzma use (its dictionary, mostly). An xz block header
+#: declares its dictionary, up to 4 GiB, and liblzma would allocate it: a 3 GiB one grew to
+#: 355 MB RSS and on. ``xz -9`` (and -9e), the largest preset, uses a 64 MiB dictionary and
+#: needs 65 MiB to decompress (``xz --list -vv``; a limit of 64 MiB refuses it); nothing that
+#: builds images uses a custom ``--lzma2=dict=``. Twice that leaves room and still bounds it.
+XZ_MAX_MEMORY: Final = 128 * 1024 * 1024
+#: Largest zstd window accepted, as a power of two: 2**27 = 128 MiB, libzstd's own default
+#: (ZSTD_WINDOWLOG_LIMIT_DEFAULT) and what the zstd CLI accepts without ``--long``/``--memory``.
+#: Set explicitly so the bound does not depend on the library's default. containerd's decoder
+#: (klauspost/compress zstd) accepts up to 2**29; the encoders that write image layers
+#: (buildkit and podman via klauspost, zstd -19 without --long) use 8 MiB windows or less.
+ZSTD_MAX_WINDOW_LOG: Final = 27
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
@@ -172,6 +187,7 @@ class _Gzip(_Multi):
     magic = GZIP_MAGIC
 
     def _new(self) -> Any:
+        # Deflate's window is 32 KiB by format: nothing in the stream can make this grow.
         # igzip's own decompressor (needs_input API, output bounded by max_length) is ~8 %
         # cheaper than its zlib-compatible decompressobj: measured 0.45 vs 0.49 s on 350 MB.
         if _igzip is not None:
@@ -185,7 +201,13 @@ class _Zstd(_Multi):
 
     def _new(self) -> Any:
         assert _zstd is not None
-        return _zstd.ZstdDecompressor()
+        return _zstd.ZstdDecompressor(options={_zstd.DecompressionParameter.window_log_max: ZSTD_MAX_WINDOW_LOG})
+
+    def _error(self, exc: Exception) -> ArchiveError:
+        if "too much memory" in str(exc):  # libzstd: "Frame requires too much memory for decoding"
+            return ArchiveError(f"zstd frame declares a window larger than the {1 << ZSTD_MAX_WINDOW_LOG >> 20} MiB "
+                                f"limit (ZSTD_MAX_WINDOW_LOG = {ZSTD_MAX_WINDOW_LOG})")
+        return super()._error(exc)
 
 
 class _Bzip2(_Multi):
@@ -193,6 +215,8 @@ class _Bzip2(_Multi):
     magic = BZIP2_MAGIC
 
     def _new(self) -> Any:
+        # Bounded by the format: blocks are at most 900 kB, so libbz2 needs at most ~3.7 MB
+        # (bzip2(1), "MEMORY MANAGEMENT"), whatever the stream says.
         return bz2.BZ2Decompressor()
 
 
@@ -201,7 +225,13 @@ class _Xz(_Multi):
     magic = XZ_MAGIC
 
     def _new(self) -> Any:
-        return lzma.LZMADecompressor()
+        return lzma.LZMADecompressor(memlimit=XZ_MAX_MEMORY)
+
+    def _error(self, exc: Exception) -> ArchiveError:
+        if "Memory usage limit" in str(exc):  # LZMA_MEMLIMIT_ERROR, raised before anything is allocated
+            return ArchiveError(f"xz stream needs more than the {XZ_MAX_MEMORY >> 20} MiB decoder memory limit "
+                                f"(XZ_MAX_MEMORY; a dictionary larger than xz -9's 64 MiB)")
+        return super()._error(exc)
 
 
 _DECODERS: Final[dict[str, type]] = {"gzip": _Gzip, "zstd": _Zstd, "bzip2": _Bzip2, "xz": _Xz,

@@ -9,8 +9,10 @@ import zlib
 import pytest
 from backports import zstd
 
+from analyzerd.archive import decompress
 from analyzerd.archive.decompress import MAX_OUTPUT_CHUNK, StreamDecoder
 from analyzerd.errors import ArchiveError
+from tests.peak_memory import peak_growth
 
 PAYLOAD = os.urandom(300_000) + b"\0" * 3_000_000 + b"tail"
 
@@ -93,3 +95,83 @@ def test_zlib_and_isal_agree():
     raw = zlib.compressobj(6, zlib.DEFLATED, 31)
     blob = raw.compress(PAYLOAD) + raw.flush()
     assert decode(blob, 1 << 16)[0] == PAYLOAD
+
+
+# -- decoder memory is bounded by named limits, not by what the stream declares ---------------
+
+def xz_with_dictionary_property(blob: bytes, dict_property: int) -> bytes:
+    """``blob`` (one xz stream, one block, one LZMA2 filter) with its block header declaring
+    another dictionary size: LZMA2's one-byte property p means (2 | p & 1) << (p // 2 + 11)
+    bytes (39: 3 GiB). The header's CRC-32 is recomputed, so only the size is a lie; the data
+    decodes with any dictionary at least as large as the encoder's."""
+    out = bytearray(blob)
+    start = 12  # after the stream header
+    size = (out[start] + 1) * 4
+    flags = out[start + 1]
+    at = start + 2
+    for present in (flags & 0x40, flags & 0x80):  # compressed, then uncompressed size (varints)
+        if present:
+            while out[at] & 0x80:
+                at += 1
+            at += 1
+    assert out[at:at + 2] == b"\x21\x01", "an LZMA2 filter with a one-byte property"
+    out[at + 2] = dict_property
+    out[start + size - 4:start + size] = zlib.crc32(out[start:start + size - 4]).to_bytes(4, "little")
+    return bytes(out)
+
+
+def xz_zeros(size: int) -> bytes:
+    """``size`` zero bytes, xz-compressed a MiB at a time (so building it raises no peak)."""
+    compressor = lzma.LZMACompressor(preset=1)
+    chunk = bytes(1 << 20)
+    return b"".join([*(compressor.compress(chunk) for _ in range(size >> 20)), compressor.flush()])
+
+
+def zstd_frame_with_window_log(window_log: int) -> bytes:
+    """An empty zstd frame whose header declares a 2**window_log window: a frame header
+    descriptor with no content size and no single-segment flag, a window descriptor
+    (exponent window_log - 10, mantissa 0), then one empty last raw block."""
+    return decompress.ZSTD_MAGIC + bytes([0x00, (window_log - 10) << 3]) + b"\x01\x00\x00"
+
+
+def test_xz_dictionary_over_the_limit_is_refused():
+    blob = xz_with_dictionary_property(lzma.compress(b"\0" * (8 << 20), preset=1), 39)  # 3 GiB dictionary
+    decoder = StreamDecoder()
+    with pytest.raises(ArchiveError, match=r"xz stream needs more than the 128 MiB .*XZ_MAX_MEMORY"):
+        for _ in decoder.decode(blob):
+            pass
+
+
+def test_xz_dictionary_attack_costs_no_memory():
+    """The confirmed attack, measured: the 3 GiB dictionary used to grow RSS by the output
+    decoded (~200 MB here); now it is refused from the block header."""
+    growth, outcome = peak_growth(
+        setup="""
+            from analyzerd.archive.decompress import StreamDecoder
+            from tests.unit.test_decompress import xz_with_dictionary_property, xz_zeros
+            blob = xz_with_dictionary_property(xz_zeros(200 << 20), 39)
+        """,
+        call="""
+            decoder = StreamDecoder()
+            for _ in decoder.decode(blob):
+                pass
+        """)
+    assert outcome.startswith("ArchiveError: xz stream needs more than")
+    assert growth < 16 << 20
+
+
+def test_xz_largest_preset_still_decodes():
+    payload = os.urandom(1000) + b"\0" * 100_000
+    assert decode(lzma.compress(payload, preset=9 | lzma.PRESET_EXTREME), 4099)[0] == payload
+    # a declared 64 MiB dictionary (property 28), as xz -9 writes
+    blob = xz_with_dictionary_property(lzma.compress(payload, preset=1), 28)
+    assert decode(blob, 4099)[0] == payload
+
+
+def test_zstd_window_over_the_limit_is_refused():
+    assert decompress.ZSTD_MAX_WINDOW_LOG == 27
+    assert decode(zstd_frame_with_window_log(27), 4099)[0] == b""
+    with pytest.raises(ArchiveError, match=r"zstd frame declares a window larger than the 128 MiB limit"):
+        decode(zstd_frame_with_window_log(28), 4099)
+    with pytest.raises(ArchiveError, match="ZSTD_MAX_WINDOW_LOG"):
+        decode(zstd.compress(b"x") + zstd_frame_with_window_log(31), 4099)
