@@ -197,6 +197,8 @@ class Job:
     force: bool = False  #: analyze again even if the manifest was analyzed
     #: a running job's progress as its daemon last wrote it (layers_done, layers_total, bytes, files)
     progress: dict[str, Any] | None = None
+    #: tries that ended with the daemon dead (its lease expired); they count toward max_attempts
+    lease_expiries: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -215,6 +217,7 @@ class Job:
             lease_until=row["lease_until"],
             force=bool(row["force"]),
             progress=json.loads(row["progress"]) if "progress" in row.keys() and row["progress"] else None,
+            lease_expiries=row["lease_expiries"] if "lease_expiries" in row.keys() else 0,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -224,6 +227,7 @@ class Job:
             "platform": self.platform,
             "status": self.status.value,
             "attempts": self.attempts,
+            "lease_expiries": self.lease_expiries,
             "error": self.error,
             "created_at": self.created_at,
             "started_at": self.started_at,

@@ -74,11 +74,19 @@ class Store:
                 ids.append(int(row[0]))
         return ids
 
-    async def claim(self, worker: str, lease_seconds: float) -> Job | None:
+    async def claim(self, worker: str, lease_seconds: float, *, max_attempts: int) -> Job | None:
+        """The next job for ``worker``, leased for ``lease_seconds``, or None. A job whose lease
+        expired is retaken only while it has made fewer than ``max_attempts`` tries; one with no
+        tries left is failed in the same transaction (its daemons died on every try)."""
         await self.db.refresh_clock()
         now = self.db.now()
         async with self.db.transaction() as tx:
-            row = await tx.fetchone("claim_job", {"now": now, "worker": worker, "lease_until": now + lease_seconds})
+            exhausted = await tx.fetchall("fail_exhausted_jobs", {"now": now, "max_attempts": max_attempts})
+            row = await tx.fetchone("claim_job", {"now": now, "worker": worker, "lease_until": now + lease_seconds,
+                                                  "max_attempts": max_attempts})
+        for job in exhausted:
+            log.error("event=job_failed job=%d ref=%s attempts=%d error=%r", job["id"], job["reference"],
+                      job["attempts"], job["error"])
         return Job.from_row(row) if row is not None else None
 
     async def renew_lease(self, job_id: int, worker: str, lease_seconds: float) -> bool:

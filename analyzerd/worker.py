@@ -54,7 +54,7 @@ class Worker:
                 break
             job = None
             try:
-                job = await self._store.claim(self.id, section.lease_seconds)
+                job = await self._store.claim(self.id, section.lease_seconds, max_attempts=section.max_attempts)
             except AnalyzerError as exc:
                 log.error("event=claim_failed worker=%s error=%r", self.id, exc.message)
             if job is None:

@@ -35,10 +35,11 @@ FROM packages p, json_array_elements(p.files::json) f;
 -- instead of queueing behind one another's row lock.
 UPDATE jobs
 SET status = 'running', attempts = attempts + 1, started_at = :now, finished_at = NULL,
-    worker = :worker, lease_until = :lease_until
+    worker = :worker, lease_until = :lease_until,
+    lease_expiries = lease_expiries + CASE WHEN status = 'running' THEN 1 ELSE 0 END
 WHERE id = (SELECT id FROM jobs
             WHERE (status = 'queued' AND (not_before IS NULL OR not_before <= :now))
-               OR (status = 'running' AND lease_until < :now)
+               OR (status = 'running' AND lease_until < :now AND attempts < :max_attempts)
             ORDER BY id LIMIT 1
             FOR UPDATE SKIP LOCKED)
 RETURNING *;

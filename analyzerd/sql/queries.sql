@@ -5,14 +5,35 @@
 INSERT INTO jobs (reference, platform, force, created_at) VALUES (:reference, :platform, :force, :now)
 RETURNING id;
 
+-- fail_exhausted_jobs --
+-- A running job whose lease expired on its last allowed try: the daemons analyzing it died
+-- (the image may be what kills them) and it ends failed instead of being handed out again.
+-- Run in the claim's transaction, before claim_job; the WHERE is on the row itself, so of two
+-- daemons racing here (PostgreSQL) the second re-reads the row, finds it failed and skips it.
+UPDATE jobs
+SET status = 'failed', finished_at = :now, lease_until = NULL, lease_expiries = lease_expiries + 1,
+    error = CASE
+        WHEN lease_expiries + 1 >= attempts THEN
+            'the daemons analyzing this image died ' || CAST(attempts AS TEXT) ||
+            ' times (lease expired each time); last worker ' || coalesce(worker, 'unknown')
+        ELSE
+            'the daemons analyzing this image died on ' || CAST(lease_expiries + 1 AS TEXT) || ' of its ' ||
+            CAST(attempts AS TEXT) || ' tries (lease expired); last worker ' || coalesce(worker, 'unknown') ||
+            coalesce('; an earlier try failed with: ' || error, '')
+    END
+WHERE status = 'running' AND lease_until < :now AND attempts >= :max_attempts
+RETURNING id, reference, attempts, worker, error;
+
 -- claim_job --
--- The oldest queued job, or a running one whose daemon stopped renewing its lease.
+-- The oldest queued job, or a running one whose daemon stopped renewing its lease and that
+-- has tries left (a retaken job's lease expiry is counted).
 UPDATE jobs
 SET status = 'running', attempts = attempts + 1, started_at = :now, finished_at = NULL,
-    worker = :worker, lease_until = :lease_until
+    worker = :worker, lease_until = :lease_until,
+    lease_expiries = lease_expiries + CASE WHEN status = 'running' THEN 1 ELSE 0 END
 WHERE id = (SELECT id FROM jobs
             WHERE (status = 'queued' AND (not_before IS NULL OR not_before <= :now))
-               OR (status = 'running' AND lease_until < :now)
+               OR (status = 'running' AND lease_until < :now AND attempts < :max_attempts)
             ORDER BY id LIMIT 1)
 RETURNING *;
 

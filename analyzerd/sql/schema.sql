@@ -275,3 +275,9 @@ CREATE TABLE settings (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+
+-- migration 8 --
+-- Tries of a job that ended with its daemon dead: its lease expired (OOM kill, crash, kill -9,
+-- power loss). They count toward max_attempts like any other try, so an image that kills
+-- every daemon that analyzes it is failed, not handed from host to host for ever.
+ALTER TABLE jobs ADD COLUMN lease_expiries INTEGER NOT NULL DEFAULT 0;

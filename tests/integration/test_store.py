@@ -76,7 +76,7 @@ def _claimer(database, worker, out):
     async def go():
         claimed = []
         async with await Store.open(database) as store:
-            while (job := await store.claim(worker, 60)) is not None:
+            while (job := await store.claim(worker, 60, max_attempts=3)) is not None:
                 claimed.append(job.id)
                 await store.finish_job(job.id, worker, image_digest="sha256:" + "0" * 64)
         out.put((worker, claimed))
@@ -111,11 +111,11 @@ def test_an_expired_lease_is_retaken_and_the_old_worker_cannot_finish(database):
     async def go():
         async with await Store.open(database) as store:
             [job_id] = await store.enqueue(["example.com/a:1"], "linux/arm64")
-            first = await store.claim("dead-worker", 2.0)
+            first = await store.claim("dead-worker", 2.0, max_attempts=3)
             assert first.id == job_id and first.platform == "linux/arm64"
-            assert await store.claim("other", 60) is None  # lease still held
+            assert await store.claim("other", 60, max_attempts=3) is None  # lease still held
             await asyncio.sleep(2.1)
-            second = await store.claim("other", 60)
+            second = await store.claim("other", 60, max_attempts=3)
             assert second.id == job_id and second.attempts == 2 and second.worker == "other"
             assert not await store.finish_job(job_id, "dead-worker", error="late")
             assert await store.renew_lease(job_id, "other", 60)
@@ -125,11 +125,92 @@ def test_an_expired_lease_is_retaken_and_the_old_worker_cannot_finish(database):
     run(go())
 
 
+async def _expire(store, job_id):
+    """Wait until the job's lease has passed by the store's clock (a dead daemon's job)."""
+    job = await store.get_job(job_id)
+    while store.db.now() <= job.lease_until:
+        await asyncio.sleep(0.05)
+
+
+def test_a_job_whose_daemons_die_is_failed_after_max_attempts_not_handed_out_again(database):
+    async def go():
+        async with await Store.open(database) as store:
+            [job_id, other_id] = await store.enqueue(["example.com/poison:1", "example.com/fine:1"], None)
+            for attempt, worker in enumerate(["host:101:aa", "host:102:bb", "host:103:cc"], start=1):
+                job = await store.claim(worker, 0.3, max_attempts=3)
+                assert (job.id, job.attempts, job.lease_expiries) == (job_id, attempt, attempt - 1)
+                await _expire(store, job_id)  # the daemon died: no renewal, no finish
+            # the fourth claim fails the poison job and hands out the next one instead
+            job = await store.claim("host:104:dd", 60, max_attempts=3)
+            assert job.id == other_id
+            poison = await store.get_job(job_id)
+            assert poison.status is JobStatus.FAILED and poison.attempts == 3 and poison.lease_expiries == 3
+            assert poison.error == ("the daemons analyzing this image died 3 times (lease expired each time); "
+                                    "last worker host:103:cc")
+            assert poison.lease_until is None and poison.finished_at is not None
+            assert await store.claim("host:105:ee", 60, max_attempts=3) is None
+            assert not await store.finish_job(job_id, "host:103:cc", image_digest="sha256:" + "0" * 64)
+            assert (await store.get_job(job_id)).status is JobStatus.FAILED  # a late finish changes nothing
+    run(go())
+
+
+def test_tries_that_failed_and_tries_whose_daemon_died_count_together(database):
+    async def go():
+        async with await Store.open(database) as store:
+            [job_id] = await store.enqueue(["example.com/flaky:1"], None)
+            first = await store.claim("host:1:aa", 60, max_attempts=2)
+            assert await store.retry_job(job_id, "host:1:aa", error="registry: 503", delay_seconds=0)
+            second = await store.claim("host:2:bb", 0.3, max_attempts=2)
+            assert (first.attempts, second.attempts, second.lease_expiries) == (1, 2, 0)
+            await _expire(store, job_id)
+            assert await store.claim("host:3:cc", 60, max_attempts=2) is None
+            job = await store.get_job(job_id)
+            assert job.status is JobStatus.FAILED and (job.attempts, job.lease_expiries) == (2, 1)
+            assert job.error == ("the daemons analyzing this image died on 1 of its 2 tries (lease expired); "
+                                 "last worker host:2:bb; an earlier try failed with: registry: 503")
+    run(go())
+
+
+def _claim_once(database, worker, ready, out):
+    async def go():
+        async with await Store.open(database) as store:
+            ready.wait()
+            job = await store.claim(worker, 60, max_attempts=2)
+            out.put((worker, job.id if job is not None else None))
+    asyncio.run(go())
+
+
+def test_daemons_racing_for_an_exhausted_job_neither_get_it_and_it_fails_once(database):
+    """Four processes claim at once when the only job's lease expired on its last try: none
+    gets it, and it is failed exactly once (its lease expiries counted once)."""
+    async def setup():
+        async with await Store.open(database) as store:
+            [job_id] = await store.enqueue(["example.com/poison:1"], None)
+            for worker in ("host:1:aa", "host:2:bb"):
+                await store.claim(worker, 0.3, max_attempts=2)
+                await _expire(store, job_id)
+            return job_id
+    job_id = run(setup())
+    ctx = multiprocessing.get_context("spawn")
+    ready, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_claim_once, args=(database, f"host:{10 + i}:ff", ready, out)) for i in range(4)]
+    for p in procs:
+        p.start()
+    ready.set()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert [job for _, job in results] == [None] * 4
+    assert sql(database, f"SELECT status, attempts, lease_expiries, worker FROM jobs WHERE id = {job_id}") == [
+        ("failed", 2, 2, "host:2:bb")]
+
+
 def test_concurrent_transactions_on_one_connection_do_not_interleave(database):
     async def go():
         async with await Store.open(database) as store:
             ids = await asyncio.gather(*(store.enqueue([f"example.com/x:{i}"], None) for i in range(30)))
-            claims = await asyncio.gather(*(store.claim("w", 60) for _ in range(30)))
+            claims = await asyncio.gather(*(store.claim("w", 60, max_attempts=3) for _ in range(30)))
             assert sorted(j.id for j in claims) == sorted(i for [i] in ids)
     run(go())
 
