@@ -73,6 +73,14 @@ MAX_WARNINGS: Final = 1000
 #: anything crafted to run far longer (say, a huge table of tiny rows) is interrupted.
 SQLITE_MAX_VM_STEPS: Final = 50_000_000
 _SQLITE_PROGRESS_EVERY: Final = 100_000
+#: Longest string or blob SQLite may make for us (SQLITE_LIMIT_LENGTH), and the largest header
+#: blob read from rpmdb.sqlite. A schema can compute values instead of storing them
+#: (``GENERATED ALWAYS AS (zeroblob(50000000))`` took 579 MB RSS from an 8 KiB file); with
+#: this limit SQLite refuses to build anything larger. Real headers are far smaller: 212 KB
+#: is the largest in CBL-Mariner's database, and packages listing tens of thousands of files
+#: (kernel modules, texlive) make a few MB; rpm's own cap (HEADER_DATA_MAX, 256 MiB) is a
+#: format bound, not a size seen.
+SQLITE_MAX_VALUE_BYTES: Final = 64 * 1024 * 1024
 
 
 # -- public types ----------------------------------------------------------------------------
@@ -559,12 +567,17 @@ _SQLITE_WAL_VERSION: Final = 2  # header bytes 18/19 (write/read format) of a WA
 
 
 def _sqlite_records(data: memoryview) -> Iterator[_Record]:
-    """rows of Packages(hnum, blob), read from an in-memory copy.
+    """rows of Packages(hnum, blob), read from an in-memory copy, one row at a time.
 
     rpm keeps rpmdb.sqlite in WAL mode (header bytes 18/19 = 2), which an in-memory database
     cannot open ("unable to open database file"); those two bytes are set to 1 (rollback
     journal) in our copy. Only the main file is read: a -wal file next to it is not ours to
     see, just as go-rpmdb and syft read only the main file.
+
+    The schema is the attacker's too: it could compute rows instead of storing them, so a
+    database whose schema holds anything rpm never writes (a view, a trigger, a generated
+    column) is refused before any row is read, and no value longer than
+    SQLITE_MAX_VALUE_BYTES is made or read.
     """
     buf: memoryview | bytearray = data
     if len(data) >= 20 and data[18] == _SQLITE_WAL_VERSION and data[19] == _SQLITE_WAL_VERSION:
@@ -580,33 +593,71 @@ def _sqlite_records(data: memoryview) -> Iterator[_Record]:
 
     try:
         conn.set_progress_handler(progress, _SQLITE_PROGRESS_EVERY)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SQLITE_MAX_VALUE_BYTES)
         try:
             conn.deserialize(buf)
-            kind = conn.execute("SELECT type FROM sqlite_master WHERE name = 'Packages'").fetchone()
-            if kind is None or kind[0] != "table":
-                raise RpmdbError("sqlite: no Packages table")
-            cursor = conn.execute("SELECT hnum, blob FROM Packages ORDER BY hnum")
+            # Functions named by the schema run only if marked harmless; none of ours is wanted.
+            conn.execute("PRAGMA trusted_schema = OFF")
+            conn.execute("PRAGMA query_only = ON")
+            _check_sqlite_schema(conn)
+            # hnum is the primary key (checked above), so its order needs no sort. Only an
+            # integer hnum labels a row; blobs over the limit are named, not read (length() of
+            # a stored blob reads only its header); anything not a blob is named by its type.
+            cursor = conn.execute(
+                "SELECT CASE WHEN typeof(hnum) = 'integer' THEN hnum ELSE '(not an integer)' END, "
+                "typeof(blob), CASE WHEN typeof(blob) = 'blob' THEN length(blob) END, "
+                "CASE WHEN typeof(blob) = 'blob' AND length(blob) <= ? THEN blob END "
+                "FROM Packages ORDER BY hnum", (SQLITE_MAX_VALUE_BYTES,))
         except (sqlite3.Error, OverflowError, ValueError, MemoryError) as exc:
             raise RpmdbError(f"sqlite: cannot read the database: {exc}") from exc
         read = 0
         while True:
             try:
-                rows = cursor.fetchmany(256)
+                row = cursor.fetchone()
             except (sqlite3.Error, MemoryError) as exc:
                 # A corrupt page mid-table: keep what was read, say where it stopped.
                 yield "sqlite Packages", RpmdbError(f"sqlite: reading Packages stopped after {read} rows: {exc}")
                 return
-            if not rows:
+            if row is None:
                 return
-            for hnum, blob in rows:
-                read += 1
-                label = f"sqlite Packages hnum {hnum}"
-                if isinstance(blob, bytes):
-                    yield label, blob
-                else:
-                    yield label, RpmdbError(f"{label}: blob is {type(blob).__name__}, not a BLOB")
+            hnum, kind, length, blob = row
+            read += 1
+            label = f"sqlite Packages hnum {hnum}"
+            if isinstance(blob, bytes):
+                yield label, blob
+            elif kind == "blob":
+                yield label, RpmdbError(f"{label}: blob of {length} bytes, over the {SQLITE_MAX_VALUE_BYTES}-byte "
+                                        f"limit (SQLITE_MAX_VALUE_BYTES)")
+            else:
+                yield label, RpmdbError(f"{label}: blob is {_SQLITE_TYPE_NAMES.get(kind, kind)}, not a BLOB")
     finally:
         conn.close()
+
+
+#: typeof() names as Python's sqlite3 returns those values (the warnings predate typeof()).
+_SQLITE_TYPE_NAMES: Final = {"text": "str", "integer": "int", "real": "float", "null": "NoneType"}
+
+
+def _check_sqlite_schema(conn: sqlite3.Connection) -> None:
+    """Refuses, with RpmdbError, a schema rpm would not write: rpm creates tables and indexes
+    only, and Packages as (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)."""
+    kind = conn.execute("SELECT type FROM sqlite_master WHERE name = 'Packages'").fetchone()
+    if kind is None or kind[0] != "table":
+        raise RpmdbError("sqlite: no Packages table")
+    computed = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger') LIMIT 1").fetchone()
+    if computed is not None:
+        raise RpmdbError(f"sqlite: the schema has a {computed[0]} ({str(computed[1])[:64]!r}); rpm writes none, "
+                         f"and its rows would be computed, not read")
+    names, keys = set(), []
+    for _cid, name, _type, _notnull, _default, pk, hidden in conn.execute("PRAGMA table_xinfo(Packages)"):
+        if hidden in (2, 3):  # generated: VIRTUAL, STORED
+            raise RpmdbError(f"sqlite: Packages column {str(name)[:64]!r} is generated (computed, not stored); "
+                             f"rpm writes none")
+        names.add(name)
+        if pk:
+            keys.append(name)
+    if "blob" not in names or keys != ["hnum"]:
+        raise RpmdbError("sqlite: the Packages table is not (hnum PRIMARY KEY, blob) as rpm writes it")
 
 
 # -- entry point -----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from analyzerd.catalogers.rpmdb import (
     parse_header_blob,
     parse_rpmdb,
 )
+from tests.peak_memory import peak_growth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "rpmdb")
@@ -602,6 +603,77 @@ def test_sqlite_work_is_bounded(monkeypatch):
     monkeypatch.setattr(rpmdb, "SQLITE_MAX_VM_STEPS", 100)
     monkeypatch.setattr(rpmdb, "_SQLITE_PROGRESS_EVERY", 10)
     rejected(fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"), "interrupted")
+
+
+def sqlite_rpmdb(schema: str, blobs: list[bytes], *, more: tuple[str, ...] = ()) -> bytes:
+    """An rpmdb.sqlite built by sqlite3 itself: the Packages table as ``schema`` says, the
+    blobs inserted in order, then the ``more`` statements; serialized."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute(schema)
+    conn.executemany("INSERT INTO Packages (blob) VALUES (?)", [(b,) for b in blobs])
+    for statement in more:
+        conn.execute(statement)
+    data = conn.serialize()
+    conn.close()
+    return data
+
+
+RPM_SCHEMA = "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)"
+GENERATED_BOMB_SETUP = """
+    import sqlite3
+    from analyzerd.catalogers.rpmdb import parse_rpmdb
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, x INTEGER, "
+                 "blob BLOB GENERATED ALWAYS AS (zeroblob(50000000)))")
+    conn.executemany("INSERT INTO Packages (x) VALUES (?)", [(i,) for i in range(20)])
+    data = conn.serialize()
+    conn.close()
+"""
+
+
+def test_sqlite_generated_column_bomb_is_refused_without_allocating():
+    """The confirmed attack: 20 rows computing 50 MB blobs each, in an 8 KiB file. It used to
+    grow peak RSS by ~1 GB; now the schema is refused before any row is read."""
+    growth, outcome = peak_growth(GENERATED_BOMB_SETUP, "parse_rpmdb(data)")
+    assert outcome == ("RpmdbError: sqlite: Packages column 'blob' is generated (computed, not stored); "
+                       "rpm writes none")
+    assert growth < 16 << 20
+
+
+@pytest.mark.parametrize("statement,kind", [
+    ("CREATE VIEW Elsewhere AS SELECT zeroblob(50000000) AS b", "view"),
+    ("CREATE TRIGGER Grow AFTER INSERT ON Packages BEGIN SELECT zeroblob(50000000); END", "trigger"),
+])
+def test_sqlite_views_and_triggers_are_refused(statement, kind):
+    rejected(sqlite_rpmdb(RPM_SCHEMA, [simple_header("a")], more=(statement,)), f"the schema has a {kind}")
+
+
+def test_sqlite_packages_must_be_keyed_by_hnum():
+    """Ordering by anything but the primary key would sort every row (blobs too) in memory."""
+    rejected(sqlite_rpmdb("CREATE TABLE Packages (hnum INTEGER, blob BLOB)", [simple_header("a")]),
+             r"not \(hnum PRIMARY KEY, blob\)")
+
+
+def test_sqlite_blob_over_the_limit_is_named_not_read(monkeypatch):
+    monkeypatch.setattr(rpmdb, "SQLITE_MAX_VALUE_BYTES", 1 << 20)
+    big = simple_header("big", more=[(1004, BIN, b"\0" * (2 << 20))])
+    packages, warnings = parse_rpmdb(sqlite_rpmdb(RPM_SCHEMA, [simple_header("a"), big, simple_header("c")]))
+    assert [p.name for p in packages] == ["a", "c"]
+    assert warnings == [f"sqlite Packages hnum 2: blob of {len(big)} bytes, over the 1048576-byte limit "
+                        f"(SQLITE_MAX_VALUE_BYTES)"]
+
+
+def test_sqlite_labels_are_bounded():
+    """A row is named by its hnum only when that is an integer: a megabyte of text in the key
+    of a WITHOUT ROWID table does not become a megabyte of warning."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB) WITHOUT ROWID")
+    conn.execute("INSERT INTO Packages VALUES (1, ?)", (simple_header("a"),))
+    conn.execute("INSERT INTO Packages VALUES ('k' || zeroblob(1000000), 'text')")
+    packages, warnings = parse_rpmdb(conn.serialize())
+    conn.close()
+    assert [p.name for p in packages] == ["a"]
+    assert warnings == ["sqlite Packages hnum (not an integer): blob is str, not a BLOB"]
 
 
 def test_max_packages():
