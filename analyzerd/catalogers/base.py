@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = ["CatalogEntry", "Cataloger", "Claim", "Distro", "OwnedFile", "Package", "ParseResult", "StreamScanner",
-           "load_json"]
+           "load_json", "shorten"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,16 @@ class StreamScanner(Protocol):
     def feed(self, data: memoryview) -> None: ...
 
     def finish(self) -> ParseResult | None: ...
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text``, or when longer than ``limit`` characters its head and tail around "…": both
+    ends of a path say where it is (the archive, the file), the middle rarely does."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    tail = limit - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
 
 
 def load_json(path: str, data: bytes | bytearray | memoryview, subject: str = "") -> tuple[Any, str | None]:

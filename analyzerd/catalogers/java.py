@@ -15,7 +15,8 @@ archive_parser.go) does:
   ("outer.war:WEB-INF/lib/x.jar").
 
 Every read is bounded: the nesting depth, the bytes of one nested archive, the bytes inflated
-and the members examined per top-level archive, and the bytes of each manifest or POM.
+and the members examined per top-level archive, and the bytes of each manifest or POM; and so
+is what is kept: the warnings per top-level archive, in number and in length.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from dataclasses import dataclass
 from typing import Final
 from xml.parsers import expat
 
-from .base import Cataloger, Package, ParseResult
+from .base import Cataloger, Package, ParseResult, shorten
 from .ziparchive import STORED, ZipError, ZipMember, list_members, read_member
 
 __all__ = ["ARCHIVE_EXTENSIONS", "JAVA_ARCHIVE", "MANIFEST_KEYS", "MANIFEST_PATH", "MAX_ARCHIVE_BYTES",
            "MAX_INFLATED_BYTES", "MAX_MANIFEST_VALUE", "MAX_MAVEN_FILES", "MAX_MEMBERS", "MAX_METADATA_BYTES",
-           "MAX_NESTED_ARCHIVES", "MAX_NESTED_ARCHIVE_BYTES", "MAX_NESTING_DEPTH", "MAX_POM_PROPERTIES",
-           "MAX_POM_VALUE", "MAX_PROPERTY_ROUNDS", "MAX_SLICED_BYTES", "MAX_TOTAL_MEMBERS", "Manifest",
+           "MAX_NESTED_ARCHIVES", "MAX_NESTED_ARCHIVE_BYTES", "MAX_NESTING_DEPTH", "MAX_PACKAGE_FIELD", "MAX_POM_PROPERTIES",
+           "MAX_POM_VALUE", "MAX_PROPERTY_ROUNDS", "MAX_SLICED_BYTES", "MAX_TOTAL_MEMBERS", "MAX_VIRTUAL_PATH",
+           "MAX_WARNINGS", "Manifest",
            "PomProject", "PomProperties", "archive_filename", "parse_java_archive", "parse_manifest",
            "parse_pom_properties", "parse_pom_xml"]
 
@@ -71,6 +73,18 @@ MAX_MANIFEST_VALUE: Final = 256
 MAX_POM_PROPERTIES: Final = 1000
 MAX_PROPERTY_ROUNDS: Final = 8
 MAX_POM_VALUE: Final = 1024
+#: Characters of a virtual path ("outer.war:WEB-INF/lib/x.jar"), in package metadata and in
+#: warnings; a longer one keeps its head and tail around "…". Real ones are under 300; a
+#: member name may be 64 KiB, and nesting chains them (each warning copied the whole chain:
+#: 300 MB of warnings came from a 4 KB layer).
+MAX_VIRTUAL_PATH: Final = 1024
+#: Characters kept of a package's name, version, group id and license. Maven coordinates are
+#: under 100; a manifest or pom.properties value can be as long as the file (1 MiB), and
+#: overlapping members let one file be read thousands of times.
+MAX_PACKAGE_FIELD: Final = 1024
+#: Warnings kept per top-level archive (a damaged war names a few); the rest are counted in
+#: one closing line. With MAX_VIRTUAL_PATH this bounds an archive's warnings to ~130 KB.
+MAX_WARNINGS: Final = 100
 
 MANIFEST_PATH: Final = "META-INF/MANIFEST.MF"
 _ARCHIVE_SUFFIXES: Final = tuple("." + extension for extension in ARCHIVE_EXTENSIONS)
@@ -486,7 +500,7 @@ def _from_maven_data(properties: PomProperties, project: PomProject | None, pare
     describes the archive itself (then the archive's package takes its name and version)."""
     parent_key = (_group_id(parent), parent.name, parent.version)
     if parent_key != (properties.group_id, properties.artifact_id, properties.version):
-        virtual_path += f":{properties.group_id}:{properties.artifact_id}"
+        virtual_path = shorten(f"{virtual_path}:{properties.group_id}:{properties.artifact_id}", MAX_VIRTUAL_PATH)
     draft = _Draft(name=properties.artifact_id, version=properties.version, virtual_path=virtual_path,
                    license=_joined(project.licenses) if project else None,
                    pom_properties=properties, pom_project=project)
@@ -523,13 +537,21 @@ class _Walk:
     members_left: int = MAX_TOTAL_MEMBERS
     archives_left: int = MAX_NESTED_ARCHIVES
     stopped: bool = False  #: a bound was reached: nothing more is read
+    warnings_dropped: int = 0  #: past MAX_WARNINGS
 
     def warn(self, message: str) -> None:
-        self.result.warnings.append(message)
+        if len(self.result.warnings) < MAX_WARNINGS:
+            self.result.warnings.append(message)
+        else:
+            self.warnings_dropped += 1
 
     def stop(self, message: str) -> None:
         self.stopped = True
-        self.warn(message)
+        self.result.warnings.append(message)  # always kept: it says why the rest is missing
+
+    def finish(self) -> None:
+        if self.warnings_dropped:
+            self.result.warnings.append(f"{self.top}: {self.warnings_dropped} more warnings not shown")
 
     def read(self, view: memoryview, member: ZipMember, where: str, limit: int, *,
              truncate: bool = False) -> memoryview | None:
@@ -575,7 +597,7 @@ def _maven_files(walk: _Walk, view: memoryview, virtual_path: str, named: dict[s
                   f"{MAX_MAVEN_FILES} read")
         paths = paths[:MAX_MAVEN_FILES]
     for path in paths:
-        where = f"{virtual_path}:{path}"
+        where = _virtual_path(virtual_path, path)
         raw = walk.read_text(view, named[path], where)
         if raw is None:
             continue
@@ -639,11 +661,14 @@ def _package(draft: _Draft) -> Package:
         metadata["manifest"] = {key: value[:MAX_MANIFEST_VALUE] for key in MANIFEST_KEYS
                                 if (value := draft.manifest.get(key))}
     if draft.pom_properties is not None:
-        metadata["pom_path"] = draft.pom_properties.path
+        metadata["pom_path"] = shorten(draft.pom_properties.path, MAX_VIRTUAL_PATH)
     if draft.sha1 is not None:
         metadata["sha1"] = draft.sha1
-    return Package(type="maven", name=draft.name, version=draft.version, namespace=_group_id(draft) or None,
-                   license=draft.license, metadata=metadata)
+    namespace = _group_id(draft)
+    return Package(type="maven", name=shorten(draft.name, MAX_PACKAGE_FIELD),
+                   version=shorten(draft.version, MAX_PACKAGE_FIELD),
+                   namespace=shorten(namespace, MAX_PACKAGE_FIELD) if namespace else None,
+                   license=shorten(draft.license, MAX_PACKAGE_FIELD) if draft.license else None, metadata=metadata)
 
 
 def _catalog(walk: _Walk, view: memoryview, virtual_path: str, depth: int) -> None:
@@ -660,7 +685,7 @@ def _catalog(walk: _Walk, view: memoryview, virtual_path: str, depth: int) -> No
     for name in sorted(name for name in named if name.endswith(_ARCHIVE_SUFFIXES)):
         if walk.stopped:
             return
-        where = f"{virtual_path}:{name}"
+        where = _virtual_path(virtual_path, name)
         if depth + 1 > MAX_NESTING_DEPTH:
             walk.warn(f"{where}: nested more than {MAX_NESTING_DEPTH} archives deep; not cataloged")
             continue
@@ -682,7 +707,7 @@ def _own_packages(walk: _Walk, view: memoryview, virtual_path: str, named: dict[
     member = named.get(MANIFEST_PATH)
     if member is None:
         return
-    raw = walk.read_text(view, member, f"{virtual_path}:{MANIFEST_PATH}")
+    raw = walk.read_text(view, member, _virtual_path(virtual_path, MANIFEST_PATH))
     if raw is None:
         return
     manifest = parse_manifest(raw, complete=len(raw) < MAX_METADATA_BYTES)
@@ -703,9 +728,17 @@ def parse_java_archive(path: str, data: bytes | bytearray | memoryview) -> Parse
     reached are warnings naming the archive (and the path inside it); what could be read
     is kept."""
     result = ParseResult()
+    top = shorten(path, MAX_VIRTUAL_PATH)
+    walk = _Walk(top=top, result=result)
     with memoryview(data) as view:
-        _catalog(_Walk(top=path, result=result), view, path, depth=0)
+        _catalog(walk, view, top, depth=0)
+    walk.finish()
     return result
+
+
+def _virtual_path(outer: str, name: str) -> str:
+    """Syft's "outer:inner", at most MAX_VIRTUAL_PATH characters."""
+    return shorten(f"{outer}:{name}", MAX_VIRTUAL_PATH)
 
 
 JAVA_ARCHIVE = Cataloger(name="java-archive", globs=tuple(f"**/*{suffix}" for suffix in _ARCHIVE_SUFFIXES),

@@ -415,3 +415,57 @@ def test_pom_property_references_cannot_grow_without_bound():
     pom = f"<project><artifactId>a</artifactId><version>${{p0}}</version><properties>{doubling}</properties></project>"
     project = parse_pom_xml("pom.xml", pom.encode())
     assert len(project.version) <= java.MAX_POM_VALUE
+
+
+# -- what is kept is bounded too: warnings, virtual paths, package fields ---------------------
+
+def overlapping_zip(names, data, *, prefix=b""):
+    """A zip whose central directory lists every name in ``names``, all pointing at one stored
+    local member holding ``data`` (overlapping members: one copy of the data, read once per
+    entry). Written by hand, because no zip tool writes this; ``prefix`` goes first."""
+    local = struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, zlib.crc32(data), len(data), len(data), 1, 0)
+    local = prefix + local + b"x" + data
+    directory = b"".join(
+        struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, zlib.crc32(data), len(data), len(data),
+                    len(name.encode()), 0, 0, 0, 0, 0, len(prefix)) + name.encode() for name in names)
+    return local + directory + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, len(names), len(names),
+                                           len(directory), len(local), 0)
+
+
+def test_warnings_about_thousands_of_long_paths_are_bounded():
+    """The confirmed attack, in the layer's terms: an outer jar holding, under a 4,000-character
+    name, a jar of 2,000 entries with 4,000-character names, each a "jar" that is not a zip, so
+    each yields a warning naming outer and inner path. Before the bound: 2,000 warnings of
+    ~8 KB (16 MB); gzip makes the whole thing a 17 KB layer. After: 101 lines, 112 KB."""
+    long_dir = "d" * 4000
+    inner = overlapping_zip([f"{long_dir}/{i:05}.jar" for i in range(2000)], b"not a zip archive at all")
+    outer = build([(f"WEB-INF/lib/{long_dir}/inner.jar", inner, S)])
+    result = parse_java_archive("/app/outer.war", outer)
+    assert len(zlib.compress(outer, 9)) < 20_000
+    assert len(result.warnings) == java.MAX_WARNINGS + 1
+    assert result.warnings[-1] == f"/app/outer.war: {2000 - java.MAX_WARNINGS} more warnings not shown"
+    assert sum(len(w) for w in result.warnings) < java.MAX_WARNINGS * (java.MAX_VIRTUAL_PATH + 200)
+    where, reason = result.warnings[0].split(": not a readable zip archive: ")
+    assert len(where) == java.MAX_VIRTUAL_PATH
+    assert where.startswith("/app/outer.war:WEB-INF/lib/dddd") and "…" in where and where.endswith("ddd/00000.jar")
+    assert reason == "not a zip archive, or truncated (no end of central directory record)"
+
+
+def test_nested_archive_count_is_bounded():
+    data = overlapping_zip([f"lib/{i:05}.jar" for i in range(java.MAX_NESTED_ARCHIVES + 50)], b"not a zip")
+    result = parse_java_archive("/app/many.war", data)
+    assert len(result.warnings) == java.MAX_WARNINGS + 2
+    assert result.warnings[-2] == (f"/app/many.war: more than {java.MAX_NESTED_ARCHIVES} nested archives; "
+                                   "the rest not cataloged")
+    assert result.warnings[-1] == f"/app/many.war: {java.MAX_NESTED_ARCHIVES - java.MAX_WARNINGS} more warnings not shown"
+
+
+def test_package_fields_from_huge_metadata_values_are_bounded():
+    artifact = "a" * 500_000
+    data = build([("META-INF/MANIFEST.MF", manifest(Implementation_Version="1"), D),
+                  ("META-INF/maven/g/x/pom.properties", f"groupId=g\nartifactId={artifact}\nversion=1\n".encode(), D)])
+    own, shaded = parse_java_archive("/app/x.jar", data).packages
+    assert (own.name, own.metadata["virtual_path"]) == ("x", "/app/x.jar")
+    assert (len(shaded.name), len(shaded.metadata["virtual_path"])) == (java.MAX_PACKAGE_FIELD, java.MAX_VIRTUAL_PATH)
+    assert shaded.name == "a" * 511 + "…" + "a" * 512
+    assert shaded.metadata["virtual_path"].startswith("/app/x.jar:g:aaa")
