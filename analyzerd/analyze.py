@@ -14,11 +14,13 @@ import mmap
 import os
 import queue
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from .analysis.layer import LayerAnalyzer, LayerLimits
 from .analysis.dispatch import Dispatch
@@ -39,9 +41,14 @@ from .sources import FILE_READ_SIZE, ImageSource, ResolvedImage, open_source
 __all__ = ["ImageAnalyzer", "LayerResults", "Resolved", "image_result"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Chunks in flight between the loop and one layer's thread: 4 MiB at 1 MiB reads.
 FEED_DEPTH: Final = 4
+#: How long a stopped analysis (its time limit passed, or the daemon is stopping) waits for
+#: a layer thread to notice between two chunks. One still busy after this is inside a single
+#: parser call, which Python cannot interrupt: it is left to finish on its own.
+THREAD_STOP_GRACE_SECONDS: Final = 5.0
 _END: Final = object()
 _ABORT: Final = object()
 
@@ -140,10 +147,12 @@ def _drive(analyzer: LayerAnalyzer, feed: _ThreadFeed, writer: CacheWriter | Non
         feed.stop()
 
 
-def _read_file(analyzer: LayerAnalyzer, path: str) -> LayerResult:
-    """Worker thread: a cached blob through the same analyzer."""
+def _read_file(analyzer: LayerAnalyzer, path: str, stop: threading.Event) -> LayerResult | None:
+    """Worker thread: a cached blob through the same analyzer, until the end or ``stop``."""
     with open(path, "rb") as f:
         while chunk := f.read(FILE_READ_SIZE):
+            if stop.is_set():
+                return None
             analyzer.feed(chunk)
     return analyzer.finish()
 
@@ -210,6 +219,8 @@ class ImageAnalyzer:
         threads = config.analyzer.max_threads
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="analyzerd-layer")
         self._cpu = asyncio.Semaphore(threads)
+        #: work of stopped analyses whose threads are still inside one call
+        self._abandoned: set[asyncio.Future[Any]] = set()
         self._in_flight: dict[str, asyncio.Future[LayerResult]] = {}
         self._limits = layer_limits(config.limits)
         self._dispatch = Dispatch(CATALOGERS)
@@ -221,6 +232,48 @@ class ImageAnalyzer:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def abandoned_threads(self) -> int:
+        """Threads of stopped analyses still inside a parser call (each ends when it returns)."""
+        return len(self._abandoned)
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any, stop: Callable[[], None] | None = None) -> T:
+        """``fn(*args)`` in a layer thread. If the caller is cancelled (its job's time ran out,
+        or the daemon is stopping), ``stop`` asks the thread to stop between two chunks, and the
+        caller waits THREAD_STOP_GRACE_SECONDS at most for it before it is cancelled itself."""
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if stop is not None:
+                stop()
+            await self.stopped(work)
+            raise
+
+    async def stopped(self, work: asyncio.Future[Any]) -> None:
+        """Wait a little for stopped work's thread; one that is still busy is inside a single
+        call: its executor is retired with it (the thread exits when the call returns) and new
+        work goes to a fresh executor, so the process keeps max_threads threads to work with."""
+        done, _ = await asyncio.wait({work}, timeout=THREAD_STOP_GRACE_SECONDS)
+        if done:
+            if not work.cancelled():
+                work.exception()  # retrieved: the caller's cancellation is what counts now
+            return
+        retired = self._executor
+        self._executor = ThreadPoolExecutor(self._config.analyzer.max_threads, thread_name_prefix="analyzerd-layer")
+        retired.shutdown(wait=False)
+        self._abandoned.add(work)
+        work.add_done_callback(self._thread_ended)
+        log.error("event=layer_thread_abandoned grace_seconds=%g abandoned_threads=%d (busy inside one parser "
+                  "call; it ends when that call returns)", THREAD_STOP_GRACE_SECONDS, len(self._abandoned))
+
+    def _thread_ended(self, work: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(work)
+        if not work.cancelled():
+            work.exception()
+        log.info("event=abandoned_thread_ended abandoned_threads=%d", len(self._abandoned))
 
     def set_limits(self, limits: Limits) -> None:
         """New bounds for layers analyzed from now on (a config reload)."""
@@ -272,9 +325,7 @@ class ImageAnalyzer:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        loop = asyncio.get_running_loop()
-        result.files, result.inventory, result.secrets = await loop.run_in_executor(
-            self._executor, merge, result.layers)
+        result.files, result.inventory, result.secrets = await self.in_thread(merge, result.layers)
         log.info("event=image_analyzed ref=%s digest=%s files=%d seconds=%.2f", target.reference,
                  resolved.manifest_digest, len(result.files), time.monotonic() - started)
         return result
@@ -293,14 +344,24 @@ class ImageAnalyzer:
                 return stored
         running = self._in_flight.get(desc.digest)
         if running is not None:  # another image needs the same layer right now
-            return await asyncio.shield(running)
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not running.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # the image that was analyzing it was stopped (its time ran out): not this one
+                return await self._layer(source, desc, diff_id)
         future: asyncio.Future[LayerResult] = asyncio.get_running_loop().create_future()
         self._in_flight[desc.digest] = future
         try:
             layer = await self._analyze_layer(source, desc, diff_id)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: a failure nobody else waited for is not "never retrieved"
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: a failure nobody else waited for is not "never retrieved"
             raise
         else:
             future.set_result(layer)
@@ -322,13 +383,15 @@ class ImageAnalyzer:
             if cache is not None:
                 path = await loop.run_in_executor(None, cache.lookup, desc.digest)
                 if path is not None:
+                    stop = threading.Event()
                     try:
-                        layer = await loop.run_in_executor(self._executor, _read_file,
-                                                           self._new_analyzer(desc, diff_id), path)
+                        cached = await self.in_thread(_read_file, self._new_analyzer(desc, diff_id), path, stop,
+                                                       stop=stop.set)
                     except IntegrityError:
                         await loop.run_in_executor(None, cache.discard, desc.digest)  # fetch it again
                     else:
-                        return self._finished(layer)
+                        assert cached is not None  # only a stop returns None, and a stop raises above
+                        return self._finished(cached)
             writer = await loop.run_in_executor(None, cache.begin, desc.digest, desc.size) if cache else None
             feed = _ThreadFeed(loop)
             work = loop.run_in_executor(self._executor, _drive, self._new_analyzer(desc, diff_id), feed, writer)
@@ -342,13 +405,16 @@ class ImageAnalyzer:
                 else:
                     await feed.put(_END)
             except BaseException:
-                feed.abort()
-                try:  # the thread must be gone before its CPU slot is given back
-                    await asyncio.shield(work)
-                except BaseException:
-                    pass
+                feed.abort()  # the thread stops before its next chunk
+                # Its CPU slot is given back once it has stopped, or once it is abandoned
+                # inside one call (a fresh executor then runs new work).
+                await self.stopped(work)
                 raise
-            layer = await work
+            try:
+                layer = await asyncio.shield(work)
+            except asyncio.CancelledError:  # stopped while the thread finishes the layer
+                await self.stopped(work)
+                raise
             if layer is None:  # stopped without a result: the analyzer raised, or we aborted
                 raise RuntimeError(f"layer {desc.digest}: analysis stopped")
             return self._finished(layer)

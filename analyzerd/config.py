@@ -55,13 +55,19 @@ class AnalyzerSection:
     max_concurrent_jobs: int = 0
     #: a running job's lease; renewed while it runs, retaken by any daemon after expiry
     lease_seconds: float = 60.0
-    #: tries of a job whose failures are transient (5xx, 429, network, busy database)
+    #: tries of a job in all: those whose failures are transient (5xx, 429, network, busy
+    #: database), and those whose daemon died (its lease expired: OOM, kill -9, power loss)
     max_attempts: int = 3
     #: wait before the second try; doubled for each further one (at most 600 s)
     retry_backoff_seconds: float = 10.0
     #: on SIGTERM/SIGINT, how long running jobs may take to finish before they are stopped
     #: and given back to the queue (keep systemd's TimeoutStopSec above it)
     shutdown_grace_seconds: float = 60.0
+    #: Anchore's key: the wall-clock limit of one try of a job (resolve, download, analyze,
+    #: store), after which it fails and is not retried. Anchore's default, and sized for the
+    #: largest real images: bigger:1 (1.1 GB) takes ~7 s here, but a 10-20 GB image over a
+    #: registry link of 10 MB/s spends half an hour downloading alone.
+    image_analyze_timeout_seconds: float = 3600.0
 
     @property
     def concurrent_jobs(self) -> int:
@@ -400,6 +406,7 @@ _ANALYZER_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "shutdown_grace_seconds": _number(0),
     "max_attempts": _int(1, 100),
     "retry_backoff_seconds": _number(0),
+    "image_analyze_timeout_seconds": _number(0, exclusive=True),
 }
 _LIMIT_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "max_layer_entries": _int(1),

@@ -15,12 +15,12 @@ from typing import Any, Final, TypeVar
 import aiohttp
 
 from . import __version__
-from .analyze import ImageAnalyzer, fingerprint_key_file, image_result, secret_rule_set
+from .analyze import PROGRESS, ImageAnalyzer, fingerprint_key_file, image_result, secret_rule_set
 from .http import Metrics, make_app, serve
 from .sdnotify import Notifier, watchdog_interval
 from .cache import LayerCache
 from .config import Config, describe, load_config
-from .errors import AnalyzerError, ConfigError
+from .errors import AnalyzerError, ConfigError, TimeLimitError
 from .registry.client import RegistryClient, RetryPolicy
 from .secrets.scanner import RuleSet
 from .store import Store, open_store
@@ -44,8 +44,34 @@ class Services:
         """Analyze and store one image; a failure is recorded on the image and re-raised.
 
         An image this analyzer version already analyzed (same manifest digest) is not
-        analyzed again unless ``force``; the reference is added to it.
+        analyzed again unless ``force``; the reference is added to it. The whole of it runs
+        within ``image_analyze_timeout_seconds``: past that it stops and raises TimeLimitError.
         """
+        limit = self.config.analyzer.image_analyze_timeout_seconds
+        started = time.monotonic()
+        image: list[str] = []  # the manifest digest, once known: a timeout is recorded on it
+        try:
+            async with asyncio.timeout(limit) as deadline:
+                return await self._analyze_and_store(reference, platform, force, image)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # a timeout of some operation inside, not the job's
+            error = TimeLimitError(
+                f"{reference}: the analysis ran past services.analyzer.image_analyze_timeout_seconds "
+                f"({limit:g} s) and was stopped after {time.monotonic() - started:.1f} s{_progress_note()}",
+                hint="raise image_analyze_timeout_seconds if images this large or registries this slow are "
+                     "expected")
+            log.error("event=job_timed_out ref=%s limit_seconds=%g", reference, limit)
+            if image:
+                self.metrics.images["failed"] += 1
+                try:
+                    await self.store.fail_image(image[0], error.message)
+                except AnalyzerError as store_error:
+                    log.error("event=image_record_failed digest=%s error=%r", image[0], store_error.message)
+            raise error from None
+
+    async def _analyze_and_store(self, reference: str, platform: str | None, force: bool,
+                                 image: list[str]) -> Outcome:
         target = await self.analyzer.resolve(reference, platform)
         digest = target.image.manifest_digest
         if not force:
@@ -56,6 +82,7 @@ class Services:
                 self.metrics.images["reused"] += 1
                 return Outcome(digest, files, reused=True)
         await self.store.start_image(image_result(target))
+        image.append(digest)
         started = time.monotonic()
         try:
             result = await self.analyzer.analyze_resolved(target)
@@ -74,6 +101,15 @@ class Services:
         self.metrics.analyzed(time.monotonic() - started, len(result.files),
                               sum(layer.uncompressed_size for layer in result.layers if not layer.stored))
         return Outcome(digest, len(result.files), reused=False)
+
+
+def _progress_note() -> str:
+    """How far the stopped analysis got, for its error."""
+    progress = PROGRESS.get()
+    if progress is None or not progress.layers_total:
+        return ""
+    return (f" ({progress.layers_done} of {progress.layers_total} layers done, "
+            f"{progress.bytes / 1e6:,.1f} MB received)")
 
 
 @dataclass(frozen=True, slots=True)

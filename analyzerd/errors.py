@@ -12,6 +12,7 @@ This module is a leaf: it imports nothing from analyzerd, so every layer may rai
     ├── IntegrityError            # bytes do not match the digest (or size) that named them
     ├── ArchiveError              # corrupt or unsupported compression/tar stream
     ├── LimitError                # a hostile input crossed a named limit
+    │   └── TimeLimitError        # a job ran past image_analyze_timeout_seconds
     └── StoreError                # the database failed; the cause is kept in __cause__
 
 Each error carries a kebab-case ``reference`` (shown by the CLI as ``error: <reference>``)
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidReferenceError",
     "RegistryError",
     "StoreError",
+    "TimeLimitError",
 ]
 
 
@@ -121,6 +123,13 @@ class LimitError(AnalyzerError):
     """The input crossed a configured limit."""
 
     reference = "limit-exceeded"
+
+
+class TimeLimitError(LimitError):
+    """The analysis ran past its wall-clock limit."""
+
+    # Not temporary: the same image from the same registry would run out of time again.
+    reference = "timeout"
 
 
 class StoreError(AnalyzerError):

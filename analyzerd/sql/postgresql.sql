@@ -35,7 +35,7 @@ FROM packages p, json_array_elements(p.files::json) f;
 -- instead of queueing behind one another's row lock.
 UPDATE jobs
 SET status = 'running', attempts = attempts + 1, started_at = :now, finished_at = NULL,
-    worker = :worker, lease_until = :lease_until,
+    worker = :worker, lease_until = :lease_until, progress = NULL,
     lease_expiries = lease_expiries + CASE WHEN status = 'running' THEN 1 ELSE 0 END
 WHERE id = (SELECT id FROM jobs
             WHERE (status = 'queued' AND (not_before IS NULL OR not_before <= :now))

@@ -26,10 +26,11 @@ RETURNING id, reference, attempts, worker, error;
 
 -- claim_job --
 -- The oldest queued job, or a running one whose daemon stopped renewing its lease and that
--- has tries left (a retaken job's lease expiry is counted).
+-- has tries left (a retaken job's lease expiry is counted; the dead daemon's progress is
+-- cleared).
 UPDATE jobs
 SET status = 'running', attempts = attempts + 1, started_at = :now, finished_at = NULL,
-    worker = :worker, lease_until = :lease_until,
+    worker = :worker, lease_until = :lease_until, progress = NULL,
     lease_expiries = lease_expiries + CASE WHEN status = 'running' THEN 1 ELSE 0 END
 WHERE id = (SELECT id FROM jobs
             WHERE (status = 'queued' AND (not_before IS NULL OR not_before <= :now))

@@ -139,6 +139,8 @@ def test_a_job_whose_daemons_die_is_failed_after_max_attempts_not_handed_out_aga
             for attempt, worker in enumerate(["host:101:aa", "host:102:bb", "host:103:cc"], start=1):
                 job = await store.claim(worker, 0.3, max_attempts=3)
                 assert (job.id, job.attempts, job.lease_expiries) == (job_id, attempt, attempt - 1)
+                assert job.progress is None  # not the dead daemon's
+                await store.set_progress(job_id, worker, {"layers_done": 0, "layers_total": 1, "bytes": 1, "files": 0})
                 await _expire(store, job_id)  # the daemon died: no renewal, no finish
             # the fourth claim fails the poison job and hands out the next one instead
             job = await store.claim("host:104:dd", 60, max_attempts=3)

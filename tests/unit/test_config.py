@@ -85,10 +85,17 @@ def test_env_values_are_coerced_and_defaults_apply(monkeypatch):
     ({"default_platform": "amd64"}, "default_platform"),
     ({"database": "mysql://x/y"}, "database"),
     ({"limits": {"max_layer_entries": -1}}, "limits.max_layer_entries"),
+    ({"services": {"analyzer": {"image_analyze_timeout_seconds": 0}}}, "services.analyzer.image_analyze_timeout_seconds"),
 ])
 def test_wrong_values_name_the_key(document, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_config(document)
+
+
+def test_image_analyze_timeout_seconds_is_anchores_key_and_applies():
+    assert load_config(None).analyzer.image_analyze_timeout_seconds == 3600
+    config = parse_config({"services": {"analyzer": {"image_analyze_timeout_seconds": "900"}}})
+    assert config.analyzer.image_analyze_timeout_seconds == 900
 
 
 def test_layer_cache_minimum_is_one_gigabyte():
