@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 __all__ = ["CatalogEntry", "Cataloger", "Claim", "Distro", "OwnedFile", "Package", "ParseResult", "StreamScanner",
-           "load_json", "shorten"]
+           "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "load_json", "shorten"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +106,44 @@ def shorten(text: str, limit: int) -> str:
     return text[:head] + "…" + (text[-tail:] if tail else "")
 
 
+#: Bytes of one JSON document read (PHP's installed.json, the largest read, is given 32 MiB).
+#: Parsed, JSON grows: 16 MiB of ``[{},{},...`` is 5 million dicts, ~300 MB.
+MAX_JSON_BYTES: Final = 32 * 1024 * 1024
+#: Nesting of a JSON document: the formats read nest under ten levels. Python's parser
+#: recurses once per level and stops near its recursion limit (~1000) with a RecursionError;
+#: this bound is ours, far below it, so code walking a document never nears that limit.
+MAX_JSON_DEPTH: Final = 128
+
+
 def load_json(path: str, data: bytes | bytearray | memoryview, subject: str = "") -> tuple[Any, str | None]:
     """A JSON document, or None and the warning that names the file (``subject``: what the
     bytes were meant to be, when the file itself is not it, e.g. data inside a binary)."""
+    what = f"{subject} is not JSON" if subject else "not JSON"
+    if len(data) > MAX_JSON_BYTES:
+        return None, f"{path}: {what} read ({len(data)} bytes, more than the {MAX_JSON_BYTES} read); skipped"
     try:
-        return json.loads(bytes(data)), None
-    except (ValueError, RecursionError) as exc:
-        what = f"{subject} is not JSON" if subject else "not JSON"
+        document = json.loads(bytes(data))
+    except RecursionError:  # deeper than Python's recursion limit, so deeper than ours too
+        return None, f"{path}: {what} (nested more than {MAX_JSON_DEPTH} levels); skipped"
+    except ValueError as exc:
         return None, f"{path}: {what} ({type(exc).__name__}); skipped"
+    if _nested_deeper_than(document, MAX_JSON_DEPTH):
+        return None, f"{path}: {what} (nested more than {MAX_JSON_DEPTH} levels); skipped"
+    return document, None
+
+
+def _nested_deeper_than(document: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than ``limit`` levels (a walk without recursion)."""
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _no_parser(path: str, data: bytes) -> ParseResult:

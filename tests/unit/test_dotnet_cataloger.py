@@ -36,7 +36,7 @@ def test_deps_json_matches_syft():
     (b'{"libraries": []}', 'no "libraries" object; skipped'),
     (b'{"libraries": {"NoVersion": {}, "Good/1.0": {"type": "package"}, "Bad/2.0": 3}}',
      "library 'Bad/2.0' is not \"Name/Version\" with an object; skipped"),
-    (b"[" * 100_000, "not JSON (RecursionError); skipped"),
+    (b"[" * 100_000, "not JSON (nested more than 128 levels); skipped"),
 ], ids=range(5))
 def test_bad_deps_json_warns_naming_the_file(data, warning):
     result = parse_deps_json("/app/x.deps.json", data)

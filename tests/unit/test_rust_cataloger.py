@@ -7,6 +7,7 @@ import json
 import pytest
 
 from analyzerd.catalogers import rust
+from analyzerd.catalogers.base import MAX_JSON_BYTES
 from analyzerd.catalogers.rust import parse_cargo_auditable, parse_cargo_lock
 from tests.helpers import Fixtures
 
@@ -62,8 +63,14 @@ def test_auditable_json_keeps_runtime_crates_only():
     (b"not json", "cargo-auditable data is not JSON (JSONDecodeError); skipped"),
     (b"[1, 2]", "cargo-auditable data is not a JSON object; skipped"),
     (b'{"packages": {"a": 1}}', "cargo-auditable packages is not a list; skipped"),
-    (b"[" * 100_000, "cargo-auditable data is not JSON (RecursionError); skipped"),
-], ids=range(4))
+    (b"[" * 100_000, "cargo-auditable data is not JSON (nested more than 128 levels); skipped"),
+    # deep enough to trouble code that walks it, not deep enough for Python's parser to refuse
+    (b'{"packages": ' + b"[" * 500 + b"]" * 500 + b"}",
+     "cargo-auditable data is not JSON (nested more than 128 levels); skipped"),
+    (b" " * (MAX_JSON_BYTES + 1),
+     f"cargo-auditable data is not JSON read ({MAX_JSON_BYTES + 1} bytes, more than the {MAX_JSON_BYTES} read); "
+     "skipped"),
+], ids=range(6))
 def test_bad_auditable_json_warns_naming_the_file(data, warning):
     result = parse_cargo_auditable("/usr/bin/app", data)
     assert result.packages == [] and result.warnings == [f"/usr/bin/app: {warning}"]
