@@ -66,3 +66,4 @@ def test_the_unit_file_passes_systemd_analyze_verify(tmp_path):
     problems = [line for line in proc.stderr.splitlines() if "analyzerd.service" in line]
     assert proc.returncode == 0 and not problems, proc.stderr
     assert "Type=notify" in unit and "WatchdogSec=" in unit
+    assert "\nMemoryMax=1G\n" in unit and "\nMemoryHigh=768M\n" in unit  # a poison image costs a restart, not the host
