@@ -60,6 +60,10 @@ MAX_INDEX_ENTRIES: Final = 0xFFFF
 MAX_DATA_LENGTH: Final = 0x0FFFFFFF
 #: The largest blob those two caps allow: the 8-byte intro, the index, the data.
 MAX_BLOB_LENGTH: Final = 8 + 16 * MAX_INDEX_ENTRIES + MAX_DATA_LENGTH
+#: Bytes of file paths built from one database's headers. A path is DIRNAMES[DIRINDEXES[i]] +
+#: BASENAMES[i], so one long dirname shared by a million one-byte basenames turns a 7 MB
+#: header into terabytes of paths. A whole Fedora workstation owns ~500k paths, ~40 MB.
+MAX_FILE_PATH_BYTES: Final = 256 * 1024 * 1024
 #: Berkeley DB page sizes (powers of two, 512 B .. 64 KiB); anything else is not a BDB file.
 BDB_PAGE_SIZES: Final = frozenset(1 << n for n in range(9, 17))
 #: NDB slot pages: 2048 pages hold ~520k slots, far beyond any real system (go-rpmdb's cap);
@@ -270,7 +274,7 @@ class _Header:
         return values[0]
 
 
-def _files(h: _Header) -> tuple[RpmFile, ...]:
+def _files(h: _Header, max_path_bytes: int) -> tuple[RpmFile, ...]:
     """The file list: BASENAMES/DIRNAMES/DIRINDEXES (rpm >= 4) or OLDFILENAMES (older headers)."""
     basenames = h.strings(TAG_BASENAMES, paths=True)
     if basenames is not None:
@@ -279,12 +283,16 @@ def _files(h: _Header) -> tuple[RpmFile, ...]:
         if len(dirindexes) != len(basenames):
             raise RpmdbError(f"{_tag_name(TAG_DIRINDEXES)}: {len(dirindexes)} entries for "
                              f"{len(basenames)} basenames")
-        paths = []
-        for i, (index, base) in enumerate(zip(dirindexes, basenames)):
+        for i, index in enumerate(dirindexes):
             if index >= len(dirnames):
                 raise RpmdbError(f"{_tag_name(TAG_DIRINDEXES)}[{i}] = {index}, but there are "
                                  f"{len(dirnames)} dirnames")
-            paths.append(dirnames[index] + base)
+        dirname_lengths = [len(d) for d in dirnames]
+        total = sum(map(len, basenames)) + sum(dirname_lengths[index] for index in dirindexes)
+        if total > max_path_bytes:  # counted before a single path is built
+            raise RpmdbError(f"{len(basenames)} file paths of {total} bytes in all, over the "
+                             f"{max_path_bytes} bytes left of MAX_FILE_PATH_BYTES")
+        paths = [dirnames[index] + base for index, base in zip(dirindexes, basenames)]
     else:
         paths = h.strings(TAG_OLDFILENAMES, paths=True) or []
     if not paths:
@@ -306,12 +314,14 @@ def _per_file(tag: int, values: list[_T] | None, default: _T, n: int) -> list[_T
     return values
 
 
-def parse_header_blob(blob: bytes | bytearray | memoryview) -> RpmPackage:
+def parse_header_blob(blob: bytes | bytearray | memoryview, *,
+                      max_path_bytes: int = MAX_FILE_PATH_BYTES) -> RpmPackage:
     """One rpm header blob (as stored in any rpmdb) to a package.
 
     Raises RpmdbError when the blob is malformed: counts over rpm's limits, an offset or a
     length outside the data area, a string without its NUL, per-file arrays of different
-    lengths, a missing NAME. The message names the tag.
+    lengths, a missing NAME, or file paths of more than ``max_path_bytes`` in all. The
+    message names the tag.
     """
     h = _Header(bytes(blob))
     name = h.string(TAG_NAME)
@@ -332,7 +342,7 @@ def parse_header_blob(blob: bytes | bytearray | memoryview) -> RpmPackage:
         vendor=h.string(TAG_VENDOR) or "",
         size=size or 0,
         digest_algorithm=_DIGEST_ALGORITHMS.get(algo, f"pgphashalgo-{algo}"),
-        files=_files(h),
+        files=_files(h, max_path_bytes),
     )
 
 
@@ -527,6 +537,10 @@ def _ndb_records(mv: memoryview) -> Iterator[_Record]:
     first_blob_block = slot_pages * (_NDB_PAGE_SIZE // _NDB_BLK_SIZE)
     min_blocks = -(-(_NDB_BLOB_HEAD.size + _NDB_BLOB_TAIL.size) // _NDB_BLK_SIZE)
     seen: set[int] = set()
+    # Slots may point into each other's blobs: each would be copied and parsed, so nested
+    # overlapping blobs cost the file's size once per slot. Real blobs are disjoint, so
+    # together they fit in the blob area: that bounds the bytes read at the file's size.
+    blocks_left = file_blocks - first_blob_block
     for slot in range(_NDB_FIRST_SLOT, slot_pages * (_NDB_PAGE_SIZE // _NDB_SLOT_SIZE)):
         offset = slot * _NDB_SLOT_SIZE
         smagic, pkgidx, blkoff, blkcnt = _NDB_SLOT.unpack_from(mv, offset)
@@ -542,6 +556,10 @@ def _ndb_records(mv: memoryview) -> Iterator[_Record]:
             if blkoff < first_blob_block or blkcnt < min_blocks or blkoff + blkcnt > file_blocks:
                 raise RpmdbError(f"blocks {blkoff}+{blkcnt} outside the blob area "
                                  f"{first_blob_block}..{file_blocks} (or too few)")
+            if blkcnt > blocks_left:
+                raise RpmdbError("the blobs of the slots so far add up to more than the file holds "
+                                 "(they overlap); not read")
+            blocks_left -= blkcnt
             start = blkoff * _NDB_BLK_SIZE
             bmagic, bidx, _stamp, length = _NDB_BLOB_HEAD.unpack_from(mv, start)
             if bmagic != b"BlbS":
@@ -684,6 +702,7 @@ def parse_rpmdb(data: bytes | bytearray | memoryview, *,
     packages: list[RpmPackage] = []
     warnings: list[str] = []
     bad = dropped = 0
+    path_bytes_left = MAX_FILE_PATH_BYTES
     first_error = ""
 
     def warn(message: str) -> None:
@@ -702,7 +721,9 @@ def parse_rpmdb(data: bytes | bytearray | memoryview, *,
                     warn(f"{kind}: more than {max_packages} packages; stopped reading at {label}")
                     break
                 try:
-                    packages.append(parse_header_blob(blob))
+                    package = parse_header_blob(blob, max_path_bytes=path_bytes_left)
+                    path_bytes_left -= sum(len(f.path) for f in package.files)
+                    packages.append(package)
                     continue
                 except RpmdbError as exc:
                     message = f"{label}: {exc}"

@@ -12,6 +12,7 @@ import random
 import sqlite3
 import struct
 import time
+import tracemalloc
 
 import pytest
 
@@ -573,6 +574,72 @@ def test_ndb_bad_slots():
         if struct.unpack_from("<I", bad, slot * 16 + 8)[0]:
             struct.pack_into("<I", bad, slot * 16 + 8, 0xFFFFFFF0)
     rejected(bytes(bad), "no readable package")
+
+
+def nested_ndb(inner: bytes, count: int, filler_blocks: int) -> bytes:
+    """An NDB file whose ``count`` slots point at blobs nested like parentheses: each starts a
+    block after the one holding it and ends before it ends. The innermost holds ``inner``;
+    the others hold the rest (other blobs' headers and tails, ``filler_blocks`` of zeros)."""
+    page = 4096
+    inner_blocks = -(-(16 + len(inner) + 12) // 16)
+    total_blocks = 2 * (count - 1) + inner_blocks + filler_blocks
+    first = page // 16
+    area = bytearray(total_blocks * 16)
+    slots = []
+    for depth in range(count):  # 0: outermost
+        start = depth
+        blocks = total_blocks - 2 * depth if depth < count - 1 else inner_blocks
+        if depth == count - 1:
+            start = count - 1 + filler_blocks // 2
+        length = len(inner) if depth == count - 1 else blocks * 16 - 28
+        struct.pack_into("<4sIII", area, start * 16, b"BlbS", depth + 1, 0, length)
+        if depth == count - 1:
+            area[start * 16 + 16:start * 16 + 16 + length] = inner
+        struct.pack_into("<II4s", area, (start + blocks) * 16 - 12, 0, length, b"BlbE")
+        slots.append((depth + 1, first + start, blocks))
+    header = bytearray(page)
+    struct.pack_into("<4sIIII", header, 0, b"RpmP", 0, 0, 1, count + 1)
+    for slot in range(2, 256):
+        struct.pack_into("<4sIII", header, slot * 16, b"Slot", 0, 0, 0)
+    for slot, (pkgidx, blkoff, blkcnt) in enumerate(reversed(slots), start=2):  # innermost first
+        struct.pack_into("<4sIII", header, slot * 16, b"Slot", pkgidx, blkoff, blkcnt)
+    return bytes(header + area)
+
+
+def test_ndb_overlapping_blobs_are_read_at_most_once_over():
+    """Nested blobs would each be copied and parsed: the file's size once per slot. Together
+    the blobs read never exceed the file's blob area; the rest are named, not read."""
+    data = nested_ndb(simple_header("inner"), count=200, filler_blocks=64 * 1024)  # a 1 MiB file
+    packages, warnings = parse_rpmdb(data)
+    assert [p.name for p in packages] == ["inner"]
+    overlapping = [w for w in warnings if w.endswith("(they overlap); not read")]
+    assert len(overlapping) >= 197 and len(warnings) == 199
+
+
+def test_file_paths_built_from_a_header_are_bounded():
+    """One 4,000-byte dirname shared by 100,000 one-byte basenames: a 0.6 MB header that
+    would build 400 MB of paths. Refused after counting, before building any."""
+    blob = simple_header("wide", more=[(1116, INT32, [0] * 100_000), (1117, STRING_ARRAY, ["a"] * 100_000),
+                                       (1118, STRING_ARRAY, ["/" + "d" * 3998 + "/"])])
+    assert len(blob) < 700_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(RpmdbError, match="100000 file paths of 400100000 bytes in all, over the"):
+            parse_header_blob(blob)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20
+
+
+def test_file_path_budget_is_per_database(monkeypatch):
+    monkeypatch.setattr(rpmdb, "MAX_FILE_PATH_BYTES", 10_000)
+    headers = [simple_header(name, more=[(1116, INT32, [0]), (1117, STRING_ARRAY, ["f"]),
+                                         (1118, STRING_ARRAY, ["/" + "d" * 3998 + "/"])]) for name in "abc"]
+    packages, warnings = parse_rpmdb(sqlite_rpmdb(RPM_SCHEMA, headers))
+    assert [p.name for p in packages] == ["a", "b"]
+    assert warnings == ["sqlite Packages hnum 3: 1 file paths of 4001 bytes in all, over the 1998 bytes left of "
+                        "MAX_FILE_PATH_BYTES"]
 
 
 def test_sqlite_without_packages_table_or_a_view():
