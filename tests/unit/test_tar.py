@@ -121,8 +121,9 @@ def test_gnu_base256_numbers():
 def test_hand_made_headers_tarfile_does_not_write():
     base256_uid = b"\x80" + (3_000_000).to_bytes(7, "big")
     data = b"".join([
-        # pre-POSIX (v7) header: no magic; a directory marked only by its trailing slash
-        raw_member(raw_header(b"olddir/", magic=b"", mode=0o755)),
+        # pre-POSIX (v7) header: no magic, typeflag NUL; a directory marked only by its
+        # trailing slash (Go: only typeflag NUL does this; "0" keeps a file, see below)
+        raw_member(raw_header(b"olddir/", typeflag=b"\0", magic=b"", mode=0o755)),
         raw_member(raw_header(b"olddir/file", size=5, magic=b""), b"hello"),
         # base-256 uid in an otherwise ustar header
         raw_member(raw_header(b"b256", size=3, uid=base256_uid), b"abc"),
@@ -131,8 +132,11 @@ def test_hand_made_headers_tarfile_does_not_write():
         # leading "./" and "/" and "..": normalized, confined to the root
         raw_member(raw_header(b"./a/./b/../c", size=0)),
         raw_member(raw_header(b"/../../etc/escape", size=0)),
-        # contiguous file type '7' is a regular file
+        # contiguous file type '7': Go keeps its data; the runtime refuses it (the layer
+        # analyzer does too), the reader reports it as it is
         raw_member(raw_header(b"contig", size=2, typeflag=b"7"), b"hi"),
+        # typeflag "0" with a trailing slash stays a regular file with its data
+        raw_member(raw_header(b"opt/blob/", size=3), b"abc"),
     ])  # no end-of-archive marker at all: common in layers
     got = {e.path: (e, d) for e, d in read_all(data)}
     assert got["/olddir"][0].kind is FileKind.DIR
@@ -140,7 +144,8 @@ def test_hand_made_headers_tarfile_does_not_write():
     assert got["/b256"][0].uid == 3_000_000
     assert "/some/prefix/name" in got
     assert "/a/c" in got and "/etc/escape" in got
-    assert got["/contig"][0].kind is FileKind.FILE
+    assert got["/contig"][0].typeflag == "7" and got["/contig"][1] == hashlib.sha256(b"hi").hexdigest()
+    assert got["/opt/blob"][0].kind is FileKind.FILE and got["/opt/blob"][1] == hashlib.sha256(b"abc").hexdigest()
 
 
 def test_gnu_longname_and_longlink_records():
