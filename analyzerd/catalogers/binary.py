@@ -203,11 +203,11 @@ class BinaryScanner:
             if self._inflater is None and (self._go_active or self._rust_active):
                 self._scan(final=True)
             if self._inflater is not None:
-                self._warnings.append(f"{self.path}: cargo-auditable data ends before its zlib stream does; skipped")
+                self._warn(f"{self.path}: cargo-auditable data ends before its zlib stream does; skipped")
                 self._inflater = None
             if self._result is None and self._go_legacy:
-                self._warnings.append(f"{self.path}: Go < 1.18 build info not supported (it points into the "
-                                      "data segment, which a stream cannot revisit); no Go packages reported")
+                self._warn(f"{self.path}: Go < 1.18 build info not supported (it points into the "
+                           "data segment, which a stream cannot revisit); no Go packages reported")
             self._buf, self._json = bytearray(), bytearray()
             self._result = self._result or ParseResult()
             self._result.warnings.extend(self._warnings)
@@ -291,8 +291,7 @@ class BinaryScanner:
             decoded = _uvarint(buf, position, limit)
             if decoded is None or decoded[1] + decoded[0] > limit:
                 if available >= MAX_GO_BUILDINFO_BYTES or (decoded and decoded[0] > MAX_GO_BUILDINFO_BYTES):
-                    self._warnings.append(f"{self.path}: Go build info larger than {MAX_GO_BUILDINFO_BYTES} bytes; "
-                                          "skipped")
+                    self._warn(f"{self.path}: Go build info larger than {MAX_GO_BUILDINFO_BYTES} bytes; skipped")
                     return _Verdict.REJECT
                 return _Verdict.REJECT if final else _Verdict.WAIT
             length, position = decoded
@@ -364,8 +363,14 @@ class BinaryScanner:
         elif len(self._json) > MAX_AUDITABLE_JSON_BYTES:
             self._stop_rust(f"{self.path}: cargo-auditable data inflates past {MAX_AUDITABLE_JSON_BYTES} bytes; skipped")
 
+    def _warn(self, warning: str) -> None:
+        # Every aligned copy of the Go magic may be a candidate: one warning per candidate
+        # would be a warning per 16 bytes of a hostile file. The same words are said once.
+        if warning not in self._warnings:
+            self._warnings.append(warning)
+
     def _stop_rust(self, warning: str) -> None:
-        self._warnings.append(warning)
+        self._warn(warning)
         self._inflater = None
         self._json = bytearray()
         self._rust_active = False

@@ -331,3 +331,13 @@ def test_go_binaries_of_other_formats(tmp_path, go_cache, goos, goarch):
     # the -X main.version semver stands for "(devel)", as Syft 1.18 derives it
     assert [(p.name, p.version) for p in result.packages] == [("example.com/tiny", "v0.1.0"), ("stdlib", toolchain)]
     assert result.packages[0].metadata["architecture"] == goarch
+
+
+def test_many_oversized_go_candidates_give_one_warning():
+    """Each 16-byte-aligned magic declaring a huge string is a candidate refused with a
+    warning; a file made of them (8 MiB, 174,762 candidates here) says so once, not once per
+    candidate (this one made 11 MB of warnings, a 200 MB one would make 275 MB)."""
+    candidate = GO_BUILDINFO_MAGIC + bytes([8, 2]) + bytes(16) + _uvarint(1 << 40)
+    candidate += bytes(-len(candidate) % 16)
+    _, result = scan("/usr/bin/evil", candidate * ((8 << 20) // len(candidate)), [1 << 20])
+    assert result.warnings == [f"/usr/bin/evil: Go build info larger than {MAX_GO_BUILDINFO_BYTES} bytes; skipped"]
