@@ -33,7 +33,8 @@ from .ziparchive import STORED, ZipError, ZipMember, list_members, read_member
 
 __all__ = ["ARCHIVE_EXTENSIONS", "JAVA_ARCHIVE", "MANIFEST_KEYS", "MANIFEST_PATH", "MAX_ARCHIVE_BYTES",
            "MAX_INFLATED_BYTES", "MAX_MANIFEST_VALUE", "MAX_MAVEN_FILES", "MAX_MEMBERS", "MAX_METADATA_BYTES",
-           "MAX_NESTED_ARCHIVES", "MAX_NESTED_ARCHIVE_BYTES", "MAX_NESTING_DEPTH", "MAX_PACKAGE_FIELD", "MAX_POM_PROPERTIES",
+           "MAX_NESTED_ARCHIVES", "MAX_NESTED_ARCHIVE_BYTES", "MAX_NESTING_DEPTH", "MAX_PACKAGE_FIELD",
+           "MAX_POM_PROPERTIES",
            "MAX_POM_VALUE", "MAX_PROPERTY_ROUNDS", "MAX_SLICED_BYTES", "MAX_TOTAL_MEMBERS", "MAX_VIRTUAL_PATH",
            "MAX_WARNINGS", "Manifest",
            "PomProject", "PomProperties", "archive_filename", "parse_java_archive", "parse_manifest",
