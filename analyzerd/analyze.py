@@ -249,10 +249,10 @@ class ImageAnalyzer:
         except asyncio.CancelledError:
             if stop is not None:
                 stop()
-            await self.stopped(work)
+            await self._wait_for_stopped_thread(work)
             raise
 
-    async def stopped(self, work: asyncio.Future[Any]) -> None:
+    async def _wait_for_stopped_thread(self, work: asyncio.Future[Any]) -> None:
         """Wait a little for stopped work's thread; one that is still busy is inside a single
         call: its executor is retired with it (the thread exits when the call returns) and new
         work goes to a fresh executor, so the process keeps max_threads threads to work with."""
@@ -408,12 +408,12 @@ class ImageAnalyzer:
                 feed.abort()  # the thread stops before its next chunk
                 # Its CPU slot is given back once it has stopped, or once it is abandoned
                 # inside one call (a fresh executor then runs new work).
-                await self.stopped(work)
+                await self._wait_for_stopped_thread(work)
                 raise
             try:
                 layer = await asyncio.shield(work)
             except asyncio.CancelledError:  # stopped while the thread finishes the layer
-                await self.stopped(work)
+                await self._wait_for_stopped_thread(work)
                 raise
             if layer is None:  # stopped without a result: the analyzer raised, or we aborted
                 raise RuntimeError(f"layer {desc.digest}: analysis stopped")
