@@ -15,7 +15,12 @@ __all__ = ["Dispatch", "glob_to_regex"]
 
 def glob_to_regex(glob: str) -> str:
     """Globs over absolute paths: ``**/`` is any directory prefix (or none), ``*`` and ``?``
-    stay within one path component."""
+    stay within one path component.
+
+    A ``*`` that another ``*`` of the same component follows matches up to the first place
+    the text between them fits, and keeps it (atomic): a later place can only leave less for
+    the rest. Backtracking into it instead would rescan the rest of the name from each
+    place ("*requirements*.txt" against a name of many "requirements"), quadratic time."""
     out = []
     i = 0
     while i < len(glob):
@@ -23,8 +28,15 @@ def glob_to_regex(glob: str) -> str:
             out.append("(?:.*/)?")
             i += 3
         elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
+            component_end = glob.find("/", i)
+            component_end = len(glob) if component_end < 0 else component_end
+            next_star = glob.find("*", i + 1, component_end)
+            if next_star < 0:
+                out.append("[^/]*")
+                i += 1
+            else:
+                out.append("(?>[^/]*?" + glob_to_regex(glob[i + 1:next_star]) + ")")
+                i = next_star
         elif glob[i] == "?":
             out.append("[^/]")
             i += 1

@@ -16,7 +16,9 @@ from .base import Cataloger, Claim, OwnedFile, Package, ParseResult
 __all__ = ["DPKG", "parse_dpkg"]
 
 _SOURCE: Final = re.compile(r"^(?P<name>\S+)(?:\s+\((?P<version>[^)]+)\))?\s*$")
-_MD5: Final = re.compile(r"^([0-9a-fA-F]{32})\s+\*?(.+)$")
+# atomic: once the path has run to the end of the line, no shorter split of the blanks
+# before it can make "$" match (it would rescan the path for each blank)
+_MD5: Final = re.compile(r"^([0-9a-fA-F]{32})(?>\s+\*?(.+))$")
 #: A status paragraph field longer than this is not metadata (Description can be long).
 MAX_FIELD: Final = 1024 * 1024
 

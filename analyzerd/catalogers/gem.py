@@ -46,11 +46,16 @@ _FIELDS: Final = ("name", "version", "licenses", "license", "authors", "author",
 _ASSIGNMENT: Final = re.compile(
     r"^[ \t]*(?P<receiver>[a-z_]\w*)\.(?P<field>" + "|".join(_FIELDS) + r")[ \t]*=(?!=)[ \t]*", re.MULTILINE)
 _BLOCK: Final = re.compile(r"Gem::Specification\.new\s+do\s*\|\s*(?P<var>[a-z_]\w*)\s*\|")
-_FREEZE: Final = re.compile(r"[ \t]*\.freeze\b")
+# run right after a literal's closing delimiter; the look-behind makes a search enter a run of
+# blanks once, not at each of its characters
+_FREEZE: Final = re.compile(r"(?<![ \t])[ \t]*+\.freeze\b")
 _PERCENT_CLOSERS: Final = {"{": "}", "(": ")", "[": "]", "<": ">"}
 _SIMPLE_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "e": "\x1b", "s": " ", "0": "\0", "a": "\a",
                           "b": "\b", "f": "\f", "v": "\v"}
 _PLAIN_RUN: Final = re.compile(r'[^"\\]+')
+#: The text up to a '...' or %q(...) literal's closing delimiter or a backslash, by delimiter
+#: (Ruby takes any ASCII character that is not alphanumeric as a delimiter).
+_DELIMITED_RUNS: Final = {chr(code): re.compile("[^" + re.escape(chr(code)) + r"\\]+") for code in range(128)}
 _HEX_ESCAPE: Final = re.compile(r"u\{([0-9a-fA-F ]{1,32})\}|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{1,2})")
 
 
@@ -86,7 +91,9 @@ def _double_quoted(text: str, start: int) -> tuple[str, int] | None:
 
 def _delimited(text: str, start: int, close: str, escapable: str) -> tuple[str, int] | None:
     """A '...' or %q(...) literal: only the delimiters and backslash are escaped."""
-    plain_run = re.compile("[^" + re.escape(close) + r"\\]+")
+    plain_run = _DELIMITED_RUNS.get(close)
+    if plain_run is None:
+        return None  # a non-ASCII delimiter: not Ruby
     out: list[str] = []
     i = start
     while True:
@@ -207,6 +214,7 @@ _SOURCE_SECTIONS: Final = {"GEM": None, "GIT": "git", "PATH": "path", "PLUGIN SO
 _SPEC_LINE: Final = re.compile(r"^    (?! )(?P<name>\S+) \((?P<version>[^-)]*)(?:-(?P<platform>[^)]*))?\)!?\s*$")
 _SOURCE_OPTION: Final = re.compile(r"^  (?P<key>remote|revision|ref|branch|tag): (?P<value>.*)$")
 # an installed gem's directory: gems/<name>-<version>/ or bundler/gems/<name>-<12 hex digits>/
+_LOCKFILE_SECTION: Final = re.compile(r"^(?:GEM|GIT|PATH|PLUGIN SOURCE|DEPENDENCIES)$", re.MULTILINE)
 _INSTALLED_GEM_DIR: Final = re.compile(r"/gems/[^/]+-(?:\d[^/]*|[0-9a-f]{12})/")
 
 
@@ -262,7 +270,7 @@ def parse_gemfile_lock(path: str, data: bytes | bytearray | memoryview) -> Parse
             platforms = package.metadata.setdefault("platforms", [])
             if platform not in platforms and len(platforms) < MAX_LIST_ITEMS:
                 platforms.append(platform)
-    if not result.packages and not re.search(r"^(GEM|GIT|PATH|PLUGIN SOURCE|DEPENDENCIES)$", text, re.MULTILINE):
+    if not result.packages and not _LOCKFILE_SECTION.search(text):
         result.warnings.append(f"{path}: no GEM, GIT, PATH or DEPENDENCIES section; not a Gemfile.lock")
     return result
 

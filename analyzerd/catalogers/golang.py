@@ -43,12 +43,18 @@ MAX_WARNINGS: Final = 20
 DEVEL: Final = "(devel)"
 STDLIB_LICENSE: Final = "BSD-3-Clause"
 
-# Syft's knownBuildFlagPatterns: "-X main.version=1.2.3", "-X ...Tag=v1.2.3" in -ldflags
-# (the unescaped "." between digits is Syft's and kept for parity).
-_LDFLAGS_VERSION: Final = (
-    re.compile(r"\.(?:[gG]it)?(?:[bB]uild)?[vV]er(?:sion)?=(?:\S+/)*(?P<version>v?\d+.\d+.\d+[-\w]*)", re.ASCII),
-    re.compile(r"\.(?:[tT]ag)=(?:\S+/)*(?P<version>v?\d+.\d+.\d+[-\w]*)", re.ASCII),
+# Syft's knownBuildFlagPatterns, "-X main.version=1.2.3" and "-X ...Tag=v1.2.3" in -ldflags, are
+# KEY=(?:\S+/)*(?P<version>v?\d+.\d+.\d+[-\w]*) (the unescaped "." between digits is Syft's and
+# kept for parity). Go runs them in linear time; Python's backtracking engine tries every way
+# to split "a/a/.../x" into "\S+/" (exponential), and rescans a word at each KEY in it
+# (quadratic). So the key and the version are matched apart and _ldflags_version finds the
+# match a backtracking engine finds first.
+_LDFLAGS_KEYS: Final = (
+    re.compile(r"\.(?:[gG]it)?(?:[bB]uild)?[vV]er(?:sion)?="),
+    re.compile(r"\.[tT]ag="),
 )
+_LDFLAGS_VERSION_VALUE: Final = re.compile(r"v?\d+.\d+.\d+[-\w]*", re.ASCII)
+_NON_SPACE_RUN: Final = re.compile(r"\S*", re.ASCII)
 # Syft only reports a stdlib whose version has a number in it (it needs one for the CPE).
 _HAS_VERSION_NUMBER: Final = re.compile(r"\d")
 
@@ -162,14 +168,42 @@ def _pseudo_version(revision: str, timestamp: str) -> str:
     return f"v0.0.0-{stamp}-{revision[:12]}"
 
 
+def _ldflags_version(key: re.Pattern[str], ldflags: str) -> str | None:
+    """What ``key(?:\\S+/)*(?P<version>...)`` finds first in ``ldflags``: at the leftmost key
+    that has one, the version after the last "/" of the word after the key (one character at
+    least before that "/") that a version follows, else the version right after the key.
+
+    Linear: each position is tried as a version start once. A key later in the same word
+    has the same "/" after it, all tried already, so only its own start is new."""
+    tried: dict[int, re.Match[str] | None] = {}
+
+    def version_at(position: int) -> re.Match[str] | None:
+        if position not in tried:
+            tried[position] = _LDFLAGS_VERSION_VALUE.match(ldflags, position)
+        return tried[position]
+
+    word_end = -1
+    for found in key.finditer(ldflags):
+        start = found.end()
+        if start >= word_end:  # a new word: its "/" are still to try, latest first
+            word_end = _NON_SPACE_RUN.match(ldflags, start).end()  # type: ignore[union-attr]
+            slash = ldflags.rfind("/", start + 1, word_end)
+            while slash >= 0:
+                if version := version_at(slash + 1):
+                    return version.group()
+                slash = ldflags.rfind("/", start + 1, slash)
+        if version := version_at(start):
+            return version.group()
+    return None
+
+
 def _main_version(settings: dict[str, str]) -> str | None:
     """Syft's findMainModuleVersion for a "(devel)" main module: a semver in -ldflags
     ("-X main.version=1.2.3" gives "v1.2.3"), else a pseudo-version from the VCS stamp."""
     ldflags = settings.get("-ldflags", "")
-    for pattern in _LDFLAGS_VERSION:
-        match = pattern.search(ldflags)
-        if match:
-            version = match.group("version")
+    for key in _LDFLAGS_KEYS:
+        version = _ldflags_version(key, ldflags)
+        if version:
             return version if version.startswith("v") else "v" + version
     revision, timestamp = settings.get("vcs.revision"), settings.get("vcs.time")
     if revision is not None and timestamp is not None:

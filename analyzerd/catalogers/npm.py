@@ -58,6 +58,8 @@ MAX_TEXT: Final = 1024
 _NODE_MODULES: Final = "node_modules"
 # Debian's node-* packages install into these directories (Debian JavaScript policy)
 _DEBIAN_NODE_ROOT: Final = re.compile(r"/usr/(?:share/nodejs|lib/nodejs|lib/[^/]+-linux-[^/]+/nodejs)/")
+#: Yarn 2+ lockfiles are YAML with a "__metadata:" entry at the top level.
+_BERRY_METADATA: Final = re.compile(r"^__metadata:", re.MULTILINE)
 
 
 # -- package.json --------------------------------------------------------------------------
@@ -353,7 +355,7 @@ def parse_yarn_lock(path: str, data: bytes | bytearray | memoryview) -> ParseRes
     text = str(data, "utf-8-sig", "replace")
     if "\x00" in text[:8192]:
         return ParseResult(warnings=[f"{path}: binary data, not a yarn.lock; skipped"])
-    if re.search(r"^__metadata:", text, re.MULTILINE):
+    if _BERRY_METADATA.search(text):
         return _yarn_berry(path, text)
     return _yarn_v1(path, text)
 
@@ -370,8 +372,13 @@ def _pnpm_key(key: str, slash_separated: bool) -> tuple[str, str]:
     return _split_spec(key)
 
 
+#: "5.4", "'6.0'", " 9": the major version of a pnpm lockfile. "\A": a search would rescan a run
+#: of spaces from each of its characters.
+_LEADING_INTEGER: Final = re.compile(r"\A\s*+'?(\d+)")
+
+
 def _pnpm_major(value: Any) -> int | None:
-    match = re.match(r"\s*'?(\d+)", str(value)) if value is not None else None
+    match = _LEADING_INTEGER.match(str(value)) if value is not None else None
     return int(match.group(1)) if match else None
 
 

@@ -107,10 +107,15 @@ _DIGEST_SIZES: Final = {"md5": 16, "sha1": 20, "sha256": 32, "sha384": 48, "sha5
 _PLACEHOLDERS: Final = frozenset({"", "UNKNOWN", "UNKNOWN <UNKNOWN>", "None"})
 #: PEP 753: a Project-URL label is compared with punctuation and whitespace removed, lowercased.
 _LABEL_NOISE: Final = str.maketrans("", "", string.punctuation + string.whitespace)
-#: A PEP 508 distribution name.
-_NAME: Final = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+#: A PEP 508 distribution name: alphanumeric runs joined by runs of "._-" (the two classes
+#: are disjoint, so a name splits one way only).
+_NAME: Final = r"[A-Za-z0-9]++(?:[._-]++[A-Za-z0-9]++)*+"
+#: Possessive throughout, so that no text is tried by two parts in turn (the old lazy spec
+#: between two "\s*" was quadratic on 200,000 "a" and an "@"). The name, the space after it
+#: and the spec each take the most they can, which is what the old pattern's first try took;
+#: the spec keeps its surrounding space, which the caller strips.
 _REQUIREMENT: Final = re.compile(
-    rf"^(?P<name>{_NAME})\s*(?:\[(?P<extras>[^\]]*)\])?\s*(?P<spec>[^;@]*?)\s*(?:;(?P<marker>.*))?$")
+    rf"^(?P<name>{_NAME})\s*+(?:\[(?P<extras>[^\]]*+)\]\s*+)?(?P<spec>[^;@]*+)(?:;(?P<marker>.*+))?$")
 #: A pin: "==" (or arbitrary equality "===") and one PEP 440 version, no wildcard.
 _PIN: Final = re.compile(r"^===?\s*(?P<version>[A-Za-z0-9][A-Za-z0-9._+!-]*)$")
 #: pip's comment rule: "#" at the start of a line or after whitespace.

@@ -54,7 +54,8 @@ from re import _constants as _sre  # type: ignore[attr-defined]  # the stdlib's 
 from re import _parser as _sre_parse  # type: ignore[attr-defined]
 from typing import Any, Final
 
-__all__ = ["ANCHORE_RULES", "DEFAULT_ALLOWED_PATHS", "RULES", "Rule", "anchore_rule", "derive_keywords"]
+__all__ = ["ANCHORE_LINEAR_FORMS", "ANCHORE_RULES", "DEFAULT_ALLOWED_PATHS", "RULES", "Rule", "anchore_rule",
+           "derive_keywords", "engine_regex"]
 
 SEVERITIES: Final = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
@@ -127,7 +128,9 @@ _ALLOW_TEXT: Final = (
     r"^\$|\$\{|\$\(|\{\{|\}\}|%\(|%s|^<|^\[.*\]$|^\{[a-z_][a-z0-9_]{0,40}\}$|^%\w+%$|^\*+$",
     # "password", "dbpass", "proxypass", "repopwd" (Maven's stock settings.xml), "secret", ...
     r"(?i)^(?:[a-z]{0,12}[_-]?(?:pass|passw(?:or)?d|pwd|pw)[0-9]?|secret|token|changeme|change_?me|test(?:ing)?|"
-    r"user(?:name)?|admin|none|null|foo|bar|foobar|hunter2|s3cr3t|\w*placeholder\w*|your[_-]?\w*|my[_-]?\w*|"
+    # "placeholder" is found once (atomic, lazy): trying each of its occurrences in turn
+    # would rescan the rest of the value from each
+    r"user(?:name)?|admin|none|null|foo|bar|foobar|hunter2|s3cr3t|(?>\w*?placeholder)\w*|your[_-]?\w*|my[_-]?\w*|"
     r"\.\.\.|-+)$",
 )
 
@@ -411,7 +414,11 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(id="mysql-config-password", category="MySQL", title="Password in a MySQL/MariaDB option file",
          severity="MEDIUM",
          regex=r"^\s{0,8}(?i:password)\s{0,3}=\s{0,3}[\"']?(?P<secret>[^\s\"']{1,256})", keywords=("password",),
-         paths=(r"(?:^|/)\.?my\.cnf$", r"(?:^|/)(?:mysql|mariadb)/(?:[^/]+/)*[^/]+\.cnf$"), allow=_ALLOW_TEXT),
+         # the last mysql/ or mariadb/ directory of the path is the one to try (if any other
+         # holds the .cnf file, so does it): committing to it reads the path once, where trying
+         # each in turn would rescan the rest of the path from each
+         paths=(r"(?:^|/)\.?my\.cnf$", r"^(?>(?s:.*)(?:^|/)(?:mysql|mariadb)/)(?:[^/]++/)*+[^/]+\.cnf$"),
+         allow=_ALLOW_TEXT),
     Rule(id="database-url-password", category="Database", title="Password in a database connection URL",
          severity="MEDIUM",
          regex=r"(?i:(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver)://)"
@@ -723,7 +730,9 @@ DEFAULT_ALLOWED_PATHS: Final[tuple[str, ...]] = (
     r"(?:^|/)test_[^/]*\.py$|[^/]_test\.[A-Za-z0-9]+$|\.(?:test|spec)\.[A-Za-z0-9]+$",
     r"(?i)/(?:[^/]*[._-])?(?:examples?|samples?|demos?)/",
     # .env.example, config.sample.yml, wp-config-sample.php, example.conf, sample-settings.json
-    r"(?i)[._-](?:example|sample)(?:\.[^/]*)?$|(?:^|/)(?:example|sample)[._-][^/]*$",
+    # (both in the last path component, entered once: a look-ahead from each "/" reads only
+    # its own component, and "example." is then decided where it stands)
+    r"(?i)(?:^|/)(?=[^/]*+$)(?:[^/]*?[._-](?:example|sample)(?:\.|$)|(?:example|sample)[._-])",
     r"/node_modules/(?:@[^/]+/)?[^/]+/(?:docs?|benchmarks?)/",
     r"/dummyserver/",  # urllib3's test server and its certificates
     # Python's, Go's and Yarn's own sources and test suites. Not GOPATH's /go/src/: the
@@ -759,6 +768,28 @@ _ANCHORE_DEFAULTS: Final = (
 ANCHORE_RULES: Final[tuple[Rule, ...]] = tuple(
     Rule(id=name, category="Anchore", title=title, severity=severity, regex=regex, keywords=keywords, anchore=True)
     for name, regex, keywords, severity, title in _ANCHORE_DEFAULTS)
+
+
+#: What the scanner runs for Anchore's three "NAME = ... TOKEN" regexes. As written they
+#: backtrack quadratically ("api-key" and 8000 "=": each split of "=+ *" rescans the rest of
+#: the line), so each is run as a linear equivalent: the first NAME followed by " *=" (an
+#: earlier one leaves at least as much line for the token), then the first token after it,
+#: each found once (atomic, lazy), then the rest of the line. The same lines match, and the
+#: match is the same (the whole line): tests/unit/test_secret_rules.py compares them.
+ANCHORE_LINEAR_FORMS: Final[dict[str, str]] = {
+    _ANCHORE_DEFAULTS[0][1]:
+        r"(?i)(?>.*?aws_access_key_id *=)(?>.*?(?<![A-Z0-9])[A-Z0-9]{20}(?![A-Z0-9])).*",
+    _ANCHORE_DEFAULTS[1][1]:
+        r"(?i)(?>.*?aws_secret_access_key *=)(?>.*?(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])).*",
+    _ANCHORE_DEFAULTS[4][1]:
+        r"(?i)(?>.*?api[-_]key *=)(?>.*?(?<![A-Z0-9])[A-Z0-9]{20,60}(?![A-Z0-9])).*",
+}
+
+
+def engine_regex(rule: Rule) -> str:
+    """The regex the scanner compiles for ``rule``: its own, or the linear equivalent of one
+    of Anchore's regexes (run, like all Anchore rules, with ``match`` from a line's start)."""
+    return ANCHORE_LINEAR_FORMS.get(rule.regex, rule.regex) if rule.anchore else rule.regex
 
 
 def anchore_rule(entry: str, *, severity: str = "MEDIUM") -> Rule:

@@ -25,7 +25,7 @@ from typing import Any, Final
 import hyperscan
 
 from ..model import SecretFinding
-from .rules import ANCHORE_RULES, DEFAULT_ALLOWED_PATHS, RULES, Rule, anchore_rule
+from .rules import ANCHORE_RULES, DEFAULT_ALLOWED_PATHS, RULES, Rule, anchore_rule, engine_regex
 
 __all__ = ["MAX_LINE", "RuleSet", "SecretFinding", "SecretScanner", "build_rule_set", "redact"]
 
@@ -90,7 +90,7 @@ class RuleSet:
         by_keyword: dict[bytes, list[_Compiled]] = {}
         file_rules: list[_Compiled] = []
         for rule in self.rules:
-            regex = re.compile(rule.regex.encode())
+            regex = re.compile(engine_regex(rule).encode())
             compiled = _Compiled(rule, regex, tuple(re.compile(a.encode()) for a in rule.allow),
                                  tuple(re.compile(p) for p in rule.paths), "secret" in regex.groupindex)
             if rule.paths:  # read whole, for the few files whose path it names

@@ -5,6 +5,8 @@ test_binary_cataloger.py."""
 
 import glob
 import os
+import random
+import re
 import shutil
 import subprocess
 
@@ -130,6 +132,31 @@ def test_main_module_version(settings, version):
     result = parse_go_buildinfo("/bin/x", "go1.21.5", MODINFO + settings)
     assert [(p.name, p.version) for p in result.packages] == [
         ("github.com/a/b", "v1.0.0"), ("example.com", version), ("stdlib", "go1.21.5")]
+
+
+@pytest.mark.timeout(20)
+def test_a_long_ldflags_path_is_read_in_linear_time():
+    # issue 16: "-X main.version=a/a/.../x" (60 components) sent the ldflags regex into
+    # exponential backtracking; a key repeated along one word was quadratic
+    for ldflags in ("-X main.version=" + "a/" * 60 + "x", "-X main.version=" + "a/" * 100_000 + "x",
+                    ".version=" * 50_000 + "x"):
+        result = parse_go_buildinfo("/bin/x", "go1.21.5", MODINFO + f'build\t-ldflags="{ldflags}"\n')
+        assert result.packages[1].version == "(devel)"
+
+
+def test_ldflags_versions_are_syfts_first_match():
+    """The key and the version are matched apart: the result is what Syft's single pattern
+    finds first (Go's engine and Python's agree on it), here on texts made of its pieces."""
+    syft_patterns = (
+        re.compile(r"\.(?:[gG]it)?(?:[bB]uild)?[vV]er(?:sion)?=(?:\S+/)*(?P<version>v?\d+.\d+.\d+[-\w]*)", re.ASCII),
+        re.compile(r"\.(?:[tT]ag)=(?:\S+/)*(?P<version>v?\d+.\d+.\d+[-\w]*)", re.ASCII))
+    pieces = [".version=", ".ver=", ".Tag=", ".gitVersion=", "/", "a", "1", ".", "v", " ", "-", "x", "2.3", "=", "\t"]
+    generator = random.Random(16)
+    for _ in range(20_000):
+        text = "".join(generator.choice(pieces) for _ in range(generator.randint(0, 10)))
+        for syft, key in zip(syft_patterns, golang._LDFLAGS_KEYS):
+            match = syft.search(text)
+            assert golang._ldflags_version(key, text) == (match and match.group("version")), text
 
 
 def test_experiments_are_dropped_from_the_go_version():

@@ -469,6 +469,29 @@ def test_malformed_files_warn_with_the_path(parser, data, reason):
     assert any(w.startswith(path + ": ") and reason in w for w in result.warnings), result.warnings
 
 
+@pytest.mark.timeout(20)
+def test_a_long_name_with_no_version_is_read_in_linear_time():
+    # issue 16: the requirement regex took over 60 s on this line (quadratic backtracking)
+    result = parse_requirements("/r/requirements.txt", b"a" * 200_000 + b"@\n")
+    assert result.packages == []
+
+
+@pytest.mark.parametrize("line, pin", [
+    ("requests==2.31.0", ("requests", "2.31.0", None, None)),
+    ("  Requests [security, socks] ==  2.31.0 ; python_version < '3.8'  ",
+     ("Requests", "2.31.0", ["security", "socks"], "python_version < '3.8'")),
+    ("zope.interface===5.0", ("zope.interface", "5.0", None, None)),
+    ("name-[x;y]@z", None),  # no extras (an "@" follows them), and "[x" is no pin
+    ("foo- ==1.0", None),  # "-" does not end a name
+    ("pkg @ https://example.com/pkg.whl", None),
+    ("pkg>=1.0", None),
+])
+def test_requirement_lines(line, pin):
+    packages = parse_requirements("/r/requirements.txt", line.encode()).packages
+    got = [(p.name, p.version, p.metadata.get("extras"), p.metadata.get("markers")) for p in packages]
+    assert got == ([pin] if pin else [])
+
+
 def test_huge_counts_are_bounded(monkeypatch):
     monkeypatch.setattr(python, "MAX_DECLARED_PACKAGES", 100)
     started = time.process_time()

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import pathlib
+import random
 import re
 import sys
 import time
@@ -911,6 +912,47 @@ def test_anchore_rules_on_long_ordinary_lines(rule):
     assert slowest(rule, lines) < 0.010
 
 
+@pytest.mark.parametrize("rule", [r for r in ANCHORE_RULES if r.regex in rules_module.ANCHORE_LINEAR_FORMS],
+                         ids=lambda r: r.id)
+def test_anchore_linear_forms_match_what_anchores_regexes_match(rule):
+    """The scanner runs a linear equivalent of three of Anchore's regexes: the same lines
+    match, with the same span, on the rule's cases and on lines made of its own pieces."""
+    anchore, linear = _compiled(rule), re.compile(rules_module.engine_regex(rule).encode())
+    assert linear.pattern != anchore.pattern
+    keyword = rule.keywords[0]
+    pieces = [keyword, keyword.upper(), " ", "=", "==", "A" * 20, "a" * 19, "B" * 40, "Q" * 60, "/", "+",
+              "0" * 21, "x", "\r", "-", "_"]
+    generator = random.Random(rule.id)
+    lines = [c.line for c in CASES[rule.id].pos + CASES[rule.id].neg]
+    def some_pieces(most: int) -> str:
+        return "".join(generator.choice(pieces) for _ in range(generator.randint(0, most)))
+
+    lines += [some_pieces(3) + generator.choice(pieces[:2]) + some_pieces(6) for _ in range(20_000)]
+    matched = 0
+    for line in lines:
+        expected, got = anchore.match(line.encode()), linear.match(line.encode())
+        assert (expected and expected.span()) == (got and got.span()), line
+        matched += expected is not None
+    assert matched > 20  # the comparison saw matching lines, not only misses
+
+
+@pytest.mark.parametrize("rule", ANCHORE_RULES, ids=lambda r: r.id)
+def test_anchore_rules_as_the_scanner_runs_them_on_crafted_lines(rule):
+    # "api-key" followed by 8000 "=" (quadratic for Anchore's own regex), as a ratio
+    regex = re.compile(rules_module.engine_regex(rule).encode())
+    keyword = rule.keywords[0].encode()
+    times = []
+    for size in (LINE // 8, LINE):
+        line = keyword + b"=" * size
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            regex.match(line)
+            best = min(best, time.perf_counter() - started)
+        times.append(best)
+    assert times[1] / times[0] < 8 * 4, times
+
+
 # --- Hyperscan ------------------------------------------------------------------------------
 
 def test_keywords_compile_into_one_hyperscan_database():
@@ -1068,8 +1110,8 @@ def test_default_allowed_paths_leave_secrets_visible(path):
 
 def test_exports():
     public = {name for name in vars(rules_module) if not name.startswith("_")}
-    assert set(rules_module.__all__) == {"ANCHORE_RULES", "DEFAULT_ALLOWED_PATHS", "RULES", "Rule", "anchore_rule",
-                                         "derive_keywords"}
+    assert set(rules_module.__all__) == {"ANCHORE_LINEAR_FORMS", "ANCHORE_RULES", "DEFAULT_ALLOWED_PATHS", "RULES",
+                                         "Rule", "anchore_rule", "derive_keywords", "engine_regex"}
     assert set(rules_module.__all__) <= public
 
 
