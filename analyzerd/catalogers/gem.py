@@ -215,7 +215,9 @@ _SPEC_LINE: Final = re.compile(r"^    (?! )(?P<name>\S+) \((?P<version>[^-)]*)(?
 _SOURCE_OPTION: Final = re.compile(r"^  (?P<key>remote|revision|ref|branch|tag): (?P<value>.*)$")
 # an installed gem's directory: gems/<name>-<version>/ or bundler/gems/<name>-<12 hex digits>/
 _LOCKFILE_SECTION: Final = re.compile(r"^(?:GEM|GIT|PATH|PLUGIN SOURCE|DEPENDENCIES)$", re.MULTILINE)
-_INSTALLED_GEM_DIR: Final = re.compile(r"/gems/[^/]+-(?:\d[^/]*|[0-9a-f]{12})/")
+# (the look-ahead checks once that the directory ends, so the first "-<digit>" decides; trying
+# each "-" with a scan to the end of the name was quadratic on a long name)
+_INSTALLED_GEM_DIR: Final = re.compile(r"/gems/(?=[^/]*+/)(?:[^/]+?-\d|[^/]+-[0-9a-f]{12}/)")
 
 
 def _gem_entries(text: str) -> list[tuple[str, str, str | None, dict[str, str]]]:

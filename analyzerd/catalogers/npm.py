@@ -57,7 +57,10 @@ MAX_TEXT: Final = 1024
 
 _NODE_MODULES: Final = "node_modules"
 # Debian's node-* packages install into these directories (Debian JavaScript policy)
-_DEBIAN_NODE_ROOT: Final = re.compile(r"/usr/(?:share/nodejs|lib/nodejs|lib/[^/]+-linux-[^/]+/nodejs)/")
+# (the multiarch directory is checked once for "/nodejs/" after it, then its first "-linux-"
+# decides; trying each with a scan to the end of the name was quadratic on a long name)
+_DEBIAN_NODE_ROOT: Final = re.compile(
+    r"/usr/(?:share/nodejs|lib/nodejs|lib/(?=[^/]*+/nodejs/)(?>[^/]+?-linux-)[^/]++/nodejs)/")
 #: Yarn 2+ lockfiles are YAML with a "__metadata:" entry at the top level.
 _BERRY_METADATA: Final = re.compile(r"^__metadata:", re.MULTILINE)
 

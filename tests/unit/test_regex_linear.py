@@ -175,14 +175,28 @@ class _Pieces:
         self.literals: set[str] = set()
         #: the most text a bounded repetition takes ({30,2048}, nested ones multiplied)
         self.widest = 0
+        self.followed: set[tuple[str, str]] = set()
         self._outer = 1
         self._sequence(parsed, "")
 
     def _sequence(self, nodes: Any, before: str) -> str:
-        text = ""
+        texts: list[str] = []
+        repeats_at: list[tuple[int, int]] = []  # (node index, its entry in self.repeats)
         for op, av in nodes:
-            text += self._node(op, av, before + text)
-        return text
+            if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+                repeats_at.append((len(texts), len(self.repeats)))
+            texts.append(self._node(op, av, before + "".join(texts)))
+        # A repetition followed by the text after it, up to 3 of the following parts (a run of
+        # literal characters counts as one): "a-linux-" repeated, where "[^/]+-linux-[^/]+"
+        # would try each "-linux-" in turn.
+        for index, entry in repeats_at:
+            if entry >= len(self.repeats):
+                continue  # it matched no text
+            lead, body = self.repeats[entry]
+            following = _parts(nodes[index + 1:], texts[index + 1:])
+            for count in range(1, min(3, len(following)) + 1):
+                self.followed.add((lead, body + "".join(following[:count])))
+        return "".join(texts)
 
     def _node(self, op: Any, av: Any, before: str) -> str:  # noqa: C901 - one case per node kind
         if op is sre.LITERAL:
@@ -255,6 +269,19 @@ class Recipe:
         return self.lead + self.unit * max(1, (size - len(self.lead)) // len(self.unit)) + self.tail
 
 
+def _parts(nodes: Any, texts: list[str]) -> list[str]:
+    """The texts of ``nodes`` with each run of literal characters joined into one part."""
+    parts: list[str] = []
+    literal_before = False
+    for (op, _), text in zip(nodes, texts):
+        if op is sre.LITERAL and literal_before:
+            parts[-1] += text
+        elif text:
+            parts.append(text)
+        literal_before = op is sre.LITERAL
+    return parts
+
+
 def pieces_of(pattern: re.Pattern[Any]) -> _Pieces:
     text = pattern.pattern if isinstance(pattern.pattern, str) else pattern.pattern.decode("latin-1")
     return _Pieces(sre_parse.parse(text, pattern.flags))
@@ -271,6 +298,9 @@ def recipes(pattern: re.Pattern[Any]) -> list[Recipe]:
             found.add(Recipe(before, body, tail))
             if before:  # the text before it repeated too: a search retries at each repetition
                 found.add(Recipe("", before + body, tail))
+    for before, unit in pieces.followed:
+        for tail in ("", "\x00", "\n"):  # the text ends before the pattern does
+            found.add(Recipe(before, unit, tail))
     return sorted(found, key=repr)
 
 
