@@ -81,12 +81,15 @@ class FileRecord:
     sha256: str | None = None
 
     def take_content_of(self, target: FileRecord) -> None:
-        """A hardlink is the same inode as its target: same content, digests and
-        attributes (extraction links the inode; it does not apply the link's header)."""
+        """A hardlink is the same inode as its target: same content, digests and attributes.
+        A hardlink to a symlink or a device is that symlink or device at another path."""
         if target.kind is FileKind.FILE or target.kind is FileKind.HARDLINK:
             self.size, self.mode, self.uid, self.gid, self.mtime = (
                 target.size, target.mode, target.uid, target.gid, target.mtime)
             self.md5, self.sha1, self.sha256 = target.md5, target.sha1, target.sha256
+        elif target.kind is not FileKind.DIR:
+            self.kind, self.link, self.size = target.kind, target.link, target.size
+            self.mode, self.uid, self.gid, self.mtime = target.mode, target.uid, target.gid, target.mtime
 
 
 @dataclass(slots=True, kw_only=True)
@@ -103,6 +106,9 @@ class LayerResult:
     deleted: list[str] = field(default_factory=list)
     #: directories whose lower-layer contents are hidden by ``.wh..wh..opq``
     opaque_dirs: list[str] = field(default_factory=list)
+    #: paths whose parent directories the layer makes without an entry of its own (the name
+    #: of a global PAX header, which the runtime skips once it has made them)
+    parents_of: list[str] = field(default_factory=list)
     entry_count: int = 0
     warnings: list[str] = field(default_factory=list)
     #: what the catalogers found in this layer's files (CatalogEntry values)

@@ -163,7 +163,8 @@ class Store:
         await tx.insert_many("insert_layer_file", _layer_file_rows(layer_id, layer))
         await tx.executemany("insert_layer_whiteout",
                              [(layer_id, _text(p), "delete") for p in layer.deleted] +
-                             [(layer_id, _text(p), "opaque") for p in layer.opaque_dirs])
+                             [(layer_id, _text(p), "opaque") for p in layer.opaque_dirs] +
+                             [(layer_id, _text(p), "parent") for p in layer.parents_of])
         await tx.execute("delete_layer_catalog", {"layer_id": layer_id})
         await tx.executemany("insert_layer_catalog", (  # a generator: encoded in the db thread
             (layer_id, _text(e.path), e.cataloger, json.dumps(result_to_json(e.result), separators=(",", ":")))
@@ -202,6 +203,7 @@ class Store:
             diff_id=layer["diff_id"], files=records, entry_count=layer["entry_count"] or 0,
             deleted=[w["path"] for w in whiteouts if w["kind"] == "delete"],
             opaque_dirs=[w["path"] for w in whiteouts if w["kind"] == "opaque"],
+            parents_of=[w["path"] for w in whiteouts if w["kind"] == "parent"],
             catalog=catalog,
             secrets=secrets, secret_rules=layer["secret_rules"],
             warnings=json.loads(layer["warnings"]) if layer["warnings"] else [],

@@ -324,3 +324,52 @@ def shape(stream: Stream) -> tuple[str, ...]:
         odd = ",".join(f"{k}={v}" for k, v in sorted(m.styles.items()))
         kinds.append(f"{m.fmt}/{m.typeflag!r}/{odd}/{m.checksum}")
     return tuple(kinds) + (stream.ending, "cut" if stream.cut is not None else "whole")
+
+
+# -- images: layers of plain, well-formed entries over a small set of paths ---------------------
+
+_POOL = ["a", "b", "a/b", "a/c", "b/c", "a/b/c", "d", "d/e", "l", "l/x", "a/l", "b/c/d"]
+
+
+@st.composite
+def layer_members(draw: st.DrawFn) -> list[Member]:
+    """One layer's entries: files, directories, symlinks (relative, absolute, to directories,
+    dangling, looping), hardlinks, whiteouts, opaque markers and global headers, over paths
+    that overlap within the layer and across layers."""
+    out = []
+    for _ in range(draw(st.integers(1, 7))):
+        path = draw(st.sampled_from(_POOL)).encode()
+        op = draw(st.sampled_from(["file"] * 4 + ["dir"] * 3 + ["symlink"] * 2 +
+                                  ["hardlink", "whiteout", "whiteout", "opaque", "global"]))
+        mode = draw(st.sampled_from([0o644, 0o755, 0o4755, 0o700]))
+        uid = draw(st.sampled_from([0, 1000]))
+        if op == "file":
+            out.append(Member(name=path, data=draw(st.sampled_from([b"", b"one", b"two" * 300])), mode=mode, uid=uid))
+        elif op == "dir":
+            out.append(Member(name=path + b"/", typeflag=b"5", mode=mode | 0o700, uid=uid))
+        elif op == "symlink":
+            target = draw(st.sampled_from([b"a", b"/a", b"b/c", b"../a", b"/d", b"missing", b"l", b".", b"/",
+                                           b"../../b"]))
+            out.append(Member(name=path, typeflag=b"2", linkname=target, mode=0o777, uid=uid))
+        elif op == "hardlink":
+            out.append(Member(name=path, typeflag=b"1", linkname=draw(st.sampled_from(_POOL)).encode(),
+                              mode=mode, uid=uid))
+        elif op == "whiteout":
+            parent, _, base = path.rpartition(b"/")
+            out.append(Member(name=(parent + b"/" if parent else b"") + b".wh." + base, mode=0o644))
+        elif op == "opaque":
+            out.append(Member(name=path + b"/.wh..wh..opq", mode=0o644))
+        else:
+            body = pax_record(b"path", path)
+            out.append(Member(name=b"pax_global_header", typeflag=b"g", data=body))
+    return out
+
+
+@st.composite
+def images(draw: st.DrawFn) -> list[bytes]:
+    """Uncompressed layer tars, bottom first."""
+    layers = []
+    for _ in range(draw(st.integers(1, 3))):
+        members = draw(layer_members())
+        layers.append(b"".join(m.encode() for m in members) + bytes(2 * BLOCK))
+    return layers

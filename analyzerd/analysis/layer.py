@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from ..archive.decompress import StreamDecoder
-from ..archive.tar import BLOCK, END, ENTRY_END, NEED_DATA, Entry, TarReader
-from ..catalogers.base import CatalogEntry, Cataloger, ParseResult, StreamScanner
+from ..archive.tar import BLOCK, END, ENTRY_END, NEED_DATA, RUNTIME_TYPEFLAGS, Entry, TarReader
+from ..archive.unpack import OPAQUE_MARKER, WHITEOUT_PREFIX, LayerTree
+from ..catalogers.base import CatalogEntry, Cataloger, ParseResult, StreamScanner, shorten
 from ..errors import AnalyzerError, ArchiveError, IntegrityError, LimitError
 from ..model import FileKind, FileRecord, LayerResult
 from ..secrets.scanner import SecretScanner
 from .dispatch import Dispatch
 
-__all__ = ["LayerAnalyzer", "LayerLimits", "OPAQUE_MARKER", "Spool", "WHITEOUT_PREFIX"]
+__all__ = ["LayerAnalyzer", "LayerLimits", "MAX_WARNINGS", "MAX_WARNING_LENGTH", "OPAQUE_MARKER", "Spool",
+           "WHITEOUT_PREFIX"]
 
 
 class Spool(Protocol):
@@ -34,8 +36,12 @@ class Spool(Protocol):
 
     def close(self) -> None: ...
 
-WHITEOUT_PREFIX: Final = ".wh."
-OPAQUE_MARKER: Final = ".wh..wh..opq"
+#: Warnings kept per layer; the rest are counted in one closing warning. A hostile layer can
+#: have a warning for each of its entries; a real one has a handful.
+MAX_WARNINGS: Final = 100
+#: Characters of one warning: long enough for a full path and a reason, short enough that the
+#: warnings of a layer stay under 100 KB stored and logged.
+MAX_WARNING_LENGTH: Final = 1000
 
 _EMPTY_MD5: Final = hashlib.md5(b"").hexdigest()
 _EMPTY_SHA1: Final = hashlib.sha1(b"").hexdigest()
@@ -90,11 +96,13 @@ class LayerAnalyzer:
         self._received = 0
         self._uncompressed = 0
         self._decoder = StreamDecoder()
-        self._reader = TarReader()
-        self._files: dict[str, FileRecord] = {}
-        self._deleted: list[str] = []
-        self._opaque: list[str] = []
+        self._reader = TarReader(max_hole_bytes=limits.max_uncompressed_bytes)
         self._warnings: list[str] = []
+        self._warnings_dropped = 0
+        self._tree = LayerTree(self._warn)
+        # hardlinks of this layer and the inode (record) each shares, settled at the end
+        self._hardlinks: list[tuple[FileRecord, FileRecord]] = []
+        self._inodes: dict[int, FileRecord] = {}
         self._failure: AnalyzerError | None = None
         # the regular file whose data is streaming now
         self._current: FileRecord | None = None
@@ -150,7 +158,12 @@ class LayerAnalyzer:
         if self._secrets is not None:
             secrets = list(self._secrets.finish())
             if self._secrets.truncated:
-                self._warnings.append(f"more than {len(secrets)} secrets found; the rest not recorded")
+                self._warn(f"more than {len(secrets)} secrets found; the rest not recorded")
+        files, deleted, opaque, parents_of = self._tree.finish()
+        for link, inode in self._hardlinks:
+            link.take_content_of(inode)
+        if self._warnings_dropped:
+            self._warnings.append(f"{self._warnings_dropped} more warnings not recorded")
         if self._diff_hash is not None:
             got = "sha256:" + self._diff_hash.hexdigest()
             if got != self._diff_id:
@@ -163,10 +176,11 @@ class LayerAnalyzer:
             uncompressed_size=self._uncompressed,
             diff_id=self._diff_id or ("sha256:" + self._blob_hash.hexdigest()
                                       if self._decoder.compression == "tar" else None),
-            files=list(self._files.values()),
+            files=files,
             catalog=self._catalog,
-            deleted=self._deleted,
-            opaque_dirs=self._opaque,
+            deleted=deleted,
+            opaque_dirs=opaque,
+            parents_of=parents_of,
             entry_count=self._reader.entries,
             warnings=self._warnings,
             secrets=secrets,
@@ -257,49 +271,62 @@ class LayerAnalyzer:
         if self._scanning is not None:
             self._finish_scan()
 
+    def _warn(self, message: str) -> None:
+        if len(self._warnings) < MAX_WARNINGS:
+            self._warnings.append(shorten(message, MAX_WARNING_LENGTH))
+        else:
+            self._warnings_dropped += 1
+
     def _entry(self, entry: Entry) -> None:
         if self._reader.entries > self._limits.max_entries:
             raise LimitError(f"more than {self._limits.max_entries} entries")
-        path = entry.path
-        if path == "/":
-            return
-        if WHITEOUT_PREFIX in path:
-            slash = path.rfind("/")
-            name = path[slash + 1:]
-            if name.startswith(WHITEOUT_PREFIX):
-                parent = path[:slash] or "/"
-                if name == OPAQUE_MARKER:
-                    self._opaque.append(parent)
-                else:
-                    target = name[len(WHITEOUT_PREFIX):]
-                    if target and target not in (".", ".."):
-                        self._deleted.append(parent.rstrip("/") + "/" + target)
-                return
+        if entry.typeflag not in RUNTIME_TYPEFLAGS:
+            raise ArchiveError(f"entry {shorten(entry.name, 200)!r} at offset {entry.offset} has typeflag "
+                               f"{entry.typeflag!r}, which containerd and moby refuse to unpack "
+                               f"('unhandled tar header type'): no container runs from this layer")
+        path = self._tree.place(entry)
+        if path is None:
+            return  # a whiteout, an opaque marker, a global header, the root, a refused name
         kind = entry.kind
-        record = FileRecord(path, kind, entry.mode, entry.uid, entry.gid, entry.size,
-                            entry.mtime, entry.link)
+        # a symlink is always 0777 on Linux (the runtime's chmod skips it)
+        record = FileRecord(path, kind, entry.mode if kind is not FileKind.SYMLINK else 0o777, entry.uid,
+                            entry.gid, entry.size, entry.mtime, entry.link)
         if kind is FileKind.FILE and self._dispatch is not None:
             cataloger = self._dispatch.match(path)
             if cataloger is not None:
                 self._start_capture(path, cataloger, entry.size)
             elif (self._scanner_catalogers and entry.mode & _ANY_EXEC_BIT
-                  and entry.size >= MIN_SCANNED_EXECUTABLE and not entry.sparse):
+                  and entry.size >= MIN_SCANNED_EXECUTABLE):
                 self._sniff_path, self._sniff_head = path, b""
         if kind is FileKind.FILE:
-            if entry.sparse:
-                # The stored data is a sparse map plus the data blocks, not the content.
-                self._warnings.append(f"{path}: GNU sparse file, digests not computed")
-            elif entry.size:
+            if entry.size:
                 self._current = record  # hashed as its data streams past
                 if self._secrets is not None:
-                    self._secrets.add_file(entry.offset + BLOCK, entry.size, path)
+                    # a sparse file's bytes in the stream are its map and fragments: its
+                    # secrets are found there (their line numbers count from that data)
+                    self._secrets.add_file(entry.offset + BLOCK, entry.stored, path)
             else:
                 record.md5, record.sha1, record.sha256 = _EMPTY_MD5, _EMPTY_SHA1, _EMPTY_SHA256
         elif kind is FileKind.HARDLINK:
-            target = self._files.get(entry.link or "")
-            if target is not None:
-                record.take_content_of(target)
-        self._files[path] = record  # a later entry for the same path wins
+            link = self._tree.link_target(entry)
+            record.link = link
+            target = self._tree.get(link)
+            if target is not None and target.kind is not FileKind.DIR:
+                # One inode: the runtime links it, then applies the link's own header to it
+                # (chown, chmod, times), so the target takes the link's owner and mode too.
+                inode = self._inodes.get(id(target), target)
+                inode.uid, inode.gid, inode.mtime = entry.uid, entry.gid, entry.mtime
+                if inode.kind is not FileKind.SYMLINK:
+                    inode.mode = entry.mode
+                self._inodes[id(record)] = inode
+                self._hardlinks.append((record, inode))
+            else:
+                # The overlayfs snapshotter links within the layer's own directory: the target
+                # must be in this layer. Other snapshotters see the lower layers too.
+                self._warn(f"{path}: hardlink to {link}, which this layer does not hold as a file "
+                           f"(containerd's overlayfs snapshotter refuses the layer; the lower layers' "
+                           f"file is reported)")
+        self._tree.add(record)
 
     def _sniff(self, data: memoryview) -> None:
         """The first bytes of an executable: start the scanners its magic number calls for."""
@@ -326,8 +353,8 @@ class LayerAnalyzer:
             try:
                 scanner.feed(data)
             except Exception as exc:  # noqa: BLE001 - bad content degrades, it does not abort
-                self._warnings.append(f"{self._scanning_path}: the {cataloger.name} scanner failed: "
-                                      f"{type(exc).__name__}: {exc}")
+                self._warn(f"{self._scanning_path}: the {cataloger.name} scanner failed: "
+                           f"{type(exc).__name__}: {exc}")
                 self._scanning = [pair for pair in self._scanning if pair[1] is not scanner] or None
                 if self._scanning is None:
                     return
@@ -340,14 +367,15 @@ class LayerAnalyzer:
             try:
                 result = scanner.finish()
             except Exception as exc:  # noqa: BLE001
-                self._warnings.append(f"{path}: the {cataloger.name} scanner failed: {type(exc).__name__}: {exc}")
+                self._warn(f"{path}: the {cataloger.name} scanner failed: {type(exc).__name__}: {exc}")
                 continue
             if result is not None:
                 # a scanner may name what it recognized (go-module-binary, ...)
                 self._keep(path, getattr(scanner, "found_by", None) or cataloger.name, result)
 
     def _keep(self, path: str, cataloger: str, result: ParseResult) -> None:
-        self._warnings.extend(result.warnings)
+        for warning in result.warnings:
+            self._warn(warning)
         result.warnings = []
         if result.packages or result.claims or result.distro is not None:
             self._catalog.append(CatalogEntry(path=path, cataloger=cataloger, result=result))
@@ -355,12 +383,12 @@ class LayerAnalyzer:
     def _start_capture(self, path: str, cataloger: Cataloger, size: int) -> None:
         limit = min(cataloger.max_bytes, self._limits.max_catalog_file)
         if size > limit:
-            self._warnings.append(f"{path}: {size} bytes, more than the {cataloger.name} cataloger reads "
-                                  f"({limit}); not cataloged")
+            self._warn(f"{path}: {size} bytes, more than the {cataloger.name} cataloger reads "
+                       f"({limit}); not cataloged")
             return
         if size > self._limits.max_memory_capture:
             if self._spool is None:
-                self._warnings.append(f"{path}: {size} bytes, too large to catalog in memory; not cataloged")
+                self._warn(f"{path}: {size} bytes, too large to catalog in memory; not cataloged")
                 return
             self._capture = self._spool()
         else:
@@ -377,7 +405,7 @@ class LayerAnalyzer:
             data = capture if type(capture) is bytearray else capture.view()  # type: ignore[union-attr]
             result = cataloger.parse(path, data)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - bad content degrades, it does not abort
-            self._warnings.append(f"{path}: the {cataloger.name} cataloger failed: {type(exc).__name__}: {exc}")
+            self._warn(f"{path}: the {cataloger.name} cataloger failed: {type(exc).__name__}: {exc}")
             return
         finally:
             if type(capture) is not bytearray:

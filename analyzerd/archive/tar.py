@@ -111,7 +111,7 @@ class Entry:
     """One archive member's header, after long-name and PAX records are applied."""
 
     __slots__ = ("path", "kind", "typeflag", "name", "linkname", "mode", "uid", "gid", "size",
-                 "mtime", "link", "devmajor", "devminor", "sparse", "offset", "data")
+                 "mtime", "link", "devmajor", "devminor", "sparse", "offset", "stored", "data")
 
     def __init__(self, path: str, kind: FileKind, mode: int, uid: int, gid: int, size: int,
                  mtime: int, link: str | None, devmajor: int, devminor: int, sparse: bool,
@@ -132,6 +132,8 @@ class Entry:
         self.devminor = devminor
         self.sparse = sparse  #: a GNU sparse file: data events give its logical content
         self.offset = offset  #: byte offset of the header in the uncompressed stream
+        #: bytes of data stored after the header (size, or a sparse file's map and fragments)
+        self.stored = size
         #: the entry's whole data when it was at hand (then no data events and no ENTRY_END
         #: follow); None: data events and ENTRY_END follow
         self.data: memoryview | None = None
@@ -650,6 +652,7 @@ class TarReader:
             if typeflag in _HEADER_ONLY:
                 raise ArchiveError(f"sparse map on a {typeflag!r} entry at offset {offset}")
             entry.size = size
+            entry.stored = data_size
             self._remaining, self._padding = data_size, padding
             if sparse == "1.0":
                 self._sparse_entry = entry

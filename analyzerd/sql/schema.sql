@@ -281,3 +281,16 @@ CREATE TABLE settings (
 -- power loss). They count toward max_attempts like any other try, so an image that kills
 -- every daemon that analyzes it is failed, not handed from host to host for ever.
 ALTER TABLE jobs ADD COLUMN lease_expiries INTEGER NOT NULL DEFAULT 0;
+
+-- migration 9 --
+-- 'parent': a path whose parent directories a layer makes without listing them (the runtime
+-- creates the parents of every name it meets, a skipped global PAX header's name too).
+CREATE TABLE layer_whiteouts_9 (
+    layer_id INTEGER NOT NULL REFERENCES layers (id) ON DELETE CASCADE,
+    path     TEXT    NOT NULL,
+    kind     TEXT    NOT NULL CHECK (kind IN ('delete', 'opaque', 'parent')),
+    PRIMARY KEY (layer_id, path, kind)
+) WITHOUT ROWID;
+INSERT INTO layer_whiteouts_9 (layer_id, path, kind) SELECT layer_id, path, kind FROM layer_whiteouts;
+DROP TABLE layer_whiteouts;
+ALTER TABLE layer_whiteouts_9 RENAME TO layer_whiteouts;

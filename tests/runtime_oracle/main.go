@@ -117,6 +117,9 @@ func walk(out *json.Encoder, mnt string) error {
 	var paths []string
 	err := filepath.WalkDir(mnt, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
 			return err
 		}
 		if path != mnt {
@@ -131,6 +134,9 @@ func walk(out *json.Encoder, mnt string) error {
 	for _, path := range paths {
 		var st syscall.Stat_t
 		if err := syscall.Lstat(path, &st); err != nil {
+			if os.IsNotExist(err) {
+				continue // a whiteout: listed in a directory only one layer has, never looked up
+			}
 			return err
 		}
 		v := visible{Path: hex.EncodeToString([]byte(path[len(mnt):])), Type: kind(st.Mode),

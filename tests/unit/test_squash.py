@@ -98,7 +98,7 @@ def random_layers(rng, count=4):
             depth = rng.randint(1, 3)
             path = "/".join(rng.choice(names) for _ in range(depth))
             op = rng.random()
-            if path in seen or any(s.startswith(path + "/") for s in seen):
+            if path in seen or any(s.startswith(path + "/") or path.startswith(s + "/") for s in seen):
                 continue  # keep to one thing per path and layer, as a builder's diff does
             if op < 0.45:
                 if ensure_dirs(path) and view.get(path) != "dir":

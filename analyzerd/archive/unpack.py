@@ -1,0 +1,315 @@
+"""Where each entry of a layer lands: containerd's applier rules, over the layer's own entries.
+
+containerd (with the overlayfs snapshotter, the default, as moby's overlay2) unpacks a layer
+into an empty upper directory, entry by entry (``archive.Apply``), then stacks the upper
+directories. Within one layer that means:
+
+- an entry's parent directory is resolved through the symlinks this layer already wrote
+  (``fs.RootPath``: absolute targets start at the layer root, ".." stops there, at most 255
+  links); a parent that is a file of this layer fails the layer (``mkparent``: not a directory);
+- an entry replaces what this layer already has at its path, except a directory onto a
+  directory (the two merge); replacing a directory removes everything under it;
+- ``.wh.NAME`` leaves a whiteout at NAME (a 0/0 character device): it fails the layer if this
+  layer already wrote NAME, and a later entry at NAME replaces it (a directory then merges
+  with the lower layers' one again); ``.wh..wh..opq`` marks its directory opaque;
+- missing parent directories are created (root-owned 0755, or as the lower layer has them);
+- a global PAX header (typeflag "g") is skipped, but not before what stands at its path in this
+  layer is removed, or its name acts as a whiteout;
+- a name resolving to the root is skipped.
+
+``LayerTree`` keeps that state in write order, so a removal is a marker in the order rather than
+a search: ``finish()`` drops, in one pass, whatever a later removal took away. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from ..errors import ArchiveError
+from ..model import FileKind, FileRecord
+from .tar import Entry, normalize_path
+
+__all__ = ["LayerTree", "MAX_LINK_FOLLOWS", "MAX_NAME_BYTES", "MAX_PATH_BYTES", "OPAQUE_MARKER",
+           "WHITEOUT_PREFIX"]
+
+WHITEOUT_PREFIX: Final = ".wh."
+OPAQUE_MARKER: Final = ".wh..wh..opq"
+#: Linux's PATH_MAX (with its terminating NUL): no longer path can be created, so no container
+#: has one; longer names are refused per entry, with a warning.
+MAX_PATH_BYTES: Final = 4096
+#: Linux's NAME_MAX: the longest path component a filesystem accepts.
+MAX_NAME_BYTES: Final = 255
+#: continuity's fs.RootPath gives up after this many symlinks ("too many links").
+MAX_LINK_FOLLOWS: Final = 255
+
+# Keys of the ordered state besides paths (which are str): markers in the write order.
+_CUT: Final = 0  # (_CUT, path): what was under path was removed here
+_WHITEOUT: Final = 1  # (_WHITEOUT, path): a whiteout stands at path
+_OPAQUE: Final = 2  # (_OPAQUE, path): path was made opaque here
+_PARENTS: Final = 3  # (_PARENTS, path): path's parents were made here (a global header)
+
+
+def _too_long(path: str) -> str | None:
+    if len(path) <= MAX_NAME_BYTES + 1 and path.isascii():
+        return None  # the common case: short enough in every part
+    raw = path.encode("utf-8", "surrogateescape")
+    if len(raw) >= MAX_PATH_BYTES:
+        return f"a path of {len(raw)} bytes (Linux allows {MAX_PATH_BYTES - 1})"
+    if len(raw) > MAX_NAME_BYTES + 1 and any(len(part) > MAX_NAME_BYTES for part in raw.split(b"/")):
+        return f"a path component longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def _join(directory: str, name: str) -> str:
+    return directory + name if directory == "/" else directory + "/" + name
+
+
+class LayerTree:
+    """One layer's own entries as the runtime leaves them. See the module docstring."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self._warn = warn
+        # path -> record, and marker tuples; in the order written (a rewrite moves to the end)
+        self._state: dict[str | tuple[int, str], FileRecord | None] = {}
+        self._symlinks = 0  # symlinks written: 0 means no parent needs resolving
+        self._clean_parent = ""  # the last parent found free of this layer's non-directories
+        # directories of this layer (written, or made for children) -> when (self._writes)
+        self._dirs: dict[str, int] = {}
+        self._cut_at: dict[str, int] = {}  # path -> when what was under it was last removed
+        self._writes = 0
+        self._dir_entries: list[str] = []  # where directory entries were written, in order
+
+    # -- placing an entry ----------------------------------------------------------------------
+
+    def place(self, entry: Entry) -> str | None:
+        """The path the entry is written at, or None when it writes no file record (whiteout,
+        opaque marker, global header, the root, a refused name). Raises ArchiveError where
+        containerd fails the layer."""
+        path = entry.path
+        if path == "/":
+            return None
+        slash = path.rfind("/")
+        parent, name = path[:slash] or "/", path[slash + 1:]
+        if parent != self._clean_parent:
+            parent = self._parent(parent, entry)
+            path = _join(parent, name)
+        reason = _too_long(path)
+        if reason is not None:
+            self._warn(f"{path[:200]}…: {reason}; not recorded (the runtime cannot create it)")
+            return None
+        if name.startswith(WHITEOUT_PREFIX):
+            self._whiteout(parent, name, entry)
+            return None
+        if entry.typeflag == "g":
+            self._remove(path)
+            self._state[(_PARENTS, path)] = None
+            return None
+        return path
+
+    def _parent(self, parent: str, entry: Entry) -> str:
+        """The parent directory, resolved through this layer's symlinks; checked to be (or to
+        become) a directory."""
+        state = self._state
+        needs_resolving = False
+        ancestor = parent
+        while len(ancestor) > 1:
+            record = state.get(ancestor)
+            if record is not None and record.kind is not FileKind.DIR:
+                if record.kind is not FileKind.SYMLINK:
+                    raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: its parent "
+                                       f"{ancestor!r} is a {record.kind.value} of this layer, not a directory")
+                needs_resolving = True
+            elif (_WHITEOUT, ancestor) in state:
+                raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: its parent {ancestor!r} "
+                                   f"is whited out in this layer, not a directory")
+            ancestor = ancestor[:ancestor.rfind("/")] or "/"
+        if needs_resolving:
+            parent = self._root_path(parent, entry)
+            record = state.get(parent)
+            if (record is not None and record.kind is not FileKind.DIR) or (_WHITEOUT, parent) in state:
+                raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: its parent resolves to "
+                                   f"{parent!r}, not a directory")
+        else:
+            self._clean_parent = parent
+        self._made_dirs(parent)
+        return parent
+
+    def _made_dirs(self, directory: str) -> None:
+        """``directory`` and its ancestors exist now (mkparent makes the missing ones)."""
+        dirs, now = self._dirs, self._writes
+        while len(directory) > 1 and (directory not in dirs or self._cut_at):
+            dirs[directory] = now
+            directory = directory[:directory.rfind("/")] or "/"
+
+    def _is_dir(self, path: str) -> bool:
+        """Whether this layer has a directory at ``path`` now (written or made for children)."""
+        made = self._dirs.get(path)
+        if made is None:
+            return False
+        ancestor = path
+        while self._cut_at and ancestor:
+            if self._cut_at.get(ancestor, -1) > made:
+                return False
+            ancestor = ancestor[:ancestor.rfind("/")]
+        return True
+
+    def _root_path(self, path: str, entry: Entry,
+                   records: dict[str, FileRecord] | dict[str | tuple[int, str], FileRecord | None] | None = None
+                   ) -> str:
+        """continuity's fs.RootPath over this layer: ``path`` with symlinks followed, confined
+        to the root. ``records``: the layer's state to resolve in (default: as it is now)."""
+        state = self._state if records is None else records
+        follows = 0
+        parts = [p for p in path.split("/") if p]
+        resolved = "/"
+        while parts:
+            part = parts.pop(0)
+            candidate = normalize_path(_join(resolved, part))
+            record = state.get(candidate)
+            if parts and (_WHITEOUT, candidate) in state:
+                raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: {candidate!r} "
+                                   f"is whited out in this layer, not a directory")
+            if record is None or record.kind is not FileKind.SYMLINK:
+                if record is not None and record.kind is not FileKind.DIR and parts:
+                    raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: {candidate!r} "
+                                       f"is a {record.kind.value} of this layer, not a directory")
+                resolved = candidate
+                continue
+            follows += 1
+            if follows > MAX_LINK_FOLLOWS:
+                raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: too many levels of "
+                                   f"symbolic links under {path!r}")
+            target = record.link or ""
+            base = "/" if target.startswith("/") else resolved
+            parts[:0] = [p for p in normalize_path(_join(base, target)).split("/") if p]
+            resolved = "/"
+        return resolved
+
+    def link_target(self, entry: Entry) -> str:
+        """Where a hardlink's target is (containerd's hardlinkRootPath): its parent resolved
+        through this layer's symlinks."""
+        target = normalize_path(entry.linkname)
+        if not self._symlinks or target == "/":
+            return target
+        slash = target.rfind("/")
+        parent = self._root_path(target[:slash] or "/", entry)
+        return _join(parent, target[slash + 1:])
+
+    # -- whiteouts and removals ------------------------------------------------------------------
+
+    def _whiteout(self, parent: str, name: str, entry: Entry) -> None:
+        state = self._state
+        if name == OPAQUE_MARKER:
+            state.pop((_OPAQUE, parent), None)
+            state[(_OPAQUE, parent)] = None
+            return
+        target = name[len(WHITEOUT_PREFIX):]
+        if target in ("", ".", ".."):
+            raise ArchiveError(f"invalid whiteout name {entry.name!r} at offset {entry.offset}")
+        path = _join(parent, target)
+        if path in state or self._is_dir(path) or (_WHITEOUT, path) in state:
+            raise ArchiveError(f"whiteout {entry.name!r} at offset {entry.offset}: this layer already has "
+                               f"{path!r} (containerd fails the layer: the whiteout cannot be created)")
+        state[(_WHITEOUT, path)] = None
+
+    def _remove(self, path: str) -> None:
+        """What a global header does to its path: RemoveAll of what this layer has there."""
+        old = self._state.pop(path, None)
+        self._state.pop((_WHITEOUT, path), None)
+        if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
+            self._cut(path)
+        elif old is not None and old.kind is FileKind.SYMLINK:
+            self._clean_parent = ""
+
+    def _cut(self, path: str) -> None:
+        self._state[(_CUT, path)] = None
+        self._writes += 1
+        self._cut_at[path] = self._writes
+        self._dirs.pop(path, None)
+        if self._clean_parent == path or self._clean_parent.startswith(path + "/"):
+            self._clean_parent = ""
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def get(self, path: str) -> FileRecord | None:
+        record = self._state.get(path)
+        return record
+
+    def add(self, record: FileRecord) -> None:
+        """Write ``record`` at its path, replacing what this layer has there."""
+        state, path = self._state, record.path
+        old = state.get(path)
+        state.pop((_WHITEOUT, path), None)  # an entry replaces a whiteout
+        self._writes += 1
+        if record.kind is FileKind.DIR:
+            self._dirs[path] = self._writes
+            self._dir_entries.append(path)
+            if old is not None and old.kind is FileKind.DIR:
+                state[path] = record  # a directory onto a directory: merged, in place
+                return
+        if old is not None:
+            del state[path]
+        if record.kind is not FileKind.DIR:
+            if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
+                self._cut(path)
+            if self._clean_parent == path or self._clean_parent.startswith(path + "/"):
+                self._clean_parent = ""
+            if record.kind is FileKind.SYMLINK:
+                self._symlinks += 1
+        state[path] = record
+
+    def _check_directories(self, files: list[FileRecord]) -> None:
+        """containerd sets each directory entry's times once the layer is unpacked, at its
+        path as the layer left it: a directory a later entry removed fails the layer."""
+        alive = {record.path: record for record in files}
+        for path in self._dir_entries:
+            entry = Entry(path, FileKind.DIR, 0, 0, 0, 0, 0, None, 0, 0, False, 0, typeflag="5", name=path)
+            resolved = self._root_path(path, entry, alive)
+            if resolved not in alive and not self._is_dir(resolved):
+                raise ArchiveError(f"directory entry {path!r} is removed by a later entry of the layer "
+                                   f"(containerd fails the layer setting its times)")
+
+    def finish(self) -> tuple[list[FileRecord], list[str], list[str], list[str]]:
+        """The layer's records, whiteouts, opaque directories and paths whose parents it
+        made, after removals. Raises ArchiveError where containerd fails the layer at its end."""
+        files: list[FileRecord] = []
+        marks: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+        deleted, opaque, parents = marks[_WHITEOUT], marks[_OPAQUE], marks[_PARENTS]
+        if not self._cut_at:
+            for key, record in self._state.items():
+                if record is not None:
+                    files.append(record)
+                else:
+                    marks[key[0]].append(key[1])  # type: ignore[index]
+            return files, deleted, opaque, parents
+        # Newest first: a removal drops what was written under its path before it.
+        removed: set[str] = set()
+        for key, record in reversed(self._state.items()):
+            if record is not None:
+                path = record.path
+            elif key[0] == _CUT:  # type: ignore[index]
+                removed.add(key[1])  # type: ignore[index]
+                continue
+            else:
+                path = key[1]  # type: ignore[index]
+            # an opaque mark goes with its directory; anything else with its parent
+            opaque_mark = record is None and key[0] == _OPAQUE  # type: ignore[index]
+            ancestor = path if opaque_mark else path[:path.rfind("/")]
+            gone = False
+            while ancestor:
+                if ancestor in removed:
+                    gone = True
+                    break
+                ancestor = ancestor[:ancestor.rfind("/")]
+            if gone:
+                continue
+            if record is not None:
+                files.append(record)
+            else:
+                marks[key[0]].append(path)  # type: ignore[index]
+        files.reverse()
+        for mark in marks:
+            mark.reverse()
+        self._check_directories(files)
+        return files, deleted, opaque, parents
