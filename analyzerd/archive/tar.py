@@ -394,6 +394,17 @@ class TarReader:
     def _truncated(self) -> ArchiveError:
         return ArchiveError(f"tar stream truncated at offset {self.offset}")
 
+    def _block(self) -> bytes | _Sentinel:
+        """The next header block; NEED_DATA; or END when the input ends on a block boundary
+        (no end-of-archive marker: common in layers, and harmless, as in Go)."""
+        if self._pos + BLOCK > len(self._buf) and self._available() < BLOCK:
+            if not self._eof:
+                return NEED_DATA
+            if self._available() == 0:
+                return self._done()
+            raise self._truncated()
+        return self._take(BLOCK)
+
     def _done(self) -> _Sentinel:
         self._state = _DONE
         self._chunks.clear()
@@ -422,14 +433,10 @@ class TarReader:
                 self._remaining -= end - pos
                 return self._buf[pos:end]
             if state == _HEADER:
-                if self._pos + BLOCK > len(self._buf) and self._available() < BLOCK:
-                    if not self._eof:
-                        return NEED_DATA
-                    if self._available() == 0:
-                        # No end-of-archive marker: common in layers, and harmless.
-                        return self._done()
-                    raise self._truncated()
-                event = self._header(self._take(BLOCK))
+                block = self._block()
+                if type(block) is not bytes:
+                    return block
+                event = self._header(block)
                 if event is not None:
                     return event
             elif state == _SKIP:
@@ -453,14 +460,11 @@ class TarReader:
                     return self._global_entry(meta)
             elif state == _ZERO:
                 # One zero block read: the end-of-archive marker needs a second one.
-                if self._pos + BLOCK > len(self._buf) and self._available() < BLOCK:
-                    if not self._eof:
-                        return NEED_DATA
-                    if self._available() == 0:
-                        return self._done()
-                    raise self._truncated()
                 offset = self.offset
-                if self._take(BLOCK) != _ZERO_BLOCK:
+                block = self._block()
+                if type(block) is not bytes:
+                    return block
+                if block != _ZERO_BLOCK:
                     raise ArchiveError(f"a zero block followed by a non-zero block at offset {offset}: "
                                        f"not an end-of-archive marker (invalid tar header)")
                 return self._done()

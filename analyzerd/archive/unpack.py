@@ -79,6 +79,7 @@ class LayerTree:
         self._cut_at: dict[str, int] = {}  # path -> when what was under it was last removed
         self._writes = 0
         self._dir_entries: list[str] = []  # where directory entries were written, in order
+        self._whiteouts = 0  # whiteouts written: 0 means no entry can replace one
 
     # -- placing an entry ----------------------------------------------------------------------
 
@@ -212,6 +213,7 @@ class LayerTree:
             raise ArchiveError(f"whiteout {entry.name!r} at offset {entry.offset}: this layer already has "
                                f"{path!r} (containerd fails the layer: the whiteout cannot be created)")
         state[(_WHITEOUT, path)] = None
+        self._whiteouts += 1
 
     def _remove(self, path: str) -> None:
         """What a global header does to its path: RemoveAll of what this layer has there."""
@@ -233,14 +235,14 @@ class LayerTree:
     # -- records ----------------------------------------------------------------------------------
 
     def get(self, path: str) -> FileRecord | None:
-        record = self._state.get(path)
-        return record
+        return self._state.get(path)
 
     def add(self, record: FileRecord) -> None:
         """Write ``record`` at its path, replacing what this layer has there."""
         state, path = self._state, record.path
         old = state.get(path)
-        state.pop((_WHITEOUT, path), None)  # an entry replaces a whiteout
+        if self._whiteouts:
+            state.pop((_WHITEOUT, path), None)  # an entry replaces a whiteout
         self._writes += 1
         if record.kind is FileKind.DIR:
             self._dirs[path] = self._writes
