@@ -102,6 +102,9 @@ _META_TYPES: Final = frozenset({b"L", b"K", b"x", b"g"})
 # devminor, then 167 bytes that each format uses differently (prefix, times, sparse map)
 _FIELDS: Final = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s167s")
 _OCTAL_DIGITS: Final = frozenset(b"01234567")
+_OCTAL_FIELD: Final = b"01234567 \0"  # what a plain octal field holds
+# A header with fewer zero bytes than this could sum to 65521 or more (see _header).
+_FEW_ZEROS: Final = BLOCK - 256 + 8  # the checksum field counts as 8 spaces
 _DECIMAL_DIGITS: Final = frozenset(b"0123456789")
 
 _FORMAT_V7, _FORMAT_USTAR, _FORMAT_GNU, _FORMAT_STAR = range(4)
@@ -516,6 +519,15 @@ class TarReader:
         entry.data = _ZEROS[:0]
         return entry
 
+    @staticmethod
+    def _numbers(fields: tuple[bytes, ...], fmt: int, offset: int) -> list[int]:
+        """The numeric fields (size mode uid gid mtime devmajor devminor) as Go parses them."""
+        try:
+            count = 7 if fmt != _FORMAT_V7 else 5
+            return [_numeric(field) for field in fields[:count]] + [0] * (7 - count)
+        except _BadNumber:
+            raise ArchiveError(f"invalid numeric field in the tar header at offset {offset}") from None
+
     def _header(self, hdr: bytes) -> Entry | _Sentinel | None:
         offset = self.offset - BLOCK
         if hdr == _ZERO_BLOCK:
@@ -526,15 +538,16 @@ class TarReader:
         # The checksum: octal, over the header with its own field as spaces; unsigned or
         # signed bytes (old Sun tars) both pass, as in Go.
         try:
-            stored = _octal(chksum_f)
-        except _BadNumber:
+            text = chksum_f.strip(b" \0")
+            stored = int(text, 8) if text.isdigit() else _octal(chksum_f)
+        except (_BadNumber, ValueError):
             raise ArchiveError(f"invalid checksum field in the tar header at offset {offset} "
                                f"(not a tar stream, or corrupt)") from None
-        # The sum of the bytes, in C: adler32's low half is (1 + sum) mod 65521, and a number's
-        # base-256 digits sum to it mod 255; the two together pin a sum below 65521 * 255.
+        # The sum of the bytes, in C: adler32's low half is (1 + sum) mod 65521. That pins the
+        # sum when both it and the stored value are below 65521; the sum is when fewer than 257
+        # bytes are non-zero (at most 255 each): a real header has about a hundred.
         unsigned = zlib.adler32(hdr[156:], zlib.adler32(_SPACES8, zlib.adler32(hdr[:148]))) & 0xFFFF
-        if unsigned != (1 + stored) % 65521 or \
-                (int.from_bytes(hdr, "little") - sum(chksum_f) + 256 - stored) % 255:
+        if unsigned != (1 + stored) % 65521 or stored >= 65521 or hdr.count(0) < _FEW_ZEROS:
             blanked = hdr[:148] + _SPACES8 + hdr[156:]
             signed = sum(b - 256 if b > 127 else b for b in blanked)
             if stored not in (sum(blanked), signed):
@@ -547,18 +560,29 @@ class TarReader:
         else:
             fmt = _FORMAT_V7
         try:
-            size = _numeric(size_f)
-            mode = _numeric(mode_f)
-            uid = _numeric(uid_f)
-            gid = _numeric(gid_f)
-            mtime = _numeric(mtime_f)
+            if hdr[100:148].translate(None, _OCTAL_FIELD) or \
+                    (fmt != _FORMAT_V7 and hdr[329:345].translate(None, _OCTAL_FIELD)):
+                raise ValueError  # base-256 or odd bytes: the careful way below
+            # Only octal digits, spaces and NULs: Go's parseOctal is int() of the stripped
+            # field (which refuses a space or NUL left inside it: the careful way then).
+            size = int(size_f.strip(b" \0") or b"0", 8)
+            mode = int(mode_f.strip(b" \0") or b"0", 8)
+            uid = int(uid_f.strip(b" \0") or b"0", 8)
+            gid = int(gid_f.strip(b" \0") or b"0", 8)
+            mtime = int(mtime_f.strip(b" \0") or b"0", 8)
             devmajor = devminor = 0
+            if fmt != _FORMAT_V7:
+                devmajor = int(devmajor_f.strip(b" \0") or b"0", 8)
+                devminor = int(devminor_f.strip(b" \0") or b"0", 8)
+        except ValueError:
+            size, mode, uid, gid, mtime, devmajor, devminor = self._numbers(
+                (size_f, mode_f, uid_f, gid_f, mtime_f, devmajor_f, devminor_f), fmt, offset)
+        try:
             prefix = b""
             if fmt != _FORMAT_V7:
-                devmajor = _numeric(devmajor_f)
-                devminor = _numeric(devminor_f)
                 if fmt == _FORMAT_USTAR:
-                    prefix = _cstr(tail[:155])
+                    if tail[0]:
+                        prefix = _cstr(tail[:155])
                 elif fmt == _FORMAT_STAR:
                     prefix = _cstr(tail[:131])
                     _numeric(tail[131:143])  # atime and ctime: Go refuses them malformed
@@ -592,7 +616,7 @@ class TarReader:
         pax, long_name, long_link = self._pax, self._long_name, self._long_link
         if pax or long_name or long_link:
             self._pax, self._long_name, self._long_link = {}, "", ""
-        linkname = _decode(_cstr(link_f))
+        linkname = _decode(_cstr(link_f)) if link_f[0] else ""
         if pax:
             try:
                 for key, value in pax.items():

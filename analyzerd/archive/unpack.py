@@ -73,7 +73,9 @@ class LayerTree:
         # path -> record, and marker tuples; in the order written (a rewrite moves to the end)
         self._state: dict[str | tuple[int, str], FileRecord | None] = {}
         self._symlinks = 0  # symlinks written: 0 means no parent needs resolving
-        self._clean_parent = ""  # the last parent found free of this layer's non-directories
+        # parents found free of this layer's non-directories: only a removal (a cut) of one
+        # of their directories can change that, and a cut forgets them all
+        self._clean_parents: set[str] = set()
         # directories of this layer (written, or made for children) -> when (self._writes)
         self._dirs: dict[str, int] = {}
         self._cut_at: dict[str, int] = {}  # path -> when what was under it was last removed
@@ -92,7 +94,7 @@ class LayerTree:
             return None
         slash = path.rfind("/")
         parent, name = path[:slash] or "/", path[slash + 1:]
-        if parent != self._clean_parent:
+        if parent not in self._clean_parents:
             parent = self._parent(parent, entry)
             path = _join(parent, name)
         reason = _too_long(path)
@@ -132,7 +134,7 @@ class LayerTree:
                 raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: its parent resolves to "
                                    f"{parent!r}, not a directory")
         else:
-            self._clean_parent = parent
+            self._clean_parents.add(parent)
         self._made_dirs(parent)
         return parent
 
@@ -221,16 +223,13 @@ class LayerTree:
         self._state.pop((_WHITEOUT, path), None)
         if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
             self._cut(path)
-        elif old is not None and old.kind is FileKind.SYMLINK:
-            self._clean_parent = ""
 
     def _cut(self, path: str) -> None:
         self._state[(_CUT, path)] = None
         self._writes += 1
         self._cut_at[path] = self._writes
         self._dirs.pop(path, None)
-        if self._clean_parent == path or self._clean_parent.startswith(path + "/"):
-            self._clean_parent = ""
+        self._clean_parents.clear()
 
     # -- records ----------------------------------------------------------------------------------
 
@@ -255,8 +254,6 @@ class LayerTree:
         if record.kind is not FileKind.DIR:
             if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
                 self._cut(path)
-            if self._clean_parent == path or self._clean_parent.startswith(path + "/"):
-                self._clean_parent = ""
             if record.kind is FileKind.SYMLINK:
                 self._symlinks += 1
         state[path] = record

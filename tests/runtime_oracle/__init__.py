@@ -195,7 +195,11 @@ def analyzerd_view(layers: list[bytes]) -> tuple[dict[str, dict], str | None, li
         except (ArchiveError, LimitError, IntegrityError) as exc:
             return {}, f"layer {len(results)}: {exc}", [r.warnings for r in results]
     view = {}
-    for _, record, _ in squash(results):
+    try:
+        merged = squash(results)
+    except (ArchiveError, LimitError) as exc:
+        return {}, f"merge: {exc}", [r.warnings for r in results]
+    for _, record, _ in merged:
         item = {"type": record.kind.value if record.kind.value != "hardlink" else "file", "mode": record.mode,
                 "uid": record.uid, "gid": record.gid}
         if record.kind.value in ("file", "hardlink"):
