@@ -92,12 +92,14 @@ class LayerTree:
         path = entry.path
         if path == "/":
             return None
+        # refused before its parents are looked at or made: a 64 KiB name has 32,768 of them
+        reason = _too_long(path)
         slash = path.rfind("/")
         parent, name = path[:slash] or "/", path[slash + 1:]
-        if parent not in self._clean_parents:
+        if reason is None and parent not in self._clean_parents:
             parent = self._parent(parent, entry)
             path = _join(parent, name)
-        reason = _too_long(path)
+            reason = _too_long(path)  # a symlink may have made it longer
         if reason is not None:
             self._warn(f"{path[:200]}…: {reason}; not recorded (the runtime cannot create it)")
             return None

@@ -103,3 +103,22 @@ def test_whiteouts_are_recorded_not_listed():
     assert [r.path for r in result.files] == ["/keep"]
     assert result.deleted == ["/etc/passwd"]
     assert result.opaque_dirs == ["/var"]
+
+
+def test_a_64_kib_path_is_refused_before_its_parents_are_made():
+    """32,768 components: their parents alone would be 1 GB of strings (1.1 GB RSS measured)."""
+    import tracemalloc
+    from analyzerd.testing import raw_header, raw_member
+    long = b"/".join([b"a"] * 32768)
+    record = b" path=" + long + b"\n"
+    length = len(record) + len(str(len(record) + 5))
+    pax = b"%d" % length + record
+    tar = (raw_member(raw_header(b"PaxHeaders/x", size=len(pax), typeflag=b"x"), pax)
+           + raw_member(raw_header(b"x", size=4), b"deep") + raw_member(raw_header(b"kept", size=1), b"k"))
+    tracemalloc.start()
+    result = run(tar)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [r.path for r in result.files] == ["/kept"]
+    assert len(result.warnings) == 1 and "a path of 65536 bytes" in result.warnings[0]
+    assert peak < 20 * 1024 * 1024
