@@ -21,7 +21,9 @@ from ..errors import ConfigError
 __all__ = ["Challenge", "Credentials", "RegistrySettings", "TokenCache", "docker_config_credentials",
            "parse_challenge"]
 
-_PARAM: Final = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+# A key starts only where a word starts, and nothing gives back what it matched: linear in the
+# header, which the registry (or whoever answers in its place) writes.
+_PARAM: Final = re.compile(r'(?<!\w)(\w++)\s*+=\s*+(?:"((?:[^"\\]|\\.)*+)"|([^\s,]++))')
 #: The token spec: "if expires_in is absent, 60 seconds should be assumed".
 DEFAULT_TOKEN_SECONDS: Final = 60
 #: Use a token only while it has this much life left, so it does not expire in flight.
@@ -83,8 +85,10 @@ def _decode_auth(entry: dict[str, Any], where: str) -> Credentials | None:
 
 
 def _normalize_key(key: str) -> str:
-    key = re.sub(r"^https?://", "", key.strip()).rstrip("/")
-    return key.split("/", 1)[0]
+    key = key.strip()
+    for scheme in ("https://", "http://"):
+        key = key.removeprefix(scheme)
+    return key.rstrip("/").split("/", 1)[0]
 
 
 def docker_config_credentials(text: str, path: str) -> dict[str, Credentials]:

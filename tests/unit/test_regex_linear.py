@@ -35,8 +35,10 @@ from analyzerd.analysis.dispatch import Dispatch
 from analyzerd.catalogers.registry import CATALOGERS
 from analyzerd.secrets.scanner import MAX_LINE, build_rule_set
 
-#: The packages whose code reads image content (file contents, paths, binaries' strings).
-CONTENT_PACKAGES = ("analyzerd.catalogers", "analyzerd.secrets", "analyzerd.analysis")
+#: The packages whose code reads image content (file contents, paths, binaries' strings) or a
+#: registry's answers (challenges, link headers), which are as hostile.
+CONTENT_PACKAGES = ("analyzerd.catalogers", "analyzerd.secrets", "analyzerd.analysis", "analyzerd.archive",
+                    "analyzerd.registry")
 #: Functions that compile patterns into objects the walk reaches (built below) or that only
 #: check that a configured regex compiles.
 COMPILING_FUNCTIONS = {
