@@ -109,6 +109,10 @@ class LayerResult:
     #: paths whose parent directories the layer makes without an entry of its own (the name
     #: of a global PAX header, which the runtime skips once it has made them)
     parents_of: list[str] = field(default_factory=list)
+    #: directories the runtime makes for a child the layer lists before (or without) them, in
+    #: the order made, those a later entry removes too: containerd looks each one up in the
+    #: lower layers as it makes it, and fails the layer where one is under a lower non-directory
+    made_dirs: list[str] = field(default_factory=list)
     entry_count: int = 0
     warnings: list[str] = field(default_factory=list)
     #: what the catalogers found in this layer's files (CatalogEntry values)

@@ -164,7 +164,8 @@ class Store:
         await tx.executemany("insert_layer_whiteout",
                              [(layer_id, _text(p), "delete") for p in layer.deleted] +
                              [(layer_id, _text(p), "opaque") for p in layer.opaque_dirs] +
-                             [(layer_id, _text(p), "parent") for p in layer.parents_of])
+                             [(layer_id, _text(p), "parent") for p in layer.parents_of] +
+                             [(layer_id, _text(p), "made") for p in layer.made_dirs])
         await tx.execute("delete_layer_catalog", {"layer_id": layer_id})
         await tx.executemany("insert_layer_catalog", (  # a generator: encoded in the db thread
             (layer_id, _text(e.path), e.cataloger, json.dumps(result_to_json(e.result), separators=(",", ":")))
@@ -204,6 +205,7 @@ class Store:
             deleted=[w["path"] for w in whiteouts if w["kind"] == "delete"],
             opaque_dirs=[w["path"] for w in whiteouts if w["kind"] == "opaque"],
             parents_of=[w["path"] for w in whiteouts if w["kind"] == "parent"],
+            made_dirs=[w["path"] for w in whiteouts if w["kind"] == "made"],
             catalog=catalog,
             secrets=secrets, secret_rules=layer["secret_rules"],
             warnings=json.loads(layer["warnings"]) if layer["warnings"] else [],

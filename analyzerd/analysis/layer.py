@@ -181,6 +181,7 @@ class LayerAnalyzer:
             deleted=deleted,
             opaque_dirs=opaque,
             parents_of=parents_of,
+            made_dirs=self._tree.made_dirs(),
             entry_count=self._reader.entries,
             warnings=self._warnings,
             secrets=secrets,
@@ -309,8 +310,14 @@ class LayerAnalyzer:
                 record.md5, record.sha1, record.sha256 = _EMPTY_MD5, _EMPTY_SHA1, _EMPTY_SHA256
         elif kind is FileKind.HARDLINK:
             link = self._tree.link_target(entry)
+            # the runtime removes what stands at the link's path first: a link to itself, or
+            # into the directory it replaces, finds nothing
+            removed_first = link == path or link.startswith(path + "/")
+            if not removed_first and self._tree.whited_out(link):
+                self._tree.link_whiteout(path)  # a second name of the whiteout device
+                return
             record.link = link
-            target = self._tree.get(link)
+            target = None if removed_first else self._tree.get(link)
             if target is not None and target.kind is not FileKind.DIR:
                 # One inode: the runtime links it, then applies the link's own header to it
                 # (chown, chmod, times), so the target takes the link's owner and mode too.

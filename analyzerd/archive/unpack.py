@@ -13,12 +13,17 @@ directories. Within one layer that means:
   layer already wrote NAME, and a later entry at NAME replaces it (a directory then merges
   with the lower layers' one again); ``.wh..wh..opq`` marks its directory opaque;
 - missing parent directories are created (root-owned 0755, or as the lower layer has them);
+  the ones made are remembered even if a later entry removes them, because containerd looks
+  each one up in the lower layers as it makes it (see ``archive.whiteout``);
 - a global PAX header (typeflag "g") is skipped, but not before what stands at its path in this
   layer is removed, or its name acts as a whiteout;
-- a name resolving to the root is skipped.
+- a name resolving to the root is skipped;
+- a hardlink to a whiteout is one more name of the 0/0 device, so one more whiteout.
 
 ``LayerTree`` keeps that state in write order, so a removal is a marker in the order rather than
-a search: ``finish()`` drops, in one pass, whatever a later removal took away. Pure: no I/O.
+a search: ``finish()`` drops, in one pass, whatever a later removal took away. Until then, a
+lookup checks that no removal above the path came after it was written (``_live``). Pure: no
+I/O.
 """
 
 from __future__ import annotations
@@ -80,8 +85,13 @@ class LayerTree:
         self._dirs: dict[str, int] = {}
         self._cut_at: dict[str, int] = {}  # path -> when what was under it was last removed
         self._writes = 0
-        self._dir_entries: list[str] = []  # where directory entries were written, in order
+        self._dir_entries: list[str] = []  # the names of directory entries, in order
         self._whiteouts = 0  # whiteouts written: 0 means no entry can replace one
+        # when each key was written, once a removal has happened (earlier ones count as 0)
+        self._written: dict[str | tuple[int, str], int] = {}
+        self._made: list[str] = []  # directories made for children, in the order made
+        # a symlink was replaced or removed: a name may resolve elsewhere than when written
+        self._symlink_gone = False
 
     # -- placing an entry ----------------------------------------------------------------------
 
@@ -108,31 +118,34 @@ class LayerTree:
             return None
         if entry.typeflag == "g":
             self._remove(path)
+            self._state.pop((_PARENTS, path), None)
             self._state[(_PARENTS, path)] = None
             return None
+        if entry.kind is FileKind.DIR:
+            # its times are set at the end, at its name resolved again (not where it was written)
+            self._dir_entries.append(entry.path)
         return path
 
     def _parent(self, parent: str, entry: Entry) -> str:
         """The parent directory, resolved through this layer's symlinks; checked to be (or to
         become) a directory."""
-        state = self._state
         needs_resolving = False
         ancestor = parent
         while len(ancestor) > 1:
-            record = state.get(ancestor)
+            record = self.get(ancestor)
             if record is not None and record.kind is not FileKind.DIR:
                 if record.kind is not FileKind.SYMLINK:
                     raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: its parent "
                                        f"{ancestor!r} is a {record.kind.value} of this layer, not a directory")
                 needs_resolving = True
-            elif (_WHITEOUT, ancestor) in state:
+            elif self._whited_out(ancestor):
                 raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: its parent {ancestor!r} "
                                    f"is whited out in this layer, not a directory")
             ancestor = ancestor[:ancestor.rfind("/")] or "/"
         if needs_resolving:
             parent = self._root_path(parent, entry)
-            record = state.get(parent)
-            if (record is not None and record.kind is not FileKind.DIR) or (_WHITEOUT, parent) in state:
+            record = self.get(parent)
+            if (record is not None and record.kind is not FileKind.DIR) or self._whited_out(parent):
                 raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: its parent resolves to "
                                    f"{parent!r}, not a directory")
         else:
@@ -144,6 +157,8 @@ class LayerTree:
         """``directory`` and its ancestors exist now (mkparent makes the missing ones)."""
         dirs, now = self._dirs, self._writes
         while len(directory) > 1 and (directory not in dirs or self._cut_at):
+            if not self._is_dir(directory):
+                self._made.append(directory)
             dirs[directory] = now
             directory = directory[:directory.rfind("/")] or "/"
 
@@ -160,19 +175,20 @@ class LayerTree:
         return True
 
     def _root_path(self, path: str, entry: Entry,
-                   records: dict[str, FileRecord] | dict[str | tuple[int, str], FileRecord | None] | None = None
-                   ) -> str:
+                   final: tuple[dict[str, FileRecord], set[str]] | None = None) -> str:
         """continuity's fs.RootPath over this layer: ``path`` with symlinks followed, confined
-        to the root. ``records``: the layer's state to resolve in (default: as it is now)."""
-        state = self._state if records is None else records
+        to the root. ``final``: the records and whiteouts to resolve in (default: the layer as
+        it is now)."""
+        get = self.get if final is None else final[0].get
+        whited_out = self._whited_out if final is None else final[1].__contains__
         follows = 0
         parts = [p for p in path.split("/") if p]
         resolved = "/"
         while parts:
             part = parts.pop(0)
             candidate = normalize_path(_join(resolved, part))
-            record = state.get(candidate)
-            if parts and (_WHITEOUT, candidate) in state:
+            record = get(candidate)
+            if parts and whited_out(candidate):
                 raise ArchiveError(f"entry {entry.name!r} at offset {entry.offset}: {candidate!r} "
                                    f"is whited out in this layer, not a directory")
             if record is None or record.kind is not FileKind.SYMLINK:
@@ -213,20 +229,61 @@ class LayerTree:
         if target in ("", ".", ".."):
             raise ArchiveError(f"invalid whiteout name {entry.name!r} at offset {entry.offset}")
         path = _join(parent, target)
-        if path in state or self._is_dir(path) or (_WHITEOUT, path) in state:
+        if self.get(path) is not None or self._is_dir(path) or self._whited_out(path):
             raise ArchiveError(f"whiteout {entry.name!r} at offset {entry.offset}: this layer already has "
                                f"{path!r} (containerd fails the layer: the whiteout cannot be created)")
-        state[(_WHITEOUT, path)] = None
+        self._mark_whiteout(path)
+
+    def _mark_whiteout(self, path: str) -> None:
+        key = (_WHITEOUT, path)
+        self._state.pop(key, None)  # a stale mark (under a removal) would keep its old place
+        self._state[key] = None
+        if self._cut_at:
+            self._writes += 1
+            self._written[key] = self._writes
         self._whiteouts += 1
+
+    def link_whiteout(self, path: str) -> None:
+        """A hardlink to a whiteout of this layer: the link is one more name of the 0/0 device,
+        so overlayfs hides ``path`` too. It replaces what the layer has at ``path``."""
+        old = self.get(path)
+        self._state.pop(path, None)
+        if old is not None and old.kind is FileKind.SYMLINK:
+            self._symlink_gone = True
+        if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
+            self._cut(path)
+        self._mark_whiteout(path)
+
+    def whited_out(self, path: str) -> bool:
+        """Whether a whiteout of this layer stands at ``path`` now."""
+        return self._whiteouts > 0 and self._whited_out(path)
+
+    def _whited_out(self, path: str) -> bool:
+        key = (_WHITEOUT, path)
+        return key in self._state and (not self._cut_at or self._live(key, path))
+
+    def _live(self, key: str | tuple[int, str], path: str) -> bool:
+        """Whether what was written at ``key`` is still there: no removal above ``path`` since."""
+        written = self._written.get(key, 0)
+        cut_at = self._cut_at
+        ancestor = path
+        while len(ancestor) > 1:
+            ancestor = ancestor[:ancestor.rfind("/")] or "/"
+            if cut_at.get(ancestor, -1) > written:
+                return False
+        return True
 
     def _remove(self, path: str) -> None:
         """What a global header does to its path: RemoveAll of what this layer has there."""
         old = self._state.pop(path, None)
         self._state.pop((_WHITEOUT, path), None)
+        if old is not None and old.kind is FileKind.SYMLINK:
+            self._symlink_gone = True
         if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
             self._cut(path)
 
     def _cut(self, path: str) -> None:
+        self._state.pop((_CUT, path), None)  # a second cut at the path counts from now
         self._state[(_CUT, path)] = None
         self._writes += 1
         self._cut_at[path] = self._writes
@@ -236,23 +293,33 @@ class LayerTree:
     # -- records ----------------------------------------------------------------------------------
 
     def get(self, path: str) -> FileRecord | None:
-        return self._state.get(path)
+        """What this layer has at ``path`` now (a record under a later removal is gone)."""
+        record = self._state.get(path)
+        if record is not None and self._cut_at and not self._live(path, path):
+            return None
+        return record
 
     def add(self, record: FileRecord) -> None:
         """Write ``record`` at its path, replacing what this layer has there."""
         state, path = self._state, record.path
         old = state.get(path)
+        if old is not None and self._cut_at and not self._live(path, path):
+            del state[path]  # a record under a later removal: gone, and its place in the order too
+            old = None
         if self._whiteouts:
             state.pop((_WHITEOUT, path), None)  # an entry replaces a whiteout
         self._writes += 1
+        if self._cut_at:
+            self._written[path] = self._writes
         if record.kind is FileKind.DIR:
             self._dirs[path] = self._writes
-            self._dir_entries.append(path)
             if old is not None and old.kind is FileKind.DIR:
                 state[path] = record  # a directory onto a directory: merged, in place
                 return
         if old is not None:
             del state[path]
+            if old.kind is FileKind.SYMLINK:
+                self._symlink_gone = True
         if record.kind is not FileKind.DIR:
             if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
                 self._cut(path)
@@ -260,16 +327,24 @@ class LayerTree:
                 self._symlinks += 1
         state[path] = record
 
-    def _check_directories(self, files: list[FileRecord]) -> None:
+    def _check_directories(self, files: list[FileRecord], deleted: list[str]) -> None:
         """containerd sets each directory entry's times once the layer is unpacked, at its
-        path as the layer left it: a directory a later entry removed fails the layer."""
+        path as the layer left it (whatever stands there now): a directory a later entry
+        removed fails the layer."""
         alive = {record.path: record for record in files}
+        whiteouts = set(deleted)
         for path in self._dir_entries:
             entry = Entry(path, FileKind.DIR, 0, 0, 0, 0, 0, None, 0, 0, False, 0, typeflag="5", name=path)
-            resolved = self._root_path(path, entry, alive)
-            if resolved not in alive and not self._is_dir(resolved):
+            resolved = self._root_path(path, entry, (alive, whiteouts))
+            if (resolved != "/" and resolved not in alive and resolved not in whiteouts
+                    and not self._is_dir(resolved)):
                 raise ArchiveError(f"directory entry {path!r} is removed by a later entry of the layer "
                                    f"(containerd fails the layer setting its times)")
+
+    def made_dirs(self) -> list[str]:
+        """Every directory made for a child (not listed before it), in the order made, even
+        those a later entry removed: containerd looked each up in the lower layers."""
+        return self._made
 
     def finish(self) -> tuple[list[FileRecord], list[str], list[str], list[str]]:
         """The layer's records, whiteouts, opaque directories and paths whose parents it
@@ -283,6 +358,8 @@ class LayerTree:
                     files.append(record)
                 else:
                     marks[key[0]].append(key[1])  # type: ignore[index]
+            if self._symlink_gone:
+                self._check_directories(files, deleted)
             return files, deleted, opaque, parents
         # Newest first: a removal drops what was written under its path before it.
         removed: set[str] = set()
@@ -312,5 +389,5 @@ class LayerTree:
         files.reverse()
         for mark in marks:
             mark.reverse()
-        self._check_directories(files)
+        self._check_directories(files, deleted)
         return files, deleted, opaque, parents

@@ -294,3 +294,16 @@ CREATE TABLE layer_whiteouts_9 (
 INSERT INTO layer_whiteouts_9 (layer_id, path, kind) SELECT layer_id, path, kind FROM layer_whiteouts;
 DROP TABLE layer_whiteouts;
 ALTER TABLE layer_whiteouts_9 RENAME TO layer_whiteouts;
+
+-- migration 10 --
+-- 'made': a directory the runtime makes for a child the layer lists before (or without) it;
+-- containerd looks each one up in the lower layers (see archive/whiteout.py).
+CREATE TABLE layer_whiteouts_10 (
+    layer_id INTEGER NOT NULL REFERENCES layers (id) ON DELETE CASCADE,
+    path     TEXT    NOT NULL,
+    kind     TEXT    NOT NULL CHECK (kind IN ('delete', 'opaque', 'parent', 'made')),
+    PRIMARY KEY (layer_id, path, kind)
+) WITHOUT ROWID;
+INSERT INTO layer_whiteouts_10 (layer_id, path, kind) SELECT layer_id, path, kind FROM layer_whiteouts;
+DROP TABLE layer_whiteouts;
+ALTER TABLE layer_whiteouts_10 RENAME TO layer_whiteouts;
