@@ -49,6 +49,7 @@ __all__ = ["END", "ENTRY_END", "NEED_DATA", "Entry", "TarReader", "normalize_pat
 BLOCK: Final = 512
 _ZERO_BLOCK: Final = bytes(BLOCK)
 _SPACES8: Final = b" " * 8
+_SPACES8_SUM: Final = sum(_SPACES8)
 
 #: Long names and PAX records are metadata. Go's archive/tar refuses special files over
 #: 1 MiB (``maxSpecialFileSize``, "archive/tar: header field too long"): so do we.
@@ -103,11 +104,10 @@ _META_TYPES: Final = frozenset({b"L", b"K", b"x", b"g"})
 _FIELDS: Final = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s167s")
 _OCTAL_DIGITS: Final = frozenset(b"01234567")
 _OCTAL_FIELD: Final = b"01234567 \0"  # what a plain octal field holds
-# A header with fewer zero bytes than this could sum to 65521 or more (see _header).
-_FEW_ZEROS: Final = BLOCK - 256 + 8  # the checksum field counts as 8 spaces
 _DECIMAL_DIGITS: Final = frozenset(b"0123456789")
 
 _FORMAT_V7, _FORMAT_USTAR, _FORMAT_GNU, _FORMAT_STAR = range(4)
+_TYPEFLAGS: Final = {bytes([byte]): chr(byte) for byte in range(256)}  # as bytes.decode("latin-1")
 
 
 class Entry:
@@ -543,11 +543,11 @@ class TarReader:
         except (_BadNumber, ValueError):
             raise ArchiveError(f"invalid checksum field in the tar header at offset {offset} "
                                f"(not a tar stream, or corrupt)") from None
-        # The sum of the bytes, in C: adler32's low half is (1 + sum) mod 65521. That pins the
-        # sum when both it and the stored value are below 65521; the sum is when fewer than 257
-        # bytes are non-zero (at most 255 each): a real header has about a hundred.
-        unsigned = zlib.adler32(hdr[156:], zlib.adler32(_SPACES8, zlib.adler32(hdr[:148]))) & 0xFFFF
-        if unsigned != (1 + stored) % 65521 or stored >= 65521 or hdr.count(0) < _FEW_ZEROS:
+        # The sum of the bytes, in C: adler32's low half is (1 + sum) mod 65521, exact over
+        # 256 bytes (at most 65,280); then the checksum field's bytes out, 8 spaces in.
+        unsigned = ((zlib.adler32(hdr[:256]) & 0xFFFF) + (zlib.adler32(hdr[256:]) & 0xFFFF) - 2
+                    - sum(chksum_f) + _SPACES8_SUM)
+        if unsigned != stored:
             blanked = hdr[:148] + _SPACES8 + hdr[156:]
             signed = sum(b - 256 if b > 127 else b for b in blanked)
             if stored not in (sum(blanked), signed):
@@ -599,7 +599,7 @@ class TarReader:
                             prefix = candidate
         except _BadNumber:
             raise ArchiveError(f"invalid numeric field in the tar header at offset {offset}") from None
-        typeflag = typeflag_b.decode("latin-1")
+        typeflag = _TYPEFLAGS[typeflag_b]
         name = _decode(prefix + b"/" + _cstr(name_f)) if prefix else _decode(_cstr(name_f))
 
         if typeflag not in _HEADER_ONLY and size < 0:

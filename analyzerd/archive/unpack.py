@@ -321,7 +321,7 @@ class LayerTree:
             if old.kind is FileKind.SYMLINK:
                 self._symlink_gone = True
         if record.kind is not FileKind.DIR:
-            if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
+            if (old is not None and old.kind is FileKind.DIR) or (path in self._dirs and self._is_dir(path)):
                 self._cut(path)
             if record.kind is FileKind.SYMLINK:
                 self._symlinks += 1
