@@ -159,7 +159,10 @@ class LayerAnalyzer:
             secrets = list(self._secrets.finish())
             if self._secrets.truncated:
                 self._warn(f"more than {len(secrets)} secrets found; the rest not recorded")
-        files, deleted, opaque, parents_of = self._tree.finish()
+        try:
+            files, deleted, opaque, parents_of = self._tree.finish()
+        except ArchiveError as error:
+            raise ArchiveError(f"layer {self.digest}: {error.message}") from error
         for link, inode in self._hardlinks:
             link.take_content_of(inode)
         if self._warnings_dropped:
