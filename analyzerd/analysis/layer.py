@@ -312,15 +312,15 @@ class LayerAnalyzer:
             else:
                 record.md5, record.sha1, record.sha256 = _EMPTY_MD5, _EMPTY_SHA1, _EMPTY_SHA256
         elif kind is FileKind.HARDLINK:
+            # the runtime removes what stands at the link's path before it looks the target up:
+            # a link to itself, into what it replaces or through a symlink there finds nothing
+            self._tree.remove(path)
             link = self._tree.link_target(entry)
-            # the runtime removes what stands at the link's path first: a link to itself, or
-            # into the directory it replaces, finds nothing
-            removed_first = link == path or link.startswith(path + "/")
-            if not removed_first and self._tree.whited_out(link):
+            if self._tree.whited_out(link):
                 self._tree.link_whiteout(path)  # a second name of the whiteout device
                 return
             record.link = link
-            target = None if removed_first else self._tree.get(link)
+            target = self._tree.get(link)
             if target is not None and target.kind is not FileKind.DIR:
                 # One inode: the runtime links it, then applies the link's own header to it
                 # (chown, chmod, times), so the target takes the link's owner and mode too.

@@ -117,7 +117,7 @@ class LayerTree:
             self._whiteout(parent, name, entry)
             return None
         if entry.typeflag == "g":
-            self._remove(path)
+            self.remove(path)
             self._state.pop((_PARENTS, path), None)
             self._state[(_PARENTS, path)] = None
             return None
@@ -273,8 +273,9 @@ class LayerTree:
                 return False
         return True
 
-    def _remove(self, path: str) -> None:
-        """What a global header does to its path: RemoveAll of what this layer has there."""
+    def remove(self, path: str) -> None:
+        """RemoveAll of what this layer has at ``path``: what a global header does to its
+        path, and what the runtime does before it makes a hardlink."""
         old = self._state.pop(path, None)
         self._state.pop((_WHITEOUT, path), None)
         if old is not None and old.kind is FileKind.SYMLINK:

@@ -104,6 +104,11 @@ SEED = {
     # a hardlink to itself: the runtime removes the path first, then finds no target
     "hardlink-to-itself": [_end(Member(name=b"x", data=b"x").encode()
                                 + Member(name=b"x", typeflag=b"1", linkname=b"x").encode())],
+    # ... and through a symlink at the path it replaces: the target is looked up after removal
+    "hardlink-through-replaced-symlink": [_end(Member(name=b"a/", typeflag=b"5", mode=0o755).encode()
+                                               + Member(name=b"a/d", data=b"d").encode()
+                                               + Member(name=b"c", typeflag=b"2", linkname=b"a").encode()
+                                               + Member(name=b"c", typeflag=b"1", linkname=b"c/d").encode())],
     # a directory entry's times are set at its name resolved again at the end of the layer
     "dir-entry-resolved-again": [_end(Member(name=b"b", typeflag=b"2", linkname=b"l").encode()
                                       + Member(name=b"b/c/d/", typeflag=b"5", mode=0o755).encode()
