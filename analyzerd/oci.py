@@ -14,9 +14,11 @@ __all__ = [
     "Index",
     "Manifest",
     "MAX_MANIFEST_SIZE",
+    "DIGEST_HEX_LENGTHS",
     "MAX_CONFIG_SIZE",
     "parse_manifest",
     "select_platform",
+    "validate_digest",
 ]
 
 OCI_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
@@ -34,6 +36,16 @@ MAX_CONFIG_SIZE: Final = 8 * 1024 * 1024
 #: More layers than overlayfs can stack (128 on most kernels) is not a real image.
 MAX_LAYERS: Final = 1000
 
+#: The image spec's registered algorithms and the length of their lowercase-hex encoding.
+#: Only these are accepted: a blob is trusted only after its bytes hash to its digest, and
+#: these are the algorithms analyzerd can compute (hashlib).
+DIGEST_HEX_LENGTHS: Final = {"sha256": 64, "sha512": 128}
+#: The image spec's encoded part is hex for every registered algorithm (lowercase only).
+_LOWER_HEX: Final = frozenset("0123456789abcdef")
+#: A refused digest is quoted in the error only this far (a sha512 digest and some more):
+#: it may be megabytes of hostile text.
+_MAX_QUOTED_DIGEST: Final = 256
+
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
@@ -48,12 +60,36 @@ class Index:
     manifests: tuple[Descriptor, ...]
 
 
+def validate_digest(digest: object, where: str) -> str:
+    """``digest`` when it is ``algorithm:hex`` with a registered algorithm and exactly its
+    length of lowercase hex; else ManifestError naming the digest and ``where`` it came from.
+
+    Digests become URL paths (``/v2/NAME/blobs/DIGEST``) and file names (layout blobs, the
+    layer cache): anything but hex there, such as ``sha256:/../../other/private/...``, is
+    normalized by the URL library into another repository's path, fetched with this
+    repository's credentials. So a digest is checked where it is parsed, before any use.
+    """
+    if not isinstance(digest, str):
+        raise ManifestError(f"{where}: digest is not a string: {type(digest).__name__}")
+    algorithm, colon, encoded = digest.partition(":")
+    hex_length = DIGEST_HEX_LENGTHS.get(algorithm)
+    if colon and hex_length is not None and len(encoded) == hex_length and set(encoded) <= _LOWER_HEX:
+        return digest
+    quoted = repr(digest[:_MAX_QUOTED_DIGEST]) + ("..." if len(digest) > _MAX_QUOTED_DIGEST else "")
+    if not colon or hex_length is None:
+        reason = f"not algorithm:hex with a supported algorithm ({', '.join(DIGEST_HEX_LENGTHS)})"
+    else:
+        reason = f"{algorithm} needs exactly {hex_length} lowercase hex digits"
+    raise ManifestError(f"{where}: invalid digest {quoted}: {reason}")
+
+
 def _descriptor(raw: Any, where: str) -> Descriptor:
     if not isinstance(raw, dict):
         raise ManifestError(f"{where}: descriptor is not an object")
     digest, size, media_type = raw.get("digest"), raw.get("size"), raw.get("mediaType", "")
-    if not isinstance(digest, str) or ":" not in digest:
-        raise ManifestError(f"{where}: descriptor without a valid digest")
+    if digest is None:
+        raise ManifestError(f"{where}: descriptor without a digest")
+    digest = validate_digest(digest, where)
     if not isinstance(size, int) or size < 0:
         raise ManifestError(f"{where}: descriptor {digest} without a valid size")
     platform = None
@@ -81,7 +117,8 @@ def parse_manifest(data: bytes, content_type: str | None, where: str) -> Manifes
         entries = doc["manifests"]
         if not isinstance(entries, list):
             raise ManifestError(f"{where}: index 'manifests' is not a list")
-        return Index(media_type or OCI_INDEX, tuple(_descriptor(m, where) for m in entries))
+        return Index(media_type or OCI_INDEX, tuple(_descriptor(entry, f"{where}: index entry {i}")
+                                                    for i, entry in enumerate(entries)))
     if "config" not in doc or "layers" not in doc:
         raise ManifestError(f"{where}: manifest of type {media_type or 'unknown'} has no config or layers")
     layers = doc["layers"]
@@ -93,8 +130,8 @@ def parse_manifest(data: bytes, content_type: str | None, where: str) -> Manifes
         if isinstance(layer, dict) and "+encrypted" in str(layer.get("mediaType", "")):
             raise ManifestError(f"{where}: layer {layer.get('digest')} is encrypted "
                                 f"({layer.get('mediaType')}); analyzerd cannot read encrypted layers")
-    return Manifest(media_type or OCI_MANIFEST, _descriptor(doc["config"], where),
-                    tuple(_descriptor(layer, where) for layer in layers))
+    return Manifest(media_type or OCI_MANIFEST, _descriptor(doc["config"], f"{where}: config"),
+                    tuple(_descriptor(layer, f"{where}: layer {i}") for i, layer in enumerate(layers)))
 
 
 def _normalize_arch(platform: Platform) -> Platform:

@@ -3,8 +3,10 @@
 The handshake is the distribution spec's (go-containerregistry's transport spells it out):
 ping ``/v2/`` once per host; a 200 needs no auth, a 401 carries the challenge. ``Bearer``:
 ask the realm for a token with ``repository:NAME:pull`` scope (anonymously, or with Basic
-credentials), cache it per scope until it expires, and on a 401 fetch a fresh one once.
-``Basic``: send the credentials. Credentials never appear in logs or errors.
+credentials), cache it per (registry, realm, service, scope) until it expires, and on the
+registry's own 401 fetch a fresh one once. ``Basic``: send the credentials. Credentials
+never appear in logs or errors. Where credentials may go is decided in ``auth`` (its
+docstring states the policy); this module asks it at every request, token fetch and redirect.
 
 Schemes: a host with a configured CA is HTTPS, verified with that CA. A host marked
 ``insecure`` and loopback hosts (as Docker treats localhost) try HTTPS without
@@ -12,7 +14,8 @@ verification, then plain HTTP. Everything else is HTTPS, verified.
 
 Robustness: connection errors, 5xx and 429 are retried with exponential backoff and jitter
 (honouring Retry-After), bounded by ``RetryPolicy``; redirects are followed by hand so the
-registry's Authorization header never goes to another host (object storage); a blob
+registry's Authorization header never goes to another host (object storage), and a challenge
+from such a host is an error naming it, never answered and never remembered; a blob
 download that breaks is resumed with a Range request (or restarted, skipping what was
 already delivered), so the consumer sees each byte once, in order, and its digest check
 stays exact.
@@ -25,6 +28,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -33,11 +37,12 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from ..errors import AuthError, IntegrityError, NotFoundError, RegistryError
+from ..errors import AuthError, IntegrityError, ManifestError, NotFoundError, RegistryError
 from ..model import Descriptor
-from ..oci import ACCEPT_MANIFESTS, MAX_MANIFEST_SIZE
+from ..oci import ACCEPT_MANIFESTS, MAX_MANIFEST_SIZE, validate_digest
 from ..reference import DOCKER_HUB, ImageRef, is_loopback_host
-from .auth import Challenge, RegistrySettings, TokenCache, parse_challenge
+from .auth import (Challenge, RegistrySettings, TokenCache, TokenKey, TokenRealm, parse_challenge,
+                   redirect_challenge_error, sends_authorization, token_realm)
 
 __all__ = ["READ_SIZE", "RegistryClient", "RetryPolicy"]
 
@@ -54,6 +59,8 @@ MAX_REDIRECTS: Final = 5
 _TEMPORARY_STATUS: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _STREAM_ERRORS: Final = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError)
+#: The distribution spec's tag grammar: what may follow /manifests/ when it is not a digest.
+_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,17 +72,25 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
             return min(self.max_backoff_seconds * 4, max(retry_after, 0.0))
-        base = min(self.max_backoff_seconds, self.backoff_seconds * (2 ** (attempt - 1)))
+        base = min(self.max_backoff_seconds, self.backoff_seconds * 2.0 ** (attempt - 1))
         return base * (0.5 + random.random() / 2)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Host:
-    """What one ping taught us about a registry host."""
+    """What one ping taught us about a registry host. Frozen: the challenge is the registry's
+    answer at /v2/, and nothing another host says may change it for the process's life."""
 
     base: str  #: scheme://host[:port]
     ssl: ssl.SSLContext | bool
     challenge: Challenge
+
+
+def _digest_of(data: bytes, like: str) -> str:
+    """The digest of ``data`` with the algorithm of ``like`` (a digest validate_digest accepted,
+    so one hashlib has), to compare with ``like``."""
+    algorithm = like.partition(":")[0]
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
 def _network_host(registry: str) -> str:
@@ -165,8 +180,10 @@ class RegistryClient:
     def _scope(self, ref: ImageRef) -> str:
         return f"repository:{ref.repository}:pull"
 
-    async def _authorization(self, host: _Host, ref: ImageRef, *, fresh: bool = False) -> str | None:
-        challenge = host.challenge
+    async def _authorization(self, host: _Host, ref: ImageRef, challenge: Challenge, *,
+                             fresh: bool = False) -> str | None:
+        """The Authorization value for a request to the registry itself, answering
+        ``challenge`` (the registry's own, from /v2/ or from its own 401)."""
         settings = self._settings(ref.registry)
         creds = settings.credentials
         if challenge.scheme == "basic":
@@ -176,35 +193,43 @@ class RegistryClient:
             return creds.basic()
         if challenge.scheme != "bearer":
             return None
-        scope = self._scope(ref)
+        realm = token_realm(challenge, settings, _network_host(ref.registry))
+        service = challenge.params.get("service", "")
+        key = TokenKey(ref.registry, realm.url, service, self._scope(ref))
         if fresh:
-            self._tokens.drop(ref.registry, scope)
-        token = self._tokens.get(ref.registry, scope)
+            self._tokens.drop(key)
+        token = self._tokens.get(key)
         if token is None:
-            token, expires_in = await self._fetch_token(ref, challenge.params, scope, settings)
-            self._tokens.put(ref.registry, scope, token, expires_in)
+            token, expires_in = await self._fetch_token(ref, host, realm, service, key.scope, settings)
+            self._tokens.put(key, token, expires_in)
         return f"Bearer {token}"
 
-    async def _fetch_token(self, ref: ImageRef, params: dict[str, str], scope: str,
+    def _realm_ssl(self, host: _Host, realm: TokenRealm, settings: RegistrySettings) -> ssl.SSLContext | bool:
+        if realm.on_registry_host:
+            return host.ssl  # the registry's own host: its CA, or its `insecure`
+        if settings.ca_cert:
+            # A private registry's token service usually has a certificate from the same private
+            # CA; trusting that CA besides the system's still verifies every certificate.
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=settings.ca_cert)
+            return context
+        return True  # `insecure` is for the registry's host only, never for a realm elsewhere
+
+    async def _fetch_token(self, ref: ImageRef, host: _Host, realm: TokenRealm, service: str, scope: str,
                            settings: RegistrySettings) -> tuple[str, float | None]:
-        realm = params.get("realm")
-        if not realm:
-            raise AuthError(f"unauthorized: {ref}: the registry's Bearer challenge has no realm")
         query = {"scope": scope}
-        if "service" in params:
-            query["service"] = params["service"]
+        if service:
+            query["service"] = service
         headers = {"Authorization": settings.credentials.basic()} if settings.credentials else {}
-        ssl_param: ssl.SSLContext | bool = True
-        if _origin(realm)[1] == _network_host(ref.registry) and ref.registry in self._hosts:
-            ssl_param = self._hosts[ref.registry].ssl  # a token server on the registry's host
-        elif realm.startswith("http://") or settings.insecure:
-            ssl_param = False
         try:
-            async with self._session.get(realm, params=query, headers=headers, ssl=ssl_param) as resp:
+            # No redirects: the realm the registry named is where the credentials may go, not
+            # wherever that host sends us next.
+            async with self._session.get(realm.url, params=query, headers=headers, allow_redirects=False,
+                                         ssl=self._realm_ssl(host, realm, settings)) as resp:
                 body = await resp.content.read(MAX_TOKEN_RESPONSE)
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise RegistryError(f"{ref}: token service {realm} unreachable: {exc or type(exc).__name__}",
+            raise RegistryError(f"{ref}: token service {realm.url} unreachable: {exc or type(exc).__name__}",
                                 temporary=True) from None
         if status in (401, 403):
             who = f" for user {settings.credentials.username!r}" if settings.credentials else " (anonymous)"
@@ -224,16 +249,23 @@ class RegistryClient:
 
     # -- requests ------------------------------------------------------------------------
 
-    async def _get(self, url: str, host: _Host, headers: dict[str, str]) -> aiohttp.ClientResponse:
-        """GET following redirects by hand: Authorization only ever goes to the registry."""
-        registry_origin = _origin(host.base)
+    async def _get(self, url: str, host: _Host,
+                   headers: dict[str, str]) -> tuple[aiohttp.ClientResponse, str | None]:
+        """GET following redirects by hand (aiohttp's own following would decide on its own
+        what to forward). Returns the response and, when a redirect left the registry's origin,
+        the URL that answered (None: the registry itself answered)."""
+        left_registry = False
         for _ in range(MAX_REDIRECTS + 1):
-            same = _origin(url) == registry_origin
-            send = headers if same else {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            same_origin = _origin(url) == _origin(host.base)
+            if sends_authorization(url, host.base, left_registry=left_registry):
+                send = headers
+            else:
+                send = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            left_registry = left_registry or not same_origin
             resp = await self._session.get(url, headers=send, allow_redirects=False,
-                                           ssl=host.ssl if same else True)
+                                           ssl=host.ssl if same_origin else True)
             if resp.status not in _REDIRECTS or "Location" not in resp.headers:
-                return resp
+                return resp, (url if left_registry else None)
             url = urljoin(url, resp.headers["Location"])
             resp.release()
         raise RegistryError(f"more than {MAX_REDIRECTS} redirects fetching {urlsplit(url).path}")
@@ -243,17 +275,18 @@ class RegistryClient:
         """GET with auth and retries; returns a 200/206 response whose body the caller reads."""
         host = await self._host(ref)
         url = f"{host.base}/v2/{ref.repository}/{path}"
+        challenge = host.challenge
         refreshed = False
         attempt = 0
         while True:
             attempt += 1
             send = dict(headers)
-            authorization = await self._authorization(host, ref)
+            authorization = await self._authorization(host, ref, challenge)
             if authorization:
                 send["Authorization"] = authorization
             retry_after: float | None = None
             try:
-                resp = await self._get(url, host, send)
+                resp, redirect_target = await self._get(url, host, send)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 error: RegistryError = RegistryError(
                     f"{what} {ref}: cannot reach {_network_host(ref.registry)}: "
@@ -262,16 +295,24 @@ class RegistryClient:
                 if resp.status in (200, 206):
                     return resp
                 try:
-                    if resp.status == 401 and not refreshed and host.challenge.scheme == "bearer":
-                        # the token may have expired or lack the scope: one fresh one
+                    if redirect_target is not None:
+                        # Not the registry: its challenge is not ours to answer or to keep.
+                        if resp.status == 401 or "WWW-Authenticate" in resp.headers:
+                            raise redirect_challenge_error(f"{what} {ref}", redirect_target,
+                                                           _network_host(ref.registry), resp.status)
+                        error = await self._redirect_target_error(resp, ref, what, redirect_target)
+                    elif resp.status == 401 and not refreshed and challenge.scheme == "bearer":
+                        # the token may have expired or lack the scope: one fresh one, asked where
+                        # the registry's own 401 says (for this request; /v2/'s answer stays)
                         refreshed = True
-                        challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-                        if challenge.scheme == "bearer":
-                            host.challenge = Challenge("bearer", {**host.challenge.params, **challenge.params})
-                        await self._authorization(host, ref, fresh=True)
+                        answered = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+                        if answered.scheme == "bearer" and answered.params.get("realm"):
+                            challenge = answered
+                        await self._authorization(host, ref, challenge, fresh=True)
                         attempt -= 1
                         continue
-                    error = await self._error(resp, ref, what)
+                    else:
+                        error = await self._error(resp, ref, what)
                     retry_after = _retry_after(resp) if resp.status in (429, 503) else None
                 finally:
                     resp.release()
@@ -283,6 +324,20 @@ class RegistryClient:
             log.info("event=registry_retry ref=%s what=%s attempt=%d delay=%.2f error=%r",
                      ref, what, attempt, delay, error.message)
             await asyncio.sleep(delay)
+
+    async def _redirect_target_error(self, resp: aiohttp.ClientResponse, ref: ImageRef, what: str,
+                                     target_url: str) -> RegistryError:
+        """An error answer from a host the registry redirected to, named as that host's: its
+        body is not the registry's error format, and is not read into the message."""
+        await resp.content.read(MAX_ERROR_BODY)
+        status = resp.status
+        text = (f"{what} {ref}: {urlsplit(target_url).netloc}, where registry {_network_host(ref.registry)} "
+                f"redirected the download, answered HTTP {status}")
+        if status == 404:
+            return NotFoundError(text, status=status)
+        if status == 403:
+            return AuthError(f"unauthorized: {text}", status=status)
+        return RegistryError(text, status=status, temporary=status in _TEMPORARY_STATUS)
 
     async def _error(self, resp: aiohttp.ClientResponse, ref: ImageRef, what: str) -> RegistryError:
         body = await resp.content.read(MAX_ERROR_BODY)
@@ -308,6 +363,11 @@ class RegistryClient:
 
     async def get_manifest(self, ref: ImageRef, reference: str) -> tuple[bytes, str, str]:
         """(bytes, media type, digest) of a manifest by tag or digest, verified if by digest."""
+        # Checked again here, before it becomes a URL path, whoever parsed it.
+        if ":" in reference:
+            validate_digest(reference, f"manifest {ref}")
+        elif not _TAG.match(reference):
+            raise ManifestError(f"manifest {ref}: invalid tag {reference[:200]!r}")
         resp = await self._request(ref, f"manifests/{reference}", {"Accept": ACCEPT_MANIFESTS}, "manifest")
         try:
             if (resp.content_length or 0) > MAX_MANIFEST_SIZE:
@@ -321,24 +381,29 @@ class RegistryClient:
             raise RegistryError(f"manifest {ref}: download failed: {exc}", temporary=True) from None
         finally:
             resp.release()
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        if reference.startswith("sha256:") and digest != reference:
-            raise IntegrityError(f"manifest {ref}: the registry served bytes hashing to {digest}")
-        return body, media_type, digest
+        if ":" in reference:
+            served = _digest_of(body, like=reference)
+            if served != reference:
+                raise IntegrityError(f"manifest {ref}: the registry served bytes hashing to {served}")
+            return body, media_type, reference
+        return body, media_type, "sha256:" + hashlib.sha256(body).hexdigest()
 
     async def get_blob(self, ref: ImageRef, desc: Descriptor, limit: int) -> bytes:
         """A small blob (an image config), whole and verified."""
         if desc.size > limit:
             raise RegistryError(f"blob {desc.digest} of {ref}: {desc.size} bytes exceed the limit of {limit}")
         body = b"".join([chunk async for chunk in self.blob_chunks(ref, desc)])
-        if len(body) != desc.size or "sha256:" + hashlib.sha256(body).hexdigest() != desc.digest:
+        served = _digest_of(body, like=desc.digest)
+        if len(body) != desc.size or served != desc.digest:
             raise IntegrityError(f"blob {desc.digest} of {ref}: digest mismatch, the bytes received hash to "
-                                 f"sha256:{hashlib.sha256(body).hexdigest()} ({len(body)} bytes)")
+                                 f"{served} ({len(body)} bytes)")
         return body
 
     async def blob_chunks(self, ref: ImageRef, desc: Descriptor) -> AsyncIterator[bytes]:
         """The blob's bytes as they arrive, resuming broken downloads. Not verified here:
         the consumer hashes them (and sees each byte exactly once, in order)."""
+        # Checked again here, before it becomes a URL path, whoever made the descriptor.
+        validate_digest(desc.digest, f"blob of {ref}")
         received = 0
         breaks = 0
         while True:

@@ -1,0 +1,112 @@
+"""Where a registry's credentials may go: the pure policy in ``analyzerd.registry.auth``.
+
+The challenges are written as Distribution, Docker Hub and a hostile storage host write
+them, and parsed by the same ``parse_challenge`` the client uses. (The end-to-end tests with
+real servers are in tests/integration/test_registry_auth_policy.py.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzerd.errors import AuthError
+from analyzerd.registry.auth import (Challenge, Credentials, RegistrySettings, TokenCache, TokenKey,
+                                     parse_challenge, sends_authorization, token_realm)
+
+CREDS = Credentials("analyzer", "s3cret")
+
+
+def bearer(realm: str, service: str = "registry") -> Challenge:
+    return parse_challenge(f'Bearer realm="{realm}",service="{service}",scope="repository:team/app:pull"')
+
+
+def settings(host: str, *, insecure: bool = False) -> RegistrySettings:
+    return RegistrySettings(host=host, credentials=CREDS, insecure=insecure)
+
+
+@pytest.mark.parametrize(("registry", "realm", "insecure"), [
+    ("registry-1.docker.io", "https://auth.docker.io/token", False),  # Docker Hub: https elsewhere
+    ("registry.example:5000", "https://registry.example:5000/auth", False),
+    ("registry.example:5000", "http://registry.example:5001/token", True),  # insecure: its own host
+    ("127.0.0.1:5000", "http://127.0.0.1:5001/token", False),  # loopback registry, loopback realm
+    ("localhost:5000", "http://127.0.0.2:5001/token", False),
+    ("[::1]:5000", "http://[::1]:5001/token", False),
+])
+def test_allowed_realms(registry: str, realm: str, insecure: bool) -> None:
+    assert token_realm(bearer(realm), settings(registry, insecure=insecure), registry).url == realm
+
+
+@pytest.mark.parametrize(("registry", "realm", "insecure"), [
+    # cleartext to a registry that is neither insecure nor on loopback
+    ("registry.example", "http://registry.example/token", False),
+    ("registry.example", "http://auth.example/token", False),
+    ("registry.example", "http://127.0.0.1:5001/token", False),
+    ("registry.example", "HTTP://auth.example/token", False),
+    # insecure covers the registry's own host, not a realm elsewhere
+    ("registry.example:5000", "http://auth.example/token", True),
+    ("registry.example:5000", "http://127.0.0.1:5001/token", True),
+    # a loopback registry's realm must be on loopback too, or the password leaves the machine
+    ("127.0.0.1:5000", "http://auth.example/token", False),
+])
+def test_plain_http_realms_are_refused_naming_registry_and_realm(registry: str, realm: str,
+                                                                  insecure: bool) -> None:
+    with pytest.raises(AuthError) as caught:
+        token_realm(bearer(realm), settings(registry, insecure=insecure), registry)
+    assert registry in caught.value.message and repr(realm) in caught.value.message
+    assert "plain http" in caught.value.message and caught.value.hint
+
+
+@pytest.mark.parametrize("realm", [
+    "", "/token", "ftp://auth.example/token", "file:///etc/passwd", "https://user:pw@auth.example/token",
+    "https://auth.example:notaport/token", "https://[::1/token", "https:///token",
+])
+def test_realms_that_are_not_plain_http_urls_of_a_host_are_refused(realm: str) -> None:
+    with pytest.raises(AuthError, match="registry.example"):
+        token_realm(bearer(realm), settings("registry.example"), "registry.example")
+
+
+def test_a_challenge_without_realm_is_refused() -> None:
+    with pytest.raises(AuthError, match="no realm"):
+        token_realm(parse_challenge('Bearer service="registry"'), settings("registry.example"), "registry.example")
+
+
+def test_a_realm_on_the_registrys_host_gets_the_registrys_tls_settings_and_only_there() -> None:
+    same = token_realm(bearer("https://registry.example:5001/token"), settings("registry.example:5000"),
+                       "registry.example:5000")
+    elsewhere = token_realm(bearer("https://registry.example.evil/token"), settings("registry.example:5000"),
+                            "registry.example:5000")
+    assert same.on_registry_host and not elsewhere.on_registry_host
+
+
+def test_the_storage_hosts_steal_challenge_is_refused_for_a_registry_elsewhere() -> None:
+    # what the confirmed attack's storage host answered; even were it taken for the
+    # registry's own, its http realm is refused
+    storage = parse_challenge('Bearer realm="http://storage.example/steal",service="x",scope="y"')
+    with pytest.raises(AuthError, match="storage.example/steal"):
+        token_realm(storage, settings("registry.example"), "registry.example")
+
+
+@pytest.mark.parametrize(("url", "left", "sent"), [
+    ("https://registry.example/v2/team/app/blobs/x", False, True),
+    ("https://REGISTRY.example/v2/team/app/blobs/x", False, True),
+    ("https://registry.example/v2/other/private/blobs/x", True, False),  # back after a redirect
+    ("http://registry.example/v2/team/app/blobs/x", False, False),  # scheme downgrade
+    ("https://registry.example:444/v2/team/app/blobs/x", False, False),
+    ("https://storage.example/blob?sig=1", True, False),
+    ("https://registry.example.storage.example/x", True, False),
+])
+def test_authorization_goes_only_to_the_registrys_origin_before_any_redirect_left_it(
+        url: str, left: bool, sent: bool) -> None:
+    assert sends_authorization(url, "https://registry.example", left_registry=left) is sent
+
+
+def test_tokens_are_kept_per_registry_realm_service_and_scope() -> None:
+    now = [0.0]
+    cache = TokenCache(clock=lambda: now[0])
+    key = TokenKey("registry.example", "https://auth.example/token", "registry", "repository:team/app:pull")
+    cache.put(key, "token-a", 300)
+    assert cache.get(key) == "token-a"
+    for other in (key._replace(registry="other.example"), key._replace(realm="https://evil.example/token"),
+                  key._replace(service="storage"), key._replace(scope="repository:other/private:pull")):
+        assert cache.get(other) is None
+    now[0] = 295.0  # within the margin of expiry
+    assert cache.get(key) is None
