@@ -15,10 +15,10 @@ from typing import Any, Final
 
 from . import __version__
 from .config import Config, database_location_from, describe, load_config
-from .errors import AnalyzerError, ConfigError, InvalidReferenceError
+from .errors import AnalyzerError, ConfigError, InvalidJobError, InvalidReferenceError
 from .memory import tune_allocator
 from .model import JobStatus, Platform
-from .reference import parse_reference
+from .submission import validate_job_request
 
 __all__ = ["main"]
 
@@ -121,13 +121,12 @@ def _print_json(document: Any) -> None:
 async def _cmd_submit(args: argparse.Namespace, config: Config, database: str) -> int:
     from .store import open_store
 
-    if args.platform:
-        Platform.parse(args.platform)
-    for reference in args.references:
-        parse_reference(reference)  # refuse a bad reference now, not in the daemon
+    # refuse a bad reference or platform now, not in the daemon; POST /v1/jobs checks the same
+    request = validate_job_request(args.references, args.platform, references_field="REF",
+                                   platform_field="--platform")
     async with await open_store(config, database) as store:
-        ids = await store.enqueue(list(args.references), args.platform, force=args.force)
-        for job_id, reference in zip(ids, args.references):
+        ids = await store.enqueue(list(request.references), request.platform, force=args.force)
+        for job_id, reference in zip(ids, request.references):
             print(f"{job_id}\t{reference}")
         if not args.wait:
             return SUCCESS
@@ -400,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # Platform.parse
         return _fail(ConfigError(str(exc)), USAGE)
     except AnalyzerError as exc:
-        code = USAGE if isinstance(exc, (ConfigError, InvalidReferenceError)) else FAILED
+        code = USAGE if isinstance(exc, (ConfigError, InvalidReferenceError, InvalidJobError)) else FAILED
         if exc.reference == "not-found" and args.command == "show":
             code = NOT_FOUND
         return _fail(exc, code)

@@ -17,6 +17,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from dataclasses import replace as replace_fields
 from typing import Any, Final
 
 import yaml
@@ -49,6 +50,14 @@ class AnalyzerSection:
     listen: str = "0.0.0.0"
     #: the HTTP endpoint (/health, /status, /metrics, /v1/jobs); 0: none
     port: int = 8084
+    #: Anchore's keys: serve the endpoint over TLS with this certificate (chain) and key, PEM
+    ssl_enable: bool = False
+    ssl_cert: str = ""
+    ssl_key: str = ""
+    #: failed logins one client (remote address; an IPv6 /64) may make per window; then 429
+    auth_failure_limit: int = 10
+    #: the window starts at a client's first failed login; past it the count starts again
+    auth_failure_window_seconds: float = 300.0
     layer_cache_enable: bool = False
     layer_cache_max_gigabytes: float = 4.0
     #: images analyzed at once by one daemon (their layers share max_threads); 0: max_threads
@@ -397,6 +406,11 @@ _ANALYZER_KEYS: Final[dict[str, Callable[[str, Any], Any]]] = {
     "endpoint_hostname": _str,
     "listen": _str,
     "port": _int(0, 65535),
+    "ssl_enable": _bool,
+    "ssl_cert": _str,
+    "ssl_key": _str,
+    "auth_failure_limit": _int(1, 1_000_000),
+    "auth_failure_window_seconds": _number(0, exclusive=True),
     "layer_cache_enable": _bool,
     "layer_cache_max_gigabytes": _number(
         MIN_LAYER_CACHE_GIGABYTES,
@@ -490,12 +504,29 @@ def parse_config(document: Any, source: str | None = None) -> Config:
     top = _section(document, _TOP_KEYS, "",
                    known_elsewhere=frozenset({"services", "analyzer", "limits", "registries", "secret_search",
                                               "api_users"}))
-    analyzer = AnalyzerSection(**_section(analyzer_raw, _ANALYZER_KEYS, f"{where}."))
+    analyzer = _tls(AnalyzerSection(**_section(analyzer_raw, _ANALYZER_KEYS, f"{where}.")), where)
     limits = Limits(**_section(limits_raw, _LIMIT_KEYS, "limits."))
     registries = _registries(document.get("registries"))
     secret_search = _secret_search(document.get("secret_search"))
     return Config(**top, analyzer=analyzer, limits=limits, registries=registries, secret_search=secret_search,
                   api_users=_api_users(document.get("api_users")), source=source)
+
+
+def _tls(section: AnalyzerSection, where: str) -> AnalyzerSection:
+    """With ssl_enable, both files must be named and exist (whether they hold a certificate
+    and its key is checked when the endpoint starts)."""
+    if not section.ssl_enable:
+        return section
+
+    def existing(key: str, value: str) -> str:
+        if not value:
+            raise ConfigError(f"{where}.{key}: required when ssl_enable is true (a PEM file)")
+        path = os.path.expanduser(value)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{where}.{key}: {path} does not exist")
+        return path
+    return replace_fields(section, ssl_cert=existing("ssl_cert", section.ssl_cert),
+                          ssl_key=existing("ssl_key", section.ssl_key))
 
 
 def _api_users(raw: Any) -> tuple[tuple[str, str], ...]:

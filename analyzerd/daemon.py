@@ -214,7 +214,7 @@ async def run_daemon(config: Config, database: str) -> None:
         interval = watchdog_interval()
         watchdog = asyncio.create_task(_watchdog(notifier, interval), name="systemd watchdog") if interval else None
         section = config.analyzer
-        web_runner = await serve(make_app(svc, worker), section.listen, section.port) \
+        web_runner = await serve(make_app(svc, worker), section) \
             if section.port else None
         notifier.notify("READY=1", f"STATUS=claiming jobs from {svc.store.location}")
         try:

@@ -5,6 +5,7 @@ This module is a leaf: it imports nothing from analyzerd, so every layer may rai
     AnalyzerError                 # base; the class docstring is the default message
     ├── ConfigError               # bad config file/key/value; never retried
     ├── InvalidReferenceError     # an image reference that cannot be parsed
+    ├── InvalidJobError           # a job request (CLI submit, POST /v1/jobs) with a bad field
     ├── RegistryError             # the registry said no, or could not be reached
     │   ├── AuthError             # 401/403
     │   └── NotFoundError         # manifest/blob unknown, 404
@@ -30,6 +31,7 @@ __all__ = [
     "LimitError",
     "ManifestError",
     "NotFoundError",
+    "InvalidJobError",
     "InvalidReferenceError",
     "RegistryError",
     "StoreError",
@@ -65,6 +67,16 @@ class InvalidReferenceError(AnalyzerError):
 
     reference = "invalid-reference"
     hint = "Write references as [host[:port]/]repository[:tag][@sha256:digest], oci:DIR[:TAG]."
+
+
+class InvalidJobError(AnalyzerError):
+    """The job request is not valid."""
+
+    reference = "invalid-job"
+
+    def __init__(self, field: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", hint=hint)
+        self.field = field
 
 
 class RegistryError(AnalyzerError):

@@ -7,6 +7,12 @@
 
 With ``require_auth`` every endpoint but /health needs HTTP Basic credentials of a user in
 ``api_users`` (name: scrypt hash, made by ``analyzerd hash-password``); anything else is 401.
+A wrong password costs the same scrypt check whether the user exists or not, so the time of
+a 401 does not tell user names. A client (remote address) gets ``auth_failure_limit`` failed
+logins per ``auth_failure_window_seconds``, then 429 with Retry-After; password checks run in
+a few threads of their own with a bounded queue (503 past it). ``POST /v1/jobs`` takes only
+``application/json`` (415 otherwise), which a browser cannot send cross-site without asking
+first. With ``ssl_enable`` (Anchore's key, with ``ssl_cert`` and ``ssl_key``) it is HTTPS.
 """
 
 from __future__ import annotations
@@ -17,26 +23,36 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
+import ipaddress
 import logging
+import math
 import os
+import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiohttp import web
 
 from . import __version__
-from .errors import AnalyzerError, ConfigError
+from .config import AnalyzerSection
+from .errors import AnalyzerError, ConfigError, InvalidJobError
 from .model import JobStatus
-from .passwords import verify_password
+from .passwords import dummy_hash, verify_password
+from .submission import validate_job_request
 
-__all__ = ["Metrics", "make_app", "serve"]
+__all__ = ["LoginLimiter", "Metrics", "client_key", "is_loopback", "make_app", "serve", "tls_context"]
 
 log = logging.getLogger(__name__)
 
 #: Requests to /v1/jobs name at most this many images (the body is bounded likewise).
 MAX_SUBMIT: Final = 1000
+#: The keys of a POST /v1/jobs body; any other is refused (a misspelt "platfrom" would
+#: otherwise queue the default platform silently).
+SUBMIT_FIELDS: Final = frozenset({"image", "images", "platform", "force"})
 MAX_BODY: Final = 1024 * 1024
 #: Buckets of the analysis duration histogram, in seconds.
 DURATION_BUCKETS: Final = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, float("inf"))
@@ -65,35 +81,199 @@ class Metrics:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: Clients (remote addresses) whose failed logins are counted at once, ~200 bytes each; past
+#: it the least recently active one is forgotten. An attacker who owns more addresses than
+#: this can rotate through them, but each new address still starts from zero tries left.
+MAX_TRACKED_CLIENTS: Final = 10_000
+#: Password checks running at once, in the endpoint's own threads (scrypt: ~40 ms of CPU and
+#: 16 MiB each): failed logins never take the default executor's threads or all the cores.
+MAX_CONCURRENT_PASSWORD_CHECKS: Final = 2
+#: Password checks waiting for one of those threads (~0.6 s of work); a login past it is
+#: answered 503 at once instead of queueing more scrypt work.
+MAX_QUEUED_PASSWORD_CHECKS: Final = 32
+#: An IPv6 host is usually given a whole /64: its addresses count as one client.
+IPV6_CLIENT_PREFIX: Final = 64
 
-def _authenticator(users: dict[str, str], required: bool) -> Callable[..., Awaitable[web.StreamResponse]]:
-    # Checked (user, password) pairs, keyed by an HMAC under a per-process key: scrypt runs
-    # once per pair, not per request, and the plain password is not kept.
-    remembered: set[bytes] = set()
-    key = os.urandom(32)
+
+def client_key(remote: str | None) -> str:
+    """The client a failed login is counted against: its IPv4 address, or its IPv6 /64."""
+    if not remote:
+        return "-"  # a Unix socket: one client
+    try:
+        address = ipaddress.ip_address(remote.partition("%")[0])
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)
+
+
+@dataclass(slots=True)
+class _Client:
+    window_start: float
+    failures: int = 0
+    in_flight: int = 0
+
+
+class LoginLimiter:
+    """Failed logins per client: ``limit`` per window, the window starting at the client's
+    first failure. Checks under way count against the limit too, so that a client cannot
+    start more checks than it has tries left by sending them all at once. A success does
+    not reset the count (else one valid account would lift the limit on guessing others).
+    """
+
+    def __init__(self, limit: int, window_seconds: float, *, max_clients: int = MAX_TRACKED_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self.max_clients = max_clients
+        self._clock = clock
+        self._clients: OrderedDict[str, _Client] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def acquire(self, client: str) -> int | None:
+        """None: the client may have a password checked (call release() after); else the
+        seconds it must wait (for Retry-After)."""
+        now = self._clock()
+        entry = self._clients.get(client)
+        if entry is None:
+            entry = self._add(client, now)
+        elif entry.failures and now >= entry.window_start + self.window:
+            entry.failures = 0
+        if entry.failures + entry.in_flight >= self.limit:
+            if entry.failures >= self.limit:
+                return max(1, math.ceil(entry.window_start + self.window - now))
+            return 1  # its checks under way end within a second or so
+        entry.in_flight += 1
+        self._clients.move_to_end(client)
+        return None
+
+    def release(self, client: str, *, failed: bool) -> bool:
+        """End a check that acquire() allowed; True when this failure used the last try."""
+        now = self._clock()
+        entry = self._clients.get(client)
+        if entry is None:  # forgotten while its check ran (the table was full)
+            if not failed:
+                return False
+            entry = self._add(client, now)
+        else:
+            entry.in_flight = max(0, entry.in_flight - 1)
+            self._clients.move_to_end(client)
+        if not failed:
+            if not entry.failures and not entry.in_flight:
+                del self._clients[client]
+            return False
+        if not entry.failures:
+            entry.window_start = now
+        entry.failures += 1
+        return entry.failures == self.limit
+
+    def _add(self, client: str, now: float) -> _Client:
+        while len(self._clients) >= self.max_clients:
+            self._clients.popitem(last=False)
+        entry = self._clients[client] = _Client(window_start=now)
+        return entry
+
+
+class _Busy(Exception):
+    """Too many password checks are waiting already."""
+
+
+class _Authenticator:
+    """HTTP Basic authentication of api_users, with the cost of a failure the same for
+    every user name and the number of failures per client limited."""
+
+    def __init__(self, users: dict[str, str], required: bool, limiter: LoginLimiter) -> None:
+        self.users = users
+        self.required = required
+        self.limiter = limiter
+        # An unknown user's password is checked against this, with the same scrypt cost.
+        self.dummy = dummy_hash(users.values())
+        # Checked (user, password) pairs, keyed by an HMAC under a per-process key: scrypt
+        # runs once per pair, not per request, and the plain password is not kept.
+        self.remembered: set[bytes] = set()
+        self.key = os.urandom(32)
+        self.executor = ThreadPoolExecutor(MAX_CONCURRENT_PASSWORD_CHECKS, thread_name_prefix="password-check")
+        self.checks = 0  # submitted to the executor and not finished
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not required or request.path == "/health":
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not self.required or request.path == "/health":
             return await handler(request)
-        header = request.headers.get("Authorization", "")
-        user = password = None
-        if header.startswith("Basic "):
-            try:
-                user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                user = None
-        stored = users.get(user or "")
-        if stored is not None and password is not None:
-            token = hmac.new(key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-            if token in remembered or await asyncio.get_running_loop().run_in_executor(
-                    None, verify_password, password, stored):
-                remembered.add(token)
-                return await handler(request)
+        user, password = _basic_credentials(request.headers.get("Authorization", ""))
+        if user is None or password is None:  # nothing to check: no cost, not counted
+            return self._unauthorized(request, user)
+        client = client_key(request.remote)
+        wait = self.limiter.acquire(client)
+        if wait is not None:
+            return web.json_response({"error": f"too many failed logins; retry after {wait} s"}, status=429,
+                                     headers={"Retry-After": str(wait)})
+        ok = busy = False
+        try:
+            ok = await self._check(user, password)
+        except _Busy:
+            busy = True
+        finally:
+            if self.limiter.release(client, failed=not ok and not busy):
+                log.warning("event=http_login_limited client=%s failures=%d window_seconds=%g",
+                            client, self.limiter.limit, self.limiter.window)
+        if busy:
+            return web.json_response({"error": "too many logins being checked; retry shortly"}, status=503,
+                                     headers={"Retry-After": "1"})
+        if ok:
+            return await handler(request)
+        return self._unauthorized(request, user)
+
+    async def _check(self, user: str, password: str) -> bool:
+        stored = self.users.get(user)
+        token = hmac.new(self.key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        if stored is not None and token in self.remembered:
+            return True
+        if self.checks >= MAX_CONCURRENT_PASSWORD_CHECKS + MAX_QUEUED_PASSWORD_CHECKS:
+            raise _Busy
+        loop = asyncio.get_running_loop()
+        self.checks += 1
+        # Counted until the thread is done with it, even if the request is gone before.
+        future = self.executor.submit(verify_password, password, self.dummy if stored is None else stored)
+        future.add_done_callback(lambda _: _call_soon(loop, self._check_done))
+        matched = await asyncio.wrap_future(future)
+        if matched and stored is not None:
+            self.remembered.add(token)
+            return True
+        return False
+
+    def _check_done(self) -> None:
+        self.checks -= 1
+
+    @staticmethod
+    def _unauthorized(request: web.Request, user: str | None) -> web.Response:
         log.warning("event=http_unauthorized path=%s user=%r", request.path, user)
         return web.json_response({"error": "unauthorized"}, status=401,
                                  headers={"WWW-Authenticate": 'Basic realm="analyzerd"'})
-    return middleware
+
+    async def close(self, app: web.Application) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:  # the loop is closed: the daemon is gone
+        pass
+
+
+def _basic_credentials(header: str) -> tuple[str | None, str | None]:
+    if not header.startswith("Basic "):
+        return None, None
+    try:
+        user, colon, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    return user, password if colon else None
 
 
 def _job_counts(jobs: list[Any]) -> dict[str, int]:
@@ -106,8 +286,11 @@ def _job_counts(jobs: list[Any]) -> dict[str, int]:
 def make_app(services: Any, worker: Any) -> web.Application:
     config = services.config
     metrics: Metrics = services.metrics
-    app = web.Application(middlewares=[_authenticator(dict(config.api_users), config.analyzer.require_auth)],
-                          client_max_size=MAX_BODY)
+    section = config.analyzer
+    authenticator = _Authenticator(dict(config.api_users), section.require_auth,
+                                   LoginLimiter(section.auth_failure_limit, section.auth_failure_window_seconds))
+    app = web.Application(middlewares=[authenticator.middleware], client_max_size=MAX_BODY)
+    app.on_cleanup.append(authenticator.close)
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -151,27 +334,39 @@ def make_app(services: Any, worker: Any) -> web.Application:
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def submit(request: web.Request) -> web.Response:
+        # Only JSON: a browser sends a cross-site text/plain or form POST without asking the
+        # server first (no CORS preflight), with the user's saved Basic credentials.
+        if request.content_type != "application/json":
+            return web.json_response({"error": "Content-Type must be application/json"}, status=415,
+                                     headers={"Accept": "application/json"})
         try:
             body = await request.json()
         except ValueError:
             return web.json_response({"error": "the body is not JSON"}, status=400)
-        images = body.get("images") if isinstance(body, dict) else None
-        if isinstance(body, dict) and isinstance(body.get("image"), str):
-            images = [body["image"]]
-        if not isinstance(images, list) or not images or len(images) > MAX_SUBMIT or \
-                not all(isinstance(i, str) and i for i in images):
-            return web.json_response({"error": f'expected {{"images": [REF, ...]}} (1 to {MAX_SUBMIT})'},
-                                     status=400)
-        platform = body.get("platform")
-        if platform is not None and not isinstance(platform, str):
-            return web.json_response({"error": "platform: expected os/arch[/variant]"}, status=400)
+        if not isinstance(body, dict):
+            return _bad_request(f'expected a JSON object {{"images": [REF, ...]}} (1 to {MAX_SUBMIT} images)')
+        unknown = sorted(set(body) - SUBMIT_FIELDS)
+        if unknown:
+            return _bad_request(f"unknown field (expected {', '.join(sorted(SUBMIT_FIELDS))})", unknown[0][:100])
+        if "image" in body and "images" in body:
+            return _bad_request("give image or images, not both", "image")
+        references = body.get("images")
+        if "image" in body:
+            if not isinstance(body["image"], str):
+                return _bad_request("expected an image reference (a string)", "image")
+            references = [body["image"]]
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            return _bad_request("expected true or false", "force")
         try:
-            from .reference import parse_reference
-            for image in images:
-                parse_reference(image)
-            ids = await services.store.enqueue(images, platform, force=bool(body.get("force")))
+            job = validate_job_request(references, body.get("platform"), max_references=MAX_SUBMIT)
+        except InvalidJobError as exc:
+            return _bad_request(exc.message.partition(": ")[2], exc.field)
+        try:
+            ids = await services.store.enqueue(list(job.references), job.platform, force=force)
         except AnalyzerError as exc:
-            return web.json_response({"error": exc.message}, status=400)
+            log.error("event=http_submit_failed error=%r", exc.message)
+            return web.json_response({"error": exc.message}, status=503)
         log.info("event=http_submit jobs=%s", ",".join(map(str, ids)))
         return web.json_response({"jobs": ids}, status=201)
 
@@ -182,18 +377,71 @@ def make_app(services: Any, worker: Any) -> web.Application:
     return app
 
 
+def _bad_request(message: str, field: str | None = None) -> web.Response:
+    """400, the message naming the field (also given alone, for programs)."""
+    if field is None:
+        return web.json_response({"error": message}, status=400)
+    return web.json_response({"error": f"{field}: {message}", "field": field}, status=400)
+
+
 def _fields(value: Any) -> Any:
     return None if value is None else dataclasses.asdict(value)
 
 
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` keeps the endpoint on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name, or an interface's name: reachable from elsewhere
+
+
+def tls_context(section: AnalyzerSection) -> ssl.SSLContext | None:
+    """The server's TLS settings from ssl_enable, ssl_cert and ssl_key (None: plain HTTP)."""
+    if not section.ssl_enable:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+
+    def no_passphrase() -> bytes:  # instead of OpenSSL prompting on the terminal
+        raise ConfigError(f"services.analyzer.ssl_key: {section.ssl_key} is encrypted; give an unencrypted "
+                          "key, readable by analyzerd's user only")
+
+    try:
+        context.load_cert_chain(section.ssl_cert, section.ssl_key, password=no_passphrase)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"services.analyzer.ssl_cert, ssl_key: cannot use {section.ssl_cert} with "
+                          f"{section.ssl_key}: {exc.reason or exc}",
+                          hint="ssl_cert: the certificate (then its chain), PEM; ssl_key: its private key, "
+                               "PEM") from None
+    except OSError as exc:
+        raise ConfigError(f"services.analyzer.ssl_cert, ssl_key: {exc.filename}: {exc.strerror}") from None
+    return context
+
+
+async def serve(app: web.Application, section: AnalyzerSection) -> web.AppRunner:
+    """Start the endpoint on ``listen``:``port``, over TLS with ssl_enable; warn when it is
+    open to the network without authentication, or with credentials in clear text."""
+    host, port = section.listen, section.port
+    context = tls_context(section)
+    if not is_loopback(host):
+        if not section.require_auth:
+            log.warning("event=http_auth_disabled address=%s:%d: require_auth is false on a non-loopback "
+                        "address: anyone who reaches it can queue images and read /status and /metrics; "
+                        "set require_auth: true with api_users, or listen: 127.0.0.1", host, port)
+        elif context is None:
+            log.warning("event=http_cleartext address=%s:%d: HTTP Basic credentials cross the network in "
+                        "clear text; set ssl_enable with ssl_cert and ssl_key, or listen: 127.0.0.1 behind "
+                        "a TLS proxy", host, port)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=context)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(f"services.analyzer.listen/port: cannot listen on {host}:{port}: {exc.strerror}") from None
-    log.info("event=http_listening address=%s:%d", host, port)
+    log.info("event=http_listening address=%s:%d tls=%s", host, port, "on" if context else "off")
     return runner
