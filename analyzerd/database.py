@@ -40,8 +40,8 @@ from .errors import StoreError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Database", "MIGRATIONS", "SCHEMA_VERSION", "Session", "is_postgresql", "open_database", "redact",
-           "statements"]
+__all__ = ["Database", "MIGRATIONS", "SCHEMA_VERSION", "Session", "escape_text", "is_postgresql", "open_database",
+           "redact", "statements", "unescape_text"]
 
 #: Waiting this long for another process's write lock beats failing a job for it.
 BUSY_TIMEOUT_MS: Final = 30_000
@@ -71,6 +71,54 @@ def statements(script: str) -> list[str]:
     if current.strip():
         out.append(current.strip())
     return out
+
+
+# -- text from images -------------------------------------------------------------------
+
+#: What a stored text escapes: the escape character itself, NUL (PostgreSQL text cannot hold
+#: it) and lone surrogates (bytes of a name that are not UTF-8, as surrogateescape decoded
+#: them, and any other lone surrogate a JSON document spelled: neither database takes them).
+_SPECIAL: Final = re.compile("[\\\\\x00\ud800-\udfff]")
+_ESCAPED: Final = re.compile(r"\\(?:x(00|[89a-f][0-9a-f])|u(d[89a-f][0-9a-f]{2})|(\\))")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    if code == 0 or 0xDC80 <= code <= 0xDCFF:  # NUL, or a byte that is not UTF-8
+        return f"\\x{code & 0xFF:02x}"
+    return f"\\u{code:04x}"
+
+
+def escape_text(name: str) -> str:
+    """Text from an image (names, package fields, messages) as both databases store it, one
+    stored text per name: a backslash is written ``\\\\``, NUL ``\\x00``, a byte that is not
+    UTF-8 ``\\xNN`` and any other lone surrogate ``\\uXXXX``; everything else is kept as it is.
+    ``unescape_text`` undoes it. Without the backslash escaped, the name ``a`` + byte 0xff and
+    the name spelt ``a\\xff`` were stored alike, and an image holding both could not be stored."""
+    return name if _plain(name) else _SPECIAL.sub(_escape, name)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    byte, surrogate, backslash = match.groups()
+    if backslash:
+        return "\\"
+    if byte is not None:
+        code = int(byte, 16)
+        return "\0" if code == 0 else chr(0xDC00 + code)
+    return chr(int(surrogate, 16))
+
+
+def unescape_text(text: str) -> str:
+    """The name a stored text stands for (the inverse of ``escape_text``)."""
+    return _ESCAPED.sub(_unescape, text) if "\\" in text else text
+
+
+def _plain(name: str) -> bool:
+    """``escape_text`` would keep the name as it is (the common case, tested first for speed)."""
+    return name.isascii() and "\0" not in name and "\\" not in name
 
 
 class Session(ABC):
@@ -172,6 +220,27 @@ def _check_sqlite() -> None:
                          "(UPDATE ... RETURNING)")
 
 
+def _create_private(path: str) -> None:
+    """Create the database file mode 0600 (and a missing directory 0700) before SQLite opens
+    it: SQLite would make it 0644 less the umask, and its -wal and -shm take the database's
+    mode. The results hold secrets' fingerprints and positions, and whoever can write the
+    file can queue jobs. A file that exists keeps its mode: its owner may have shared it
+    on purpose (a group of readers); one that others can read or write is named in a
+    warning. A path that is a symlink is followed, as SQLite follows it."""
+    target = os.path.realpath(path)
+    os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
+    mode = os.stat(target).st_mode
+    if mode & 0o006:
+        log.warning("event=database_not_private database=%s mode=%s: other users can %s it; "
+                    "chmod 600 it unless that is meant", path, oct(mode & 0o777),
+                    "read and write" if mode & 0o006 == 0o006 else "read" if mode & 0o004 else "write")
+
+
 class _SqliteSession(Session):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
@@ -221,7 +290,7 @@ class SqliteDatabase(Database):
     async def open(cls, path: str) -> SqliteDatabase:
         _check_sqlite()
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            _create_private(path)
             conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
@@ -419,9 +488,11 @@ _COPY_SPECIAL: Final = re.compile(r"[\\\t\n\r\x00]")
 
 
 def _copy_text(value: str) -> str:
-    # NUL, which PostgreSQL text cannot hold, becomes the text \x00 (as store._text writes it)
-    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-            .replace("\x00", "\\\\x00"))
+    """COPY's escapes. Text from images arrives escaped already (escape_text); a value with
+    a NUL, which PostgreSQL text cannot hold, did not, and is escaped as that would."""
+    if "\x00" in value:
+        value = escape_text(value)
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _copy_chunks(rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
@@ -439,7 +510,7 @@ def _copy_chunks(rows: Iterable[Sequence[Any]]) -> Iterator[bytes]:
             elif value.__class__ is float:
                 fields.append(repr(value))
             elif isinstance(value, (bytes, str)):  # a BLOB in an old SQLite file; a str subclass
-                text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+                text = escape_text(value.decode("utf-8", "surrogateescape")) if isinstance(value, bytes) else str(value)
                 fields.append(_copy_text(text))
             else:
                 fields.append(str(int(value)))

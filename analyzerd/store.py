@@ -16,13 +16,17 @@ from typing import Any, Final
 from . import ANALYZER_VERSION
 from .catalogers.base import CatalogEntry, result_from_json, result_to_json
 from .config import Config, is_postgresql
-from .database import SCHEMA_VERSION, Database, Session, open_database
+from .database import SCHEMA_VERSION, Database, Session, escape_text, open_database, unescape_text
 from .errors import StoreError
 from .model import FileKind, FileRecord, ImageResult, Job, LayerResult, SecretFinding
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
+
+# Names from images are stored escaped, one stored text per name (database.escape_text).
+_text = escape_text
+_untext = unescape_text
 
 #: Rows of a stored layer's files decoded at a time (PostgreSQL decodes on the event loop).
 LAYER_FILES_BATCH: Final = 2_000
@@ -129,7 +133,7 @@ class Store:
 
     @staticmethod
     def _image_params(result: ImageResult) -> dict[str, Any]:
-        return _texts({
+        params = _texts({
             "manifest_digest": result.manifest_digest,
             "manifest_media_type": result.manifest_media_type,
             "index_digest": result.index_digest,
@@ -140,8 +144,9 @@ class Store:
             "created": result.created,
             "layer_count": len(result.layers),
             "compressed_size": sum(layer.compressed_size for layer in result.layers),
-            "config_json": result.config_text,
         })
+        params["config_json"] = _served_text(result.config_text)
+        return params
 
     # -- layer results: what a layer contains, reused by every image that has it -------------
 
@@ -196,16 +201,19 @@ class Store:
                 records += await loop.run_in_executor(None, _file_records, rows)
             whiteouts = await db.fetchall("layer_whiteouts", key)
             catalog = await loop.run_in_executor(None, _catalog_entries, await db.fetchall("layer_catalog", key))
-            secrets = [SecretFinding(*row) for row in await db.fetchall("layer_secrets", key)]
+            secrets = [SecretFinding(_untext(path), rule, category, severity, line, offset, _untext(redacted),
+                                     fingerprint)
+                       for path, rule, category, severity, line, offset, redacted, fingerprint
+                       in await db.fetchall("layer_secrets", key)]
         return LayerResult(
             stored=True,
             digest=layer["digest"], media_type=layer["media_type"] or "",
             compressed_size=layer["compressed_size"] or 0, uncompressed_size=layer["uncompressed_size"] or 0,
             diff_id=layer["diff_id"], files=records, entry_count=layer["entry_count"] or 0,
-            deleted=[w["path"] for w in whiteouts if w["kind"] == "delete"],
-            opaque_dirs=[w["path"] for w in whiteouts if w["kind"] == "opaque"],
-            parents_of=[w["path"] for w in whiteouts if w["kind"] == "parent"],
-            made_dirs=[w["path"] for w in whiteouts if w["kind"] == "made"],
+            deleted=[_untext(w["path"]) for w in whiteouts if w["kind"] == "delete"],
+            opaque_dirs=[_untext(w["path"]) for w in whiteouts if w["kind"] == "opaque"],
+            parents_of=[_untext(w["path"]) for w in whiteouts if w["kind"] == "parent"],
+            made_dirs=[_untext(w["path"]) for w in whiteouts if w["kind"] == "made"],
             catalog=catalog,
             secrets=secrets, secret_rules=layer["secret_rules"],
             warnings=json.loads(layer["warnings"]) if layer["warnings"] else [],
@@ -276,8 +284,8 @@ class Store:
                                                                          layer_ids))
                 await tx.execute("delete_image_secrets", {"image_id": image_id})
                 await tx.executemany("insert_secret", [
-                    (image_id, layer_ids[s.layer], _text(s.finding.path), s.finding.rule, s.finding.category,
-                     s.finding.severity, s.finding.line, s.finding.offset, _text(s.finding.redacted),
+                    (image_id, layer_ids[s.layer] if s.layer is not None else None, _text(s.finding.path),
+                     s.finding.rule, s.finding.category, s.finding.severity, s.finding.line, s.finding.offset, _text(s.finding.redacted),
                      s.finding.fingerprint, layer_ids[s.deleted_in] if s.deleted_in is not None else None)
                     for s in result.secrets])
         except StoreError as exc:
@@ -344,10 +352,11 @@ def _package_rows(image_id: int, packages: list[Any], layer_ids: list[int]) -> I
                "license": p.license, "maintainer": p.maintainer, "vendor": p.vendor,
                "installed_size": p.installed_size, "purl": found.purl, "location": found.location,
                "layer_id": layer_ids[found.layer], "files_total": len(found.files),
-               "files_modified": len(found.modified), "files_missing": len(found.missing),
+               "files_modified": len(found.modified), "files_missing": len(found.missing)}) | {
+               # JSON (ASCII, no NUL) that users read with json_each(): not escaped again
                "files": json.dumps([[_text(f.path), f.digest, f.algorithm, f.status]
                                     for f in found.files], separators=(",", ":")) if found.files else None,
-               "metadata": json.dumps(p.metadata) if p.metadata else None})
+               "metadata": json.dumps(p.metadata) if p.metadata else None}
 
 
 def _distro_params(result: ImageResult) -> dict[str, Any]:
@@ -369,9 +378,11 @@ def _layer_file_rows(layer_id: int, layer: LayerResult) -> Iterator[tuple[Any, .
     # at random places, which is what the archive's order amounts to.
     for r in sorted(layer.files, key=_record_path):
         path, link = r.path, r.link
-        yield (layer_id, path if path.isascii() and "\0" not in path else _text(path), _KIND_TEXT[r.kind], r.mode,
-               r.uid, r.gid, r.size, r.mtime, link if not link or link.isascii() and "\0" not in link else _text(link),
-               r.md5, r.sha1, r.sha256)
+        if not (path.isascii() and "\0" not in path and "\\" not in path):  # _text's own test, inline
+            path = _text(path)
+        if link and not (link.isascii() and "\0" not in link and "\\" not in link):
+            link = _text(link)
+        yield (layer_id, path, _KIND_TEXT[r.kind], r.mode, r.uid, r.gid, r.size, r.mtime, link, r.md5, r.sha1, r.sha256)
 
 
 def _record_path(record: FileRecord) -> str:
@@ -384,20 +395,24 @@ _KIND_TEXT = {kind: kind.value for kind in FileKind}  # an Enum's .value is a sl
 
 def _catalog_entries(rows: list[Any]) -> list[CatalogEntry]:
     """Decoded off the event loop: a package database's result can be megabytes of JSON."""
-    return [CatalogEntry(path=r["path"], cataloger=r["cataloger"], result=result_from_json(json.loads(r["result"])))
-            for r in rows]
+    return [CatalogEntry(path=_untext(r["path"]), cataloger=r["cataloger"],
+                         result=result_from_json(json.loads(r["result"]))) for r in rows]
 
 
 def _file_records(rows: list[Any]) -> list[FileRecord]:
     kinds = _KINDS
-    return [FileRecord(r[0], kinds[r[1]], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]) for r in rows]
+    # Stored names are escaped (see _text): the layer's names are what it is merged with.
+    return [FileRecord(r[0] if "\\" not in r[0] else _untext(r[0]), kinds[r[1]], r[2], r[3], r[4], r[5], r[6],
+                       r[7], r[8] if not r[8] or "\\" not in r[8] else _untext(r[8]), r[9], r[10]) for r in rows]
 
 
 def _file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
     for index, r, derived in result.files:
         if not derived:
             path = r.path
-            yield image_id, path if path.isascii() and "\0" not in path else _text(path), layer_ids[index]
+            if not (path.isascii() and "\0" not in path and "\\" not in path):
+                path = _text(path)
+            yield image_id, path, layer_ids[index]
 
 
 def _derived_file_rows(image_id: int, result: ImageResult, layer_ids: list[int]) -> Iterator[tuple[Any, ...]]:
@@ -407,17 +422,19 @@ def _derived_file_rows(image_id: int, result: ImageResult, layer_ids: list[int])
                    r.mtime, _text(r.link) if r.link else r.link, r.md5, r.sha1, r.sha256)
 
 
-def _text(name: str) -> str:
-    """Text as both databases store it: names that are not UTF-8 in the image are kept
-    readable with \\x escapes, and so is NUL, which PostgreSQL text cannot hold."""
-    if name.isascii() and "\0" not in name:
-        return name
-    name = name.replace("\0", "\\x00")
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+def _served_text(config: str) -> str:
+    """The image config as JSON text users can query: as served, but for what neither
+    database holds (NUL, bytes that are not UTF-8), written as JSON's ``\\uXXXX`` so that a
+    string holding one still parses. That may read back differently from what was served:
+    ``config_blob`` hands it back for reuse only once its digest verified, else it is fetched."""
+    return _UNSTORABLE.sub(_json_escape, config) if _UNSTORABLE.search(config) else config
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _texts(row: dict[str, Any]) -> dict[str, Any]:
