@@ -43,7 +43,9 @@ def validate_job_request(references: object, platform: object = None, *, max_ref
         try:
             parse_reference(reference)
         except InvalidReferenceError as exc:
-            raise InvalidJobError(where, exc.message, hint=exc.hint) from None
+            error = InvalidJobError(where, exc.message, hint=exc.hint)
+            error.reference = exc.reference  # the documented code for a bad reference stays
+            raise error from None
     if platform is None:
         return JobRequest(references=tuple(references))
     if not isinstance(platform, str):
