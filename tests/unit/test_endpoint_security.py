@@ -184,4 +184,4 @@ def test_job_request_validation():
         validate_job_request(["oci:x:1"] * 3, max_references=2)
     with pytest.raises(InvalidJobError, match=r"^REF\[0\]: invalid image reference") as info:
         validate_job_request(["no such thing!"], references_field="REF")
-    assert info.value.hint and info.value.reference == "invalid-job"
+    assert info.value.hint and info.value.reference == "invalid-reference"  # the documented code for a bad reference
