@@ -311,7 +311,7 @@ def test_cli_submit_refuses_what_the_endpoint_refuses(cli):
     proc = cli("submit", "--platform", "linux", "oci:examples/sample-image:1", check=False)
     assert proc.returncode == 2 and "error: invalid-job\n--platform: platform 'linux'" in proc.stderr
     proc = cli("submit", "oci:examples/sample-image:1", "not a reference!", check=False)
-    assert proc.returncode == 2 and "REF[1]: invalid image reference" in proc.stderr
+    assert proc.returncode == 2 and "error: invalid-reference\nREF[1]: invalid image reference" in proc.stderr
     proc = cli("submit", "--platform", "linux/arm64/v8", "oci:examples/sample-image:1")
     assert proc.stdout.startswith("1\t")
 
