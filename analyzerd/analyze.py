@@ -9,6 +9,7 @@ this process is working on.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import mmap
 import os
@@ -35,6 +36,7 @@ from .model import Descriptor, ImageResult, ImageSecret, LayerResult, Platform, 
 from .oci import diff_ids
 from .reference import parse_reference
 from .registry.client import RegistryClient
+from .secrets.config import ConfigScan, scan_config
 from .secrets.scanner import RuleSet, build_rule_set
 from .sources import FILE_READ_SIZE, ImageSource, ResolvedImage, open_source
 
@@ -198,6 +200,8 @@ class Resolved:
     reference: str
     source: ImageSource
     image: ResolvedImage
+    #: the config's secrets and the config without them (None: secrets are not looked for)
+    config_scan: ConfigScan | None = None
 
 
 class ImageAnalyzer:
@@ -303,7 +307,12 @@ class ImageAnalyzer:
                                 f"for {len(resolved.manifest.layers)} layers")
         log.info("event=image_resolved ref=%s digest=%s layers=%d", reference,
                  resolved.manifest_digest, len(resolved.manifest.layers))
-        return Resolved(reference, source, resolved)
+        scan, rules = None, self._rule_set
+        if rules is not None:
+            # before anything stores the config: what is kept of it is the redacted copy
+            scan = await self.in_thread(lambda: scan_config(rules, resolved.config,
+                                                            layers=len(resolved.manifest.layers)))
+        return Resolved(reference, source, resolved, scan)
 
     async def analyze_resolved(self, target: Resolved) -> ImageResult:
         started = time.monotonic()
@@ -326,6 +335,9 @@ class ImageAnalyzer:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         result.files, result.inventory, result.secrets = await self.in_thread(merge, result.layers)
+        if target.config_scan is not None:
+            result.secrets = [ImageSecret(f.finding, f.layer, None) for f in target.config_scan.findings] \
+                + result.secrets
         log.info("event=image_analyzed ref=%s digest=%s files=%d seconds=%.2f", target.reference,
                  resolved.manifest_digest, len(result.files), time.monotonic() - started)
         return result
@@ -525,7 +537,14 @@ def secret_rule_set(config: Config) -> RuleSet | None:
 
 
 def image_result(target: Resolved) -> ImageResult:
+    """The image's result before its layers are read. Its config is the redacted copy when
+    secrets were found in it (then the blob as served is kept nowhere: its digest no longer
+    matches, and the next analysis fetches it again)."""
     resolved = target.image
+    scan = target.config_scan
+    config, config_text = resolved.config, resolved.config_bytes.decode("utf-8", "surrogateescape")
+    if scan is not None and scan.redacted:
+        config, config_text = scan.config, json.dumps(scan.config, separators=(",", ":"))
     return ImageResult(
         reference=target.reference,
         manifest_digest=resolved.manifest_digest,
@@ -533,8 +552,8 @@ def image_result(target: Resolved) -> ImageResult:
         index_digest=resolved.index_digest,
         config_digest=resolved.config_digest,
         platform=resolved.platform,
-        config=resolved.config,
-        config_text=resolved.config_bytes.decode("utf-8", "surrogateescape"),
+        config=config,
+        config_text=config_text,
         layers=[],
         files=[],
     )

@@ -135,7 +135,9 @@ VisibleFile = tuple[int, FileRecord, bool]
 
 @dataclass(frozen=True, slots=True)
 class SecretFinding:
-    """A secret in a layer's file. The secret itself is never kept."""
+    """A secret in a layer's file, or in the image config (``path`` then starts with
+    ``config:``, as in ``config:Env[2]``; ``line`` and ``offset`` are within that value).
+    The secret itself is never kept."""
 
     path: str
     rule: str
@@ -143,14 +145,18 @@ class SecretFinding:
     severity: str
     line: int  #: 1-based
     offset: int  #: byte offset of the match in the file
-    redacted: str  #: the first 4 characters, then *****
+    #: what may be shown: the rule's public literals around ``*****`` (``AKIA*****``), else
+    #: only the length and fingerprint (``<redacted: 4 chars, fp 1a2b3c4d>``); secrets.redaction
+    redacted: str
     fingerprint: str  #: HMAC-SHA256 of the secret under the installation's key (hex)
 
 
 @dataclass(frozen=True, slots=True)
 class ImageSecret:
     finding: SecretFinding
-    layer: int  #: index of the layer whose file holds it
+    #: index of the layer whose file holds it, or that the config's history entry made;
+    #: None: the image config holds it outside any layer (Env, Labels, Entrypoint, Cmd)
+    layer: int | None
     #: index of the upper layer that deleted or replaced that file (the secret is still in
     #: the image's blobs); None: the image shows the file
     deleted_in: int | None
@@ -164,8 +170,11 @@ class ImageResult:
     index_digest: str | None
     config_digest: str
     platform: Platform
+    #: the image config, with any secret found in it replaced by the finding's hint
     config: dict[str, Any]
-    config_text: str  #: the config blob as served (its sha256 is config_digest)
+    #: the config blob as served (its sha256 is config_digest) or, when secrets were found
+    #: in it, the redacted config as JSON: what is stored (images.config_json)
+    config_text: str
     layers: list[LayerResult]
     files: list[VisibleFile]
     #: distro and packages (analysis.packages.Inventory), once the layers are merged

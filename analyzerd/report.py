@@ -164,7 +164,9 @@ def render_table(document: dict[str, Any]) -> str:
         lines.append(f"{'SEVERITY':<9} {'RULE':<32} {'MATCH':<12} L  {'DELETED':<7} PATH:LINE")
         for s in secrets:
             deleted = f"in L{layer_index.get(s['deleted_in_layer'], '?')}" if s["deleted_in_layer"] else ""
-            lines.append(f"{s['severity']:<9} {s['rule']:<32} {s['match']:<12} {layer_index.get(s['layer'], '?'):<2} "
+            # a secret in the image config outside any layer (Env, Labels, ...) has no layer: "-"
+            layer = layer_index.get(s["layer"], "?") if s["layer"] else "-"
+            lines.append(f"{s['severity']:<9} {s['rule']:<32} {s['match']:<12} {layer:<2} "
                          f"{deleted:<7} {s['path']}:{s['line']}")
     files = document.get("files")
     if files is not None:

@@ -285,7 +285,8 @@ class Store:
                 await tx.execute("delete_image_secrets", {"image_id": image_id})
                 await tx.executemany("insert_secret", [
                     (image_id, layer_ids[s.layer] if s.layer is not None else None, _text(s.finding.path),
-                     s.finding.rule, s.finding.category, s.finding.severity, s.finding.line, s.finding.offset, _text(s.finding.redacted),
+                     s.finding.rule, s.finding.category, s.finding.severity, s.finding.line, s.finding.offset,
+                     _text(s.finding.redacted),
                      s.finding.fingerprint, layer_ids[s.deleted_in] if s.deleted_in is not None else None)
                     for s in result.secrets])
         except StoreError as exc:

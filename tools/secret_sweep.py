@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
+import hmac
 import os
 import re
 import sys
@@ -30,7 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyzerd.secrets.rules import ANCHORE_RULES, DEFAULT_ALLOWED_PATHS, RULES, Rule  # noqa: E402
+from analyzerd.secrets.redaction import affixes_of, hint  # noqa: E402
+from analyzerd.secrets.rules import ANCHORE_RULES, DEFAULT_ALLOWED_PATHS, RULES, Rule, engine_regex  # noqa: E402
 
 MAX_FILE = 1024 * 1024  # the sweep's brief: skip files over 1 MiB
 BINARY_PROBE = 8192  # a NUL in this many leading bytes marks a binary file
@@ -45,6 +48,7 @@ class Compiled:
         self.paths = [re.compile(p) for p in rule.paths]
         self.keywords = [k.encode() for k in rule.keywords]
         self.has_secret = "secret" in self.regex.groupindex
+        self.affixes = affixes_of(engine_regex(rule))
 
     def applies(self, path: str) -> bool:
         return not self.paths or any(p.search(path) for p in self.paths)
@@ -59,8 +63,13 @@ class Compiled:
         return secret
 
 
-def redact(secret: bytes) -> str:
-    return secret[:4].decode("utf-8", "replace") + "*****"
+#: Fingerprints printed by one run are comparable within it only (a key of its own).
+_RUN_KEY = os.urandom(32)
+
+
+def redact(secret: bytes, compiled: Compiled) -> str:
+    """As analyzerd shows a finding: the rule's public literals, else length and fingerprint."""
+    return hint(secret, hmac.new(_RUN_KEY, secret, hashlib.sha256).hexdigest(), compiled.affixes)
 
 
 def walk(directory: Path) -> Iterator[Path]:
@@ -143,7 +152,7 @@ def main() -> int:
                     fired[c.rule.id] += 1
                     lineno = data.count(b"\n", 0, start) + 1
                     serious |= c.rule.severity in ("HIGH", "CRITICAL")
-                    print(f"{c.rule.severity:8} {c.rule.id:32} {path}:{lineno}  {redact(secret)}")
+                    print(f"{c.rule.severity:8} {c.rule.id:32} {path}:{lineno}  {redact(secret, c)}")
     elapsed = time.monotonic() - started
     print(f"\n{scanned_files} files, {scanned_bytes / 1e6:.1f} MB scanned in {elapsed:.1f} s; skipped: "
           + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))

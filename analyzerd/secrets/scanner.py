@@ -25,9 +25,10 @@ from typing import Any, Final
 import hyperscan
 
 from ..model import SecretFinding
+from .redaction import REDACTION_VERSION, Affixes, affixes_of, hint
 from .rules import ANCHORE_RULES, DEFAULT_ALLOWED_PATHS, RULES, Rule, anchore_rule, engine_regex
 
-__all__ = ["MAX_LINE", "RuleSet", "SecretFinding", "SecretScanner", "build_rule_set", "redact"]
+__all__ = ["MAX_LINE", "RuleSet", "SecretFinding", "SecretScanner", "TextMatch", "build_rule_set"]
 
 #: Anchore Engine's MAXFILESIZE default: larger files are not searched in anchore mode.
 ANCHORE_MAX_FILE_SIZE: Final = 10000
@@ -52,10 +53,6 @@ MAX_FINDINGS: Final = 10_000
 MAX_PENDING: Final = 100_000
 
 
-def redact(secret: bytes) -> str:
-    return secret[:4].decode("utf-8", "replace") + "*****"
-
-
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     rule: Rule
@@ -63,6 +60,20 @@ class _Compiled:
     allow: tuple[re.Pattern[bytes], ...]
     paths: tuple[re.Pattern[str], ...]
     has_secret_group: bool
+    affixes: Affixes  #: the public literals a hint may show (secrets.redaction)
+
+
+@dataclass(frozen=True, slots=True)
+class TextMatch:
+    """A secret in a piece of text (``RuleSet.find_in_text``): where it is, and what a
+    finding says of it. The secret itself is not kept."""
+
+    rule: Rule
+    start: int  #: byte offset of the secret in the text
+    end: int
+    line: int  #: 1-based
+    redacted: str
+    fingerprint: str
 
 
 @dataclass(slots=True)
@@ -81,6 +92,8 @@ class RuleSet:
     _file_tails: tuple[str, ...] | None = field(init=False, repr=False)
     _by_pattern: list[tuple[_Compiled, ...]] = field(init=False, repr=False)
     _allowed: tuple[re.Pattern[str], ...] = field(init=False, repr=False)
+    #: the rules not bound to file paths, in rule order (what ``find_in_text`` runs)
+    _text_rules: tuple[_Compiled, ...] = field(init=False, repr=False)
     _close_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -89,13 +102,17 @@ class RuleSet:
         by_pattern: list[tuple[_Compiled, ...]] = []
         by_keyword: dict[bytes, list[_Compiled]] = {}
         file_rules: list[_Compiled] = []
+        text_rules: list[_Compiled] = []
         for rule in self.rules:
             regex = re.compile(engine_regex(rule).encode())
             compiled = _Compiled(rule, regex, tuple(re.compile(a.encode()) for a in rule.allow),
-                                 tuple(re.compile(p) for p in rule.paths), "secret" in regex.groupindex)
+                                 tuple(re.compile(p) for p in rule.paths), "secret" in regex.groupindex,
+                                 affixes_of(engine_regex(rule)))
             if rule.paths:  # read whole, for the few files whose path it names
                 file_rules.append(compiled)
-            elif rule.keywords:
+                continue
+            text_rules.append(compiled)
+            if rule.keywords:
                 for keyword in rule.keywords:
                     by_keyword.setdefault(keyword.lower().encode(), []).append(compiled)
             else:  # no keyword: the rule's own regex, loosened by Hyperscan, is the prefilter
@@ -108,6 +125,7 @@ class RuleSet:
             by_pattern.append(tuple(compiled_rules))
         self._by_pattern = by_pattern
         self._file_rules = tuple(file_rules)
+        self._text_rules = tuple(text_rules)
         tails = {_literal_tail(p) for c in file_rules for p in c.rule.paths}
         #: what every path a file rule names ends with: most files are turned away in C
         self._file_tails: tuple[str, ...] | None = None if "" in tails else tuple(sorted(tails))
@@ -129,11 +147,46 @@ class RuleSet:
         results of another rule set are stale, and so are those of another key (hosts that
         share a database but not the key file do not mix their fingerprints)."""
         text = repr((sorted((r.id, r.regex, r.keywords, r.paths, r.allow, r.anchore) for r in self.rules),
-                     self.allowed_paths, self.max_file_size, self.scan_binary, self.key_id))
+                     self.allowed_paths, self.max_file_size, self.scan_binary, self.key_id, REDACTION_VERSION))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def scanner(self) -> SecretScanner:
         return SecretScanner(self)
+
+    def fingerprint(self, secret: bytes) -> str:
+        """The keyed fingerprint findings carry: HMAC-SHA256 under the installation's key, hex."""
+        return hmac.new(self.fingerprint_key, secret, hashlib.sha256).hexdigest()
+
+    def find_in_text(self, text: bytes, *, limit: int = MAX_FINDINGS) -> list[TextMatch]:
+        """Secrets in a short text that is not a file (a value of the image config), found
+        by the rules a file of no particular path is searched with, line by line, as the
+        layer scanner applies them: keywords select a line (case-insensitively), Anchore's
+        rules match from its start, allowed values are not reported. Every occurrence on a
+        line is reported, not only the first, so that redacting them all leaves none.
+        At most ``limit`` matches."""
+        out: list[TextMatch] = []
+        line_start = 0
+        for number, line in enumerate(text.split(b"\n"), 1):
+            lowered = line.lower()
+            for compiled in self._text_rules:
+                rule = compiled.rule
+                if rule.keywords and not any(k.encode() in lowered for k in rule.keywords):
+                    continue
+                matches = [compiled.regex.match(line)] if rule.anchore else compiled.regex.finditer(line)
+                for found in matches:
+                    if found is None:
+                        continue
+                    group = "secret" if compiled.has_secret_group else 0
+                    secret = found.group(group)
+                    if not secret or any(a.search(secret) for a in compiled.allow):
+                        continue
+                    fingerprint = self.fingerprint(secret)
+                    out.append(TextMatch(rule, line_start + found.start(group), line_start + found.end(group), number,
+                                         hint(secret, fingerprint, compiled.affixes), fingerprint))
+                    if len(out) >= limit:
+                        return out
+            line_start += len(line) + 1
+        return out
 
 
 class SecretScanner:
@@ -338,10 +391,11 @@ class SecretScanner:
             return
         self._seen.add((start, rule.id, number))
         position = found.start("secret") if compiled.has_secret_group else found.start()
+        fingerprint = self._rules.fingerprint(secret)
         self.findings.append(SecretFinding(
             path=self._paths[index], rule=rule.id, category=rule.category, severity=rule.severity, line=number,
-            offset=line_start - start + position, redacted=redact(secret),
-            fingerprint=hmac.new(self._rules.fingerprint_key, secret, hashlib.sha256).hexdigest()))
+            offset=line_start - start + position, redacted=hint(secret, fingerprint, compiled.affixes),
+            fingerprint=fingerprint))
 
     def _line_number(self, start: int, line_start: int) -> int | None:
         """1-based number of the line beginning at ``line_start`` in the file at ``start``."""

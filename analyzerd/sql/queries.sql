@@ -243,7 +243,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- image_secrets --
 SELECT s.*, l.digest AS layer, d.digest AS deleted_in_layer_digest
-FROM secrets s JOIN layers l ON l.id = s.layer_id LEFT JOIN layers d ON d.id = s.deleted_in_layer
+FROM secrets s LEFT JOIN layers l ON l.id = s.layer_id LEFT JOIN layers d ON d.id = s.deleted_in_layer
 WHERE s.image_id = :image_id ORDER BY s.path, s.line, s.rule, s."offset", s.id;
 
 -- package_file_paths --

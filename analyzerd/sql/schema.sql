@@ -307,3 +307,42 @@ CREATE TABLE layer_whiteouts_10 (
 INSERT INTO layer_whiteouts_10 (layer_id, path, kind) SELECT layer_id, path, kind FROM layer_whiteouts;
 DROP TABLE layer_whiteouts;
 ALTER TABLE layer_whiteouts_10 RENAME TO layer_whiteouts;
+
+-- migration 11 --
+-- Secrets found in the image config (path 'config:Env[2]', 'config:history[3].created_by', ...):
+-- one in Env, Labels, Entrypoint or Cmd is in no layer, so secrets.layer_id may be NULL.
+-- Hints made before showed a secret's first 4 characters, whatever its rule: they are replaced
+-- by what shows nothing of it (the length is not known any more), and every layer's secrets
+-- are looked for again when an image needs the layer (the rule set's digest changed).
+DROP VIEW image_secrets;
+CREATE TABLE secrets_11 (
+    id                INTEGER PRIMARY KEY,
+    image_id          INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+    -- the layer whose file holds it, or that the config's history entry made; NULL: the
+    -- image config holds it outside any layer
+    layer_id          INTEGER REFERENCES layers (id),
+    path              TEXT    NOT NULL,
+    rule              TEXT    NOT NULL,
+    category          TEXT    NOT NULL,
+    severity          TEXT    NOT NULL,
+    line              INTEGER NOT NULL,
+    offset            INTEGER NOT NULL,
+    redacted          TEXT    NOT NULL,  -- the rule's public literals only (secrets/redaction.py)
+    fingerprint       TEXT    NOT NULL,
+    deleted_in_layer  INTEGER REFERENCES layers (id)
+);
+INSERT INTO secrets_11 (image_id, layer_id, path, rule, category, severity, line, offset, redacted, fingerprint,
+                        deleted_in_layer)
+SELECT image_id, layer_id, path, rule, category, severity, line, offset,
+       '<redacted: fp ' || substr(fingerprint, 1, 8) || '>', fingerprint, deleted_in_layer
+FROM secrets ORDER BY id;
+DROP TABLE secrets;
+ALTER TABLE secrets_11 RENAME TO secrets;
+CREATE INDEX secrets_by_image ON secrets (image_id);
+CREATE INDEX secrets_by_fingerprint ON secrets (fingerprint);
+CREATE VIEW image_secrets AS
+SELECT s.image_id, i.manifest_digest, s.path, s.rule, s.category, s.severity, s.line, s.offset,
+       s.redacted, s.fingerprint, l.digest AS layer_digest, d.digest AS deleted_in_layer_digest
+FROM secrets s JOIN images i ON i.id = s.image_id LEFT JOIN layers l ON l.id = s.layer_id
+LEFT JOIN layers d ON d.id = s.deleted_in_layer;
+UPDATE layer_secrets SET redacted = '<redacted: fp ' || substr(fingerprint, 1, 8) || '>';

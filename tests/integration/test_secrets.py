@@ -93,3 +93,62 @@ def test_stored_layer_results_are_reused_only_under_the_same_rules(registry, cli
     found, proc = secrets_of(cli, f"{registry.host}/secrets/reuse:2", "--config", str(config))
     assert found == []  # the layer was analyzed again, not taken from the first image's result
     assert "event=layer_reused" not in proc.stderr
+
+
+def test_secrets_in_the_image_config_are_findings_and_are_redacted_everywhere(registry, cli, db_path, tmp_path):
+    """Env, Labels and a RUN line of the history hold secrets: each is a finding that says
+    where it is (a history entry names the layer it made), and no raw value is in the
+    database files, `show --json`, the table, any export, a diff, or the logs."""
+    from analyzerd.export import FORMATS
+
+    key_id, secret = aws_key_id(), aws_secret()
+    token = "ghp_" + "".join(RNG.choice(string.ascii_letters + string.digits) for _ in range(36))
+    password = "Xk9q"
+    config = {"config": {"Env": ["PATH=/usr/bin", f"AWS_ACCESS_KEY_ID={key_id}", f"AWS_SECRET_ACCESS_KEY={secret}"],
+                         "Labels": {"org.example.token": token, "maintainer": "ops"}, "Cmd": ["/app"]},
+              "history": [{"created_by": "ADD rootfs.tar /"},
+                          {"created_by": "LABEL org.example.token=...", "empty_layer": True},
+                          {"created_by": f"RUN psql postgres://app:{password}@db/app -c 'select 1'"}]}
+    layers = [make_layer([Member("etc/hostname", b"app\n")]), make_layer([Member("app/run", b"#!/bin/sh\n")])]
+    image = build_image(layers, config_extra=config)
+    push_image(registry.url, "secrets/config", "1", image)
+    push_image(registry.url, "secrets/config", "clean", build_image(layers[:1]))
+    ref = f"{registry.host}/secrets/config:1"
+
+    found, analyzed = secrets_of(cli, ref, "--log-level", "DEBUG")
+    by_path = {s["path"]: s for s in found}
+    assert sorted((s["path"], s["rule"]) for s in found) == [
+        ("config:Env[1]", "aws-access-key-id"), ("config:Env[2]", "aws-secret-access-key"),
+        ('config:Labels["org.example.token"]', "github-pat"),
+        ("config:history[2].created_by", "database-url-password")]
+    assert by_path["config:history[2].created_by"]["layer"] == image.layers[1].digest
+    assert by_path["config:Env[1]"]["layer"] is None and by_path["config:Env[1]"]["match"] == "AKIA*****"
+    assert by_path['config:Labels["org.example.token"]']["match"] == "ghp_*****"
+    assert by_path["config:history[2].created_by"]["match"].startswith("<redacted: 4 chars, fp ")
+    assert by_path["config:Env[2]"]["match"].startswith("<redacted: 40 chars, fp ")
+
+    shown = cli("show", ref, "--json")
+    document = json.loads(shown.stdout)
+    assert document["image"]["env"][1] == "AWS_ACCESS_KEY_ID=AKIA*****"
+    assert document["image"]["labels"] == {"org.example.token": "ghp_*****", "maintainer": "ops"}
+    assert len(document["secrets"]) == 4
+    outputs = [analyzed.stdout, analyzed.stderr, shown.stdout, shown.stderr,
+               cli("show", ref).stdout, cli("show", ref, "--summary", "--json").stdout]
+    for fmt in FORMATS:
+        outputs.append(cli("export", ref, "--format", fmt, "--files").stdout)
+    cli("analyze", f"{registry.host}/secrets/config:clean", "--quiet")
+    for first, second in ((f"{registry.host}/secrets/config:clean", ref), (ref, f"{registry.host}/secrets/config:clean")):
+        outputs.append(cli("diff", first, second, "--json").stdout)
+        outputs.append(cli("diff", first, second).stdout)
+    # analyzed again: the stored config (no longer the blob as served) is not taken for it
+    outputs.append(cli("--log-level", "DEBUG", "analyze", ref, "--force", "--json").stderr)
+
+    raw = [key_id, secret, token, f":{password}@", key_id[4:], token[4:], secret[:8]]
+    for text in outputs:
+        assert not any(value in text for value in raw), text[:2000]
+    files = glob.glob(db_path + "*")  # the database, its -wal and -shm while they exist
+    assert files
+    for path in files:
+        with open(path, "rb") as f:
+            content = f.read()
+        assert not any(value.encode() in content for value in raw), path
