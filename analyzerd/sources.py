@@ -20,7 +20,7 @@ import aiofiles
 from .errors import IntegrityError, ManifestError, NotFoundError
 from .model import Descriptor, Platform
 from .oci import (MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Index, Manifest, diff_ids, is_foreign, parse_config,
-                  parse_manifest, select_platform)
+                  parse_manifest, select_platform, validate_digest)
 from .reference import ImageRef, LocalRef
 from .registry.client import RegistryClient
 
@@ -246,9 +246,7 @@ class _ArchiveFiles:
 
 
 def _blob_name(digest: str, display: str) -> str:
-    algorithm, _, hex_ = digest.partition(":")
-    if not algorithm.isalnum() or not hex_.isalnum():
-        raise ManifestError(f"{display}: invalid digest {digest!r}")
+    algorithm, _, hex_ = validate_digest(digest, display).partition(":")
     return f"blobs/{algorithm}/{hex_}"
 
 

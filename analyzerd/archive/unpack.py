@@ -246,12 +246,7 @@ class LayerTree:
     def link_whiteout(self, path: str) -> None:
         """A hardlink to a whiteout of this layer: the link is one more name of the 0/0 device,
         so overlayfs hides ``path`` too. It replaces what the layer has at ``path``."""
-        old = self.get(path)
-        self._state.pop(path, None)
-        if old is not None and old.kind is FileKind.SYMLINK:
-            self._symlink_gone = True
-        if (old is not None and old.kind is FileKind.DIR) or self._is_dir(path):
-            self._cut(path)
+        self.remove(path)
         self._mark_whiteout(path)
 
     def whited_out(self, path: str) -> bool:

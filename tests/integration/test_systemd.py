@@ -55,14 +55,20 @@ def test_ready_watchdog_and_stopping_are_sent_to_systemd(tmp_path, db_path):
         sock.close()
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-def test_the_unit_file_passes_systemd_analyze_verify(tmp_path):
-    # verify resolves ExecStart: point it at this checkout's analyzerd
+def _unit_of_this_checkout(tmp_path):
+    """The shipped unit, its ExecStart pointed at this checkout's analyzerd (systemd-analyze
+    resolves it): (text, path of the copy)."""
     executable = shutil.which("analyzerd")
     assert executable is not None
     unit = (ROOT / "systemd/analyzerd.service").read_text().replace("/usr/local/bin/analyzerd", executable)
     path = tmp_path / "analyzerd.service"
     path.write_text(unit)
+    return unit, path
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_unit_file_passes_systemd_analyze_verify(tmp_path):
+    unit, path = _unit_of_this_checkout(tmp_path)
     proc = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
     problems = [line for line in proc.stderr.splitlines() if "analyzerd.service" in line]
     assert proc.returncode == 0 and not problems, proc.stderr
@@ -78,11 +84,7 @@ MAX_EXPOSURE = 2.0
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_the_unit_is_sandboxed(tmp_path):
-    executable = shutil.which("analyzerd")
-    assert executable is not None
-    unit = (ROOT / "systemd/analyzerd.service").read_text().replace("/usr/local/bin/analyzerd", executable)
-    path = tmp_path / "analyzerd.service"
-    path.write_text(unit)
+    unit, path = _unit_of_this_checkout(tmp_path)
     proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(path)],
                           capture_output=True, text=True)
     if "--offline" in proc.stderr and proc.returncode != 0:
