@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import mmap
-import os
 import queue
 import tempfile
 import threading
@@ -30,14 +29,15 @@ from .analysis.packages import Inventory, inventory
 from .archive.whiteout import by_path, merged_view
 from .catalogers.registry import CATALOGERS
 from .cache import CacheStats, CacheWriter, LayerCache
-from .config import Config, Limits, default_database_path, is_postgresql
-from .errors import ConfigError, IntegrityError, ManifestError
+from .config import Config, Limits
+from .errors import IntegrityError, ManifestError
 from .model import Descriptor, ImageResult, ImageSecret, LayerResult, Platform, VisibleFile
 from .oci import diff_ids
 from .reference import parse_reference
 from .registry.client import RegistryClient
 from .secrets.config import ConfigScan, scan_config
-from .secrets.scanner import RuleSet, build_rule_set
+from .secrets.scanner import RuleSet
+from .secrets.setup import secret_rule_set
 from .sources import FILE_READ_SIZE, ImageSource, ResolvedImage, open_source
 
 __all__ = ["ImageAnalyzer", "LayerResults", "Resolved", "image_result"]
@@ -481,59 +481,6 @@ def merge(layers: list[LayerResult]) -> tuple[list[VisibleFile], Inventory, list
     which secrets upper layers hid."""
     view = merged_view(layers)
     return by_path(view), inventory(layers, view), image_secrets(layers)
-
-
-#: Where the fingerprint key lives unless configured: beside the database, never in it.
-FINGERPRINT_KEY_NAME: Final = "secret-fingerprint.key"
-
-
-def fingerprint_key(path: str) -> bytes:
-    """The installation's HMAC key for secret fingerprints: read, or created (32 random
-    bytes, mode 0600) the first time. Losing it only makes new fingerprints incomparable
-    with old ones."""
-    try:
-        with open(path, "rb") as f:
-            key = f.read()
-        if len(key) >= 16:
-            return key
-        raise ConfigError(f"secret_search.fingerprint_key_file: {path} holds {len(key)} bytes; "
-                          "delete it to have a new key made")
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    key = os.urandom(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use that one
-        return fingerprint_key(path)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
-
-
-def default_fingerprint_key_file(config: Config) -> str:
-    """Beside a SQLite database; with PostgreSQL, in the state directory (every host
-    should be given the same key file, or fingerprints differ between hosts)."""
-    location = config.database_location
-    directory = os.path.dirname(default_database_path() if is_postgresql(location) else os.path.abspath(location))
-    return os.path.join(directory, FINGERPRINT_KEY_NAME)
-
-
-def fingerprint_key_file(config: Config) -> str:
-    return config.secret_search.fingerprint_key_file or default_fingerprint_key_file(config)
-
-
-def secret_rule_set(config: Config) -> RuleSet | None:
-    search = config.secret_search
-    if not search.enabled:
-        return None
-    key_path = fingerprint_key_file(config)
-    try:
-        return build_rule_set(mode=search.mode, extra=search.rules, disabled=search.disabled_rules,
-                              allowed_paths=search.allowed_paths, max_file_size=search.max_file_size_bytes,
-                              scan_binary=search.scan_binary, fingerprint_key=fingerprint_key(key_path))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def image_result(target: Resolved) -> ImageResult:

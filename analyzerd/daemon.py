@@ -15,7 +15,8 @@ from typing import Any, Final, TypeVar
 import aiohttp
 
 from . import __version__
-from .analyze import PROGRESS, ImageAnalyzer, fingerprint_key_file, image_result, secret_rule_set
+from .analyze import PROGRESS, ImageAnalyzer, image_result
+from .secrets.setup import fingerprint_key_file, secret_rule_set
 from .http import Metrics, make_app, serve
 from .sdnotify import Notifier, watchdog_interval
 from .cache import LayerCache

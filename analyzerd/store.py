@@ -19,6 +19,9 @@ from .config import Config, is_postgresql
 from .database import SCHEMA_VERSION, Database, Session, escape_text, open_database, unescape_text
 from .errors import StoreError
 from .model import FileKind, FileRecord, ImageResult, Job, LayerResult, SecretFinding
+from .secrets.config import scan_config
+from .secrets.scanner import RuleSet
+from .secrets.setup import secret_rule_set
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +298,43 @@ class Store:
             layer.stored = layer.analyzed
         return image_id
 
+    # -- upgrades ---------------------------------------------------------------------------
+
+    async def redact_older_configs(self, rules: RuleSet) -> int:
+        """Images analyzed before the config was scanned hold it as served, secrets and all:
+        scan each (off the event loop), store its redacted copy and add its findings, one
+        image per transaction. The number of images whose config held a secret."""
+        redacted, after = 0, 0
+        while True:
+            rows = await self.db.fetchall("unscanned_configs", {"after": after, "limit": 100})
+            if not rows:
+                return redacted
+            for row in rows:
+                after = int(row["id"])
+                redacted += await self._redact_older_config(rules, after, row["config_json"])
+
+    async def _redact_older_config(self, rules: RuleSet, image_id: int, config_json: str) -> int:
+        async with self.db.transaction() as tx:
+            layer_ids = [int(r[0]) for r in await tx.fetchall("image_layer_ids", {"image_id": image_id})]
+            try:
+                config = json.loads(config_json)
+            except ValueError:
+                config = None
+            scan = await asyncio.to_thread(scan_config, rules, config, layers=len(layer_ids)) \
+                if isinstance(config, dict) else None
+            if scan is None or not scan.redacted:
+                await tx.execute("set_scanned_config", {"id": image_id, "config_json": config_json})
+                return 0
+            await tx.execute("set_scanned_config", {
+                "id": image_id, "config_json": _served_text(json.dumps(scan.config, separators=(",", ":")))})
+            await tx.executemany("insert_secret", [
+                (image_id, layer_ids[f.layer] if f.layer is not None else None, _text(f.finding.path),
+                 f.finding.rule, f.finding.category, f.finding.severity, f.finding.line, f.finding.offset,
+                 _text(f.finding.redacted), f.finding.fingerprint, None)
+                for f in scan.findings])
+        log.info("event=stored_config_redacted image_id=%d findings=%d", image_id, len(scan.findings))
+        return 1
+
     async def image_packages(self, image_id: int) -> list[tuple[Any, list[Any]]]:
         out = []
         async with self.db.reader() as db:
@@ -339,9 +379,20 @@ class Store:
 
 async def open_store(config: Config, location: str) -> Store:
     """The store at ``location`` with the config's credentials, and enough PostgreSQL
-    connections that a big image being written does not hold up lease renewals."""
+    connections that a big image being written does not hold up lease renewals. Image
+    configs stored before they were scanned for secrets are redacted first, so that no
+    command prints one raw."""
     password = config.database_password() if is_postgresql(location) else None
-    return await Store.open(location, password=password, pool_size=config.analyzer.concurrent_jobs + 3)
+    store = await Store.open(location, password=password, pool_size=config.analyzer.concurrent_jobs + 3)
+    try:
+        if config.secret_search.enabled and await store.db.fetchall("unscanned_configs", {"after": 0, "limit": 1}):
+            rules = await asyncio.to_thread(secret_rule_set, config)
+            if rules is not None:
+                await store.redact_older_configs(rules)
+    except BaseException:
+        await store.close()
+        raise
+    return store
 
 
 def _package_rows(image_id: int, packages: list[Any], layer_ids: list[int]) -> Iterator[dict[str, Any]]:

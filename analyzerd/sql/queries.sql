@@ -99,7 +99,7 @@ ON CONFLICT (manifest_digest) DO UPDATE SET
     distro_version_id = excluded.distro_version_id, distro_codename = excluded.distro_codename,
     distro_id_like = excluded.distro_id_like, distro_name = excluded.distro_name,
     analyzer_version = excluded.analyzer_version, analyzed_at = excluded.analyzed_at,
-    config_json = excluded.config_json
+    config_json = excluded.config_json, config_unscanned = 0
 RETURNING id;
 
 -- upsert_reference --
@@ -257,3 +257,12 @@ INSERT INTO settings (name, value) VALUES (:name, :value) ON CONFLICT (name) DO 
 
 -- get_setting --
 SELECT value FROM settings WHERE name = :name;
+
+-- unscanned_configs --
+SELECT id, config_json FROM images WHERE config_unscanned = 1 AND id > :after ORDER BY id LIMIT :limit;
+
+-- image_layer_ids --
+SELECT layer_id FROM image_layers WHERE image_id = :image_id ORDER BY position;
+
+-- set_scanned_config --
+UPDATE images SET config_json = :config_json, config_unscanned = 0 WHERE id = :id;

@@ -346,3 +346,11 @@ SELECT s.image_id, i.manifest_digest, s.path, s.rule, s.category, s.severity, s.
 FROM secrets s JOIN images i ON i.id = s.image_id LEFT JOIN layers l ON l.id = s.layer_id
 LEFT JOIN layers d ON d.id = s.deleted_in_layer;
 UPDATE layer_secrets SET redacted = '<redacted: fp ' || substr(fingerprint, 1, 8) || '>';
+
+-- migration 12 --
+-- Images analyzed before version 5 hold their config as served, secrets and all: marked, so
+-- that the first process that opens the database with the secret rules redacts it and
+-- records what it found (Store.redact_older_configs). An analysis clears the mark.
+ALTER TABLE images ADD COLUMN config_unscanned INTEGER NOT NULL DEFAULT 0;
+UPDATE images SET config_unscanned = 1
+WHERE config_json IS NOT NULL AND analyzer_version IS NOT NULL AND CAST(analyzer_version AS INTEGER) < 5;

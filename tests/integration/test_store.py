@@ -348,3 +348,53 @@ def test_nul_characters_from_a_hostile_image_are_stored_alike_on_both_backends(r
     assert package["version"] == "1.0\\x00-1" and package["maintainer"] == "Mallory <m@example.com>\\x00"
     assert "/usr/bin/ev\\x00il" in package["files"]["missing"]
     assert "/usr/bin/ok" in {f["path"] for f in document["files"]}
+
+
+def test_a_config_stored_raw_before_it_was_scanned_is_redacted_when_the_database_is_opened(database, tmp_path):
+    """Images analyzed by version 4 or older kept the config as served: the first open of the
+    upgraded database (by any command) redacts it and records its secrets, once."""
+    import json
+
+    from analyzerd.config import parse_config
+    from analyzerd.store import open_store
+    from tests.integration.test_secrets import aws_key_id, aws_secret
+
+    key_id, secret = aws_key_id(), aws_secret()
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Env": ["PATH=/usr/bin", f"AWS_ACCESS_KEY_ID={key_id}", f"AWS_SECRET_ACCESS_KEY={secret}"]},
+              "history": [{"created_by": "/bin/sh -c #(nop) ADD file:base in /"},
+                          {"created_by": f"/bin/sh -c echo {key_id} > /k"}]}
+    start = 11
+    script = []
+    for number in range(1, start + 1):
+        if is_postgresql(database):
+            script += postgres_migration(number)
+        else:
+            script += [*statements(MIGRATIONS[number]), f"PRAGMA user_version = {number}"]
+    if is_postgresql(database):
+        script += ["CREATE TABLE schema_version (version INTEGER NOT NULL)",
+                   f"INSERT INTO schema_version VALUES ({start})"]
+    script += [
+        "INSERT INTO layers (id, digest) VALUES (1, 'sha256:b1'), (2, 'sha256:b2')",
+        "INSERT INTO images (id, manifest_digest, analysis_status, analyzer_version, config_json) VALUES "
+        f"(1, 'sha256:old', 'analyzed', '4', '{json.dumps(config)}'), "
+        f"(2, 'sha256:new', 'analyzed', '5', '{json.dumps(config)}')",
+        "INSERT INTO image_layers (image_id, position, layer_id) VALUES (1, 0, 1), (1, 1, 2), (2, 0, 1), (2, 1, 2)"]
+    sql(database, *script)
+    settings = parse_config({"secret_search": {"fingerprint_key_file": str(tmp_path / "key")}})
+
+    async def go():
+        for _ in range(2):  # the second open finds nothing left to do
+            async with await open_store(settings, database):
+                pass
+    run(go())
+    stored = sql(database, "SELECT config_json, analyzer_version FROM images WHERE id = 1")[0]
+    assert key_id not in stored[0] and secret not in stored[0] and stored[1] == "4"
+    assert json.loads(stored[0])["config"]["Env"][0] == "PATH=/usr/bin"
+    findings = sql(database, "SELECT path, rule, redacted, layer_digest FROM image_secrets "
+                             "WHERE image_id = 1 ORDER BY path")
+    assert [(p, lay) for p, _, _, lay in findings] == [
+        ("config:Env[1]", None), ("config:Env[2]", None), ("config:history[1].created_by", "sha256:b2")]
+    assert all(key_id not in r and secret not in r for _, _, r, _ in findings)
+    # version 5 and later stored it redacted already: not scanned again
+    assert sql(database, "SELECT count(*) FROM secrets WHERE image_id = 2") == [(0,)]
