@@ -28,7 +28,7 @@ from .analysis.findings import image_secrets
 from .analysis.packages import Inventory, inventory
 from .archive.whiteout import by_path, merged_view
 from .catalogers.registry import CATALOGERS
-from .cache import CacheStats, CacheWriter, LayerCache
+from .cache import CacheStats, CacheWriter, LayerCache, cacheable
 from .config import Config, Limits
 from .errors import IntegrityError, ManifestError
 from .model import Descriptor, ImageResult, ImageSecret, LayerResult, Platform, VisibleFile
@@ -37,7 +37,7 @@ from .reference import parse_reference
 from .registry.client import RegistryClient
 from .secrets.config import ConfigScan, scan_config
 from .secrets.scanner import RuleSet
-from .secrets.setup import secret_rule_set
+from .secret_rules import secret_rule_set
 from .sources import FILE_READ_SIZE, ImageSource, ResolvedImage, open_source
 
 __all__ = ["ImageAnalyzer", "LayerResults", "Resolved", "image_result"]
@@ -391,7 +391,7 @@ class ImageAnalyzer:
     async def _analyze_layer(self, source: ImageSource, desc: Descriptor, diff_id: str | None) -> LayerResult:
         loop = asyncio.get_running_loop()
         async with self._cpu:
-            cache = self._cache if source.remote else None
+            cache = self._cache if source.remote and cacheable(desc.digest) else None
             if cache is not None:
                 path = await loop.run_in_executor(None, cache.lookup, desc.digest)
                 if path is not None:

@@ -44,7 +44,7 @@ from typing import Any, Final
 
 from .errors import ConfigError
 
-__all__ = ["CACHE_DIRNAME", "CacheStats", "CacheWriter", "LayerCache"]
+__all__ = ["CACHE_DIRNAME", "CacheStats", "CacheWriter", "LayerCache", "cacheable"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,12 @@ class CacheWriter:
             self._fd = -1
         with self._cache._dirs() as dirs:
             _unlink(self.tmp_name, dirs.blobs)
+
+
+def cacheable(digest: str) -> bool:
+    """Anchore's layout holds sha256 blobs only; a layer with another digest (OCI allows
+    sha512) is analyzed as it streams, never cached."""
+    return digest.startswith("sha256:")
 
 
 def _blob_name(digest: str) -> str:

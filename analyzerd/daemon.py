@@ -16,7 +16,7 @@ import aiohttp
 
 from . import __version__
 from .analyze import PROGRESS, ImageAnalyzer, image_result
-from .secrets.setup import fingerprint_key_file, secret_rule_set
+from .secret_rules import fingerprint_key_file, secret_rule_set
 from .http import Metrics, make_app, serve
 from .sdnotify import Notifier, watchdog_interval
 from .cache import LayerCache

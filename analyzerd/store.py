@@ -21,7 +21,7 @@ from .errors import StoreError
 from .model import FileKind, FileRecord, ImageResult, Job, LayerResult, SecretFinding
 from .secrets.config import scan_config
 from .secrets.scanner import RuleSet
-from .secrets.setup import secret_rule_set
+from .secret_rules import secret_rule_set
 
 log = logging.getLogger(__name__)
 

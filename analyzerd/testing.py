@@ -138,10 +138,11 @@ def compress(data: bytes, compression: str) -> bytes:
 class Blob:
     data: bytes
     media_type: str
+    algorithm: str = "sha256"  #: of the digest (OCI allows sha512 too)
 
     @property
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+        return f"{self.algorithm}:" + hashlib.new(self.algorithm, self.data).hexdigest()
 
     def descriptor(self, **extra: Any) -> dict[str, Any]:
         return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data), **extra}

@@ -19,6 +19,7 @@ from ..archive.unpack import OPAQUE_MARKER, WHITEOUT_PREFIX, LayerTree
 from ..catalogers.base import CatalogEntry, Cataloger, ParseResult, StreamScanner, shorten
 from ..errors import AnalyzerError, ArchiveError, IntegrityError, LimitError
 from ..model import FileKind, FileRecord, LayerResult
+from ..oci import DIGEST_HEX_LENGTHS
 from ..secrets.scanner import SecretScanner
 from .dispatch import Dispatch
 
@@ -84,15 +85,20 @@ class LayerAnalyzer:
                  dispatch: Dispatch | None = None, spool: Callable[[], Spool] | None = None,
                  secrets: SecretScanner | None = None, secret_rules: str | None = None) -> None:
         algorithm, _, self._expected_hex = digest.partition(":")
-        if algorithm != "sha256":
+        if algorithm not in DIGEST_HEX_LENGTHS:
             raise IntegrityError(f"layer {digest}: unsupported digest algorithm {algorithm!r}")
+        self._algorithm = algorithm
         self.digest = digest
         self._size = size
         self._media_type = media_type
         self._diff_id = diff_id
         self._limits = limits
-        self._blob_hash = hashlib.sha256()
-        self._diff_hash = hashlib.sha256() if verify_diff_id and diff_id and diff_id != digest else None
+        self._blob_hash = hashlib.new(algorithm)
+        # the diff_id names its own algorithm (an unknown one is hashed as sha256, and mismatches)
+        diff_algorithm = (diff_id or "").partition(":")[0]
+        self._diff_algorithm = diff_algorithm if diff_algorithm in DIGEST_HEX_LENGTHS else "sha256"
+        self._diff_hash = hashlib.new(self._diff_algorithm) \
+            if verify_diff_id and diff_id and diff_id != digest else None
         self._received = 0
         self._uncompressed = 0
         self._decoder = StreamDecoder()
@@ -168,7 +174,7 @@ class LayerAnalyzer:
         if self._warnings_dropped:
             self._warnings.append(f"{self._warnings_dropped} more warnings not recorded")
         if self._diff_hash is not None:
-            got = "sha256:" + self._diff_hash.hexdigest()
+            got = f"{self._diff_algorithm}:" + self._diff_hash.hexdigest()
             if got != self._diff_id:
                 raise IntegrityError(f"layer {self.digest}: uncompressed content hashes to {got}, "
                                      f"but the image config says diff_id {self._diff_id}")
@@ -177,7 +183,7 @@ class LayerAnalyzer:
             media_type=self._media_type,
             compressed_size=self._received,
             uncompressed_size=self._uncompressed,
-            diff_id=self._diff_id or ("sha256:" + self._blob_hash.hexdigest()
+            diff_id=self._diff_id or (f"{self._algorithm}:" + self._blob_hash.hexdigest()
                                       if self._decoder.compression == "tar" else None),
             files=files,
             catalog=self._catalog,

@@ -236,3 +236,23 @@ def test_cache_minimum_is_refused_at_start(cli, tmp_path):
     config.write_text("services:\n  analyzer:\n    layer_cache_enable: true\n    layer_cache_max_gigabytes: 0.5\n")
     proc = cli("--config", str(config), "run", check=False)
     assert proc.returncode == 2 and "minimum layer cache size is 1 GB" in proc.stderr
+
+
+def test_a_sha512_layer_is_analyzed_with_the_cache_on_and_not_cached(registry, cli, tmp_path):
+    """OCI allows sha512 digests; Anchore's cache layout holds sha256 blobs only. Such a
+    layer is analyzed as any other, bypassing the cache, and its sha256 neighbours are cached."""
+    from analyzerd.testing import Blob
+    image = build_image([make_layer([Member("etc/one", b"1")]), make_layer([Member("etc/two", b"2")])])
+    image.layers[1] = Blob(image.layers[1].data, image.layers[1].media_type, algorithm="sha512")
+    manifest = json.loads(image.manifest.data)
+    manifest["layers"] = [layer.descriptor() for layer in image.layers]
+    image.manifest = Blob(json.dumps(manifest).encode(), image.manifest.media_type)
+    repo = f"sha512/{os.urandom(4).hex()}"
+    push_image(registry.url, repo, "1", image)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tmp_dir: {tmp_path}\nservices:\n  analyzer:\n    layer_cache_enable: true\n"
+                      f"    layer_cache_max_gigabytes: 1\n")
+    shown = json.loads(cli("--config", str(config), "analyze", f"{registry.host}/{repo}:1", "--json").stdout)
+    assert {f["path"] for f in shown["files"]} >= {"/etc/one", "/etc/two"}
+    assert next(f for f in shown["files"] if f["path"] == "/etc/two")["layer"].startswith("sha512:")
+    assert os.listdir(tmp_path / "anchore_layercache" / "sha256") == [image.layers[0].digest.split(":")[1]]

@@ -150,7 +150,7 @@ def test_bad_secret_search_settings_are_refused_by_key(section, message):
 
 
 def test_rules_that_cannot_work_are_refused_naming_the_rule(tmp_path):
-    from analyzerd.secrets.setup import secret_rule_set
+    from analyzerd.secret_rules import secret_rule_set
     key = str(tmp_path / "key")
     for section, message in [({"disabled_rules": ["no-such-rule"]}, "no rule named no-such-rule"),
                              ({"rules": [{"id": "mine", "regex": "(", "keywords": ["abc"]}]}, "secret rule mine")]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from ..config import Config, default_database_path, is_postgresql
-from ..errors import ConfigError
-from .scanner import RuleSet, build_rule_set
+from .config import Config, default_database_path, is_postgresql
+from .errors import ConfigError
+from .secrets.scanner import RuleSet, build_rule_set
 
 __all__ = ["FINGERPRINT_KEY_NAME", "default_fingerprint_key_file", "fingerprint_key", "fingerprint_key_file",
            "secret_rule_set"]
