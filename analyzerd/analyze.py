@@ -16,28 +16,35 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
-from .analysis.layer import LayerAnalyzer, LayerLimits
 from .analysis.dispatch import Dispatch
 from .analysis.findings import image_secrets
+from .analysis.layer import LayerAnalyzer, LayerLimits
 from .analysis.packages import Inventory, inventory
 from .archive.whiteout import by_path, merged_view
-from .catalogers.registry import CATALOGERS
 from .cache import CacheStats, CacheWriter, LayerCache, cacheable
+from .catalogers.registry import CATALOGERS
 from .config import Config, Limits
 from .errors import IntegrityError, ManifestError
-from .model import Descriptor, ImageResult, ImageSecret, LayerResult, Platform, VisibleFile
+from .model import (
+    Descriptor,
+    ImageResult,
+    ImageSecret,
+    LayerResult,
+    Platform,
+    VisibleFile,
+)
 from .oci import diff_ids
 from .reference import parse_reference
 from .registry.client import RegistryClient
+from .secret_rules import secret_rule_set
 from .secrets.config import ConfigScan, scan_config
 from .secrets.scanner import RuleSet
-from .secret_rules import secret_rule_set
 from .sources import FILE_READ_SIZE, ImageSource, ResolvedImage, open_source
 
 __all__ = ["ImageAnalyzer", "LayerResults", "Resolved", "image_result"]
@@ -210,6 +217,8 @@ class ImageAnalyzer:
     Each layer is taken, in order of preference, from the stored layer results (no
     download, no analysis), from a layer this process is analyzing right now for another
     image (single flight), from the blob cache, or from the source (teed into the cache).
+    A layer analyzed for an image is shared until that image is stored (``save``): until
+    then the stored layer results do not have it yet, and another image would fetch it again.
     """
 
     def __init__(self, config: Config, client: RegistryClient, *, layer_results: LayerResults | None = None,
@@ -314,7 +323,23 @@ class ImageAnalyzer:
                                                             layers=len(resolved.manifest.layers)))
         return Resolved(reference, source, resolved, scan)
 
-    async def analyze_resolved(self, target: Resolved) -> ImageResult:
+    async def analyze_resolved(self, target: Resolved,
+                               save: Callable[[ImageResult], Awaitable[Any]] | None = None) -> ImageResult:
+        """The image's result; ``save`` (storing it) is awaited before the layers this
+        analysis made stop being shared with other images."""
+        made: list[tuple[str, asyncio.Future[LayerResult]]] = []
+        try:
+            result = await self._analyze_resolved(target, made)
+            if save is not None:
+                await save(result)
+            return result
+        finally:
+            for digest, future in made:
+                if self._in_flight.get(digest) is future:
+                    del self._in_flight[digest]
+
+    async def _analyze_resolved(self, target: Resolved,
+                                made: list[tuple[str, asyncio.Future[LayerResult]]]) -> ImageResult:
         started = time.monotonic()
         resolved = target.image
         layers = resolved.manifest.layers
@@ -323,7 +348,7 @@ class ImageAnalyzer:
         progress = PROGRESS.get()
         if progress is not None:
             progress.layers_total = len(layers)
-        tasks = [asyncio.create_task(self._layer(target.source, desc, ids[i] if ids else None),
+        tasks = [asyncio.create_task(self._layer(target.source, desc, ids[i] if ids else None, made),
                                      name=f"layer {desc.digest} of {target.reference}")
                  for i, desc in enumerate(layers)]
         try:
@@ -342,7 +367,10 @@ class ImageAnalyzer:
                  resolved.manifest_digest, len(result.files), time.monotonic() - started)
         return result
 
-    async def _layer(self, source: ImageSource, desc: Descriptor, diff_id: str | None) -> LayerResult:
+    async def _layer(self, source: ImageSource, desc: Descriptor, diff_id: str | None,
+                     made: list[tuple[str, asyncio.Future[LayerResult]]]) -> LayerResult:
+        """One layer's result; one this call analyzed is added to ``made`` and stays shared
+        (in ``_in_flight``, done) until the caller's image is stored."""
         skipped = source.skip_reason(desc)
         if skipped is not None:
             log.warning("event=layer_skipped %s", skipped)
@@ -363,23 +391,22 @@ class ImageAnalyzer:
                 if not running.cancelled() or (task is not None and task.cancelling()):
                     raise
                 # the image that was analyzing it was stopped (its time ran out): not this one
-                return await self._layer(source, desc, diff_id)
+                return await self._layer(source, desc, diff_id, made)
         future: asyncio.Future[LayerResult] = asyncio.get_running_loop().create_future()
         self._in_flight[desc.digest] = future
         try:
             layer = await self._analyze_layer(source, desc, diff_id)
         except BaseException as exc:
+            del self._in_flight[desc.digest]
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
             else:
                 future.set_exception(exc)
                 future.exception()  # retrieved: a failure nobody else waited for is not "never retrieved"
             raise
-        else:
-            future.set_result(layer)
-            return layer
-        finally:
-            del self._in_flight[desc.digest]
+        future.set_result(layer)
+        made.append((desc.digest, future))
+        return layer
 
     def _new_analyzer(self, desc: Descriptor, diff_id: str | None) -> LayerAnalyzer:
         return LayerAnalyzer(digest=desc.digest, size=desc.size, media_type=desc.media_type,

@@ -16,13 +16,14 @@ import aiohttp
 
 from . import __version__
 from .analyze import PROGRESS, ImageAnalyzer, image_result
-from .secret_rules import fingerprint_key_file, secret_rule_set
-from .http import Metrics, make_app, serve
-from .sdnotify import Notifier, watchdog_interval
 from .cache import LayerCache
 from .config import Config, describe, load_config
 from .errors import AnalyzerError, ConfigError, TimeLimitError
+from .http import Metrics, make_app, serve
+from .model import ImageResult
 from .registry.client import RegistryClient, RetryPolicy
+from .sdnotify import Notifier, watchdog_interval
+from .secret_rules import fingerprint_key_file, secret_rule_set
 from .secrets.scanner import RuleSet
 from .store import Store, open_store
 from .worker import Worker
@@ -86,11 +87,7 @@ class Services:
         image.append(digest)
         started = time.monotonic()
         try:
-            result = await self.analyzer.analyze_resolved(target)
-            saving = time.monotonic()
-            await self.store.save_image(result)
-            log.info("event=image_stored digest=%s files=%d database=%s seconds=%.2f", digest, len(result.files),
-                     self.store.db.dialect, time.monotonic() - saving)
+            result = await self.analyzer.analyze_resolved(target, save=self._save)
         except Exception as exc:
             self.metrics.images["failed"] += 1
             message = exc.message if isinstance(exc, AnalyzerError) else f"internal error: {exc!r}"
@@ -102,6 +99,12 @@ class Services:
         self.metrics.analyzed(time.monotonic() - started, len(result.files),
                               sum(layer.uncompressed_size for layer in result.layers if not layer.stored))
         return Outcome(digest, len(result.files), reused=False)
+
+    async def _save(self, result: ImageResult) -> None:
+        saving = time.monotonic()
+        await self.store.save_image(result)
+        log.info("event=image_stored digest=%s files=%d database=%s seconds=%.2f", result.manifest_digest,
+                 len(result.files), self.store.db.dialect, time.monotonic() - saving)
 
 
 def _progress_note() -> str:

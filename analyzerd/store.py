@@ -16,12 +16,19 @@ from typing import Any, Final
 from . import ANALYZER_VERSION
 from .catalogers.base import CatalogEntry, result_from_json, result_to_json
 from .config import Config, is_postgresql
-from .database import SCHEMA_VERSION, Database, Session, escape_text, open_database, unescape_text
+from .database import (
+    SCHEMA_VERSION,
+    Database,
+    Session,
+    escape_text,
+    open_database,
+    unescape_text,
+)
 from .errors import StoreError
 from .model import FileKind, FileRecord, ImageResult, Job, LayerResult, SecretFinding
+from .secret_rules import secret_rule_set
 from .secrets.config import scan_config
 from .secrets.scanner import RuleSet
-from .secret_rules import secret_rule_set
 
 log = logging.getLogger(__name__)
 

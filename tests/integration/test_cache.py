@@ -256,3 +256,56 @@ def test_a_sha512_layer_is_analyzed_with_the_cache_on_and_not_cached(registry, c
     assert {f["path"] for f in shown["files"]} >= {"/etc/one", "/etc/two"}
     assert next(f for f in shown["files"] if f["path"] == "/etc/two")["layer"].startswith("sha512:")
     assert os.listdir(tmp_path / "anchore_layercache" / "sha256") == [image.layers[0].digest.split(":")[1]]
+
+
+def test_a_layer_analyzed_for_an_image_not_yet_stored_is_shared_not_fetched_again(registry, tmp_path):
+    """Between a layer's analysis ending and its image being stored, the stored results do
+    not have the layer yet: another image needing it then gets the same result, not a
+    second download. The first image's store is held open until the second has its layers."""
+    import asyncio
+
+    import aiohttp
+
+    from analyzerd.analyze import ImageAnalyzer
+    from analyzerd.config import parse_config
+    from analyzerd.registry.client import RegistryClient
+    from analyzerd.store import Store
+
+    base = make_layer([Member("big.bin", os.urandom(1_000_000))])
+    images = [build_image([base, make_layer([Member(f"app{i}", b"x")])]) for i in range(2)]
+    tag = os.urandom(4).hex()
+    refs = []
+    for i, image in enumerate(images):
+        push_image(registry.url, f"shared/{tag}{i}", "1", image)
+        refs.append(f"{registry.host}/shared/{tag}{i}:1")
+    shared = images[0].layers[0].digest
+    before = blob_gets(registry, shared)
+    config = parse_config({"tmp_dir": str(tmp_path)})
+
+    async def go():
+        async with aiohttp.ClientSession() as session, await Store.open(str(tmp_path / "a.db")) as store:
+            analyzer = ImageAnalyzer(config, RegistryClient(session, settings=config.registry_settings),
+                                     layer_results=store, rule_set=None)
+            first_analyzed, second_done = asyncio.Event(), asyncio.Event()
+
+            async def save_first(result):
+                first_analyzed.set()
+                await second_done.wait()  # the first image is still being stored
+                await store.save_image(result)
+
+            async def first():
+                return await analyzer.analyze_resolved(await analyzer.resolve(refs[0]), save=save_first)
+
+            async def second():
+                await first_analyzed.wait()
+                try:
+                    return await analyzer.analyze_resolved(await analyzer.resolve(refs[1]), save=store.save_image)
+                finally:
+                    second_done.set()
+
+            a, b = await asyncio.gather(first(), second())
+            analyzer.close()
+            return a, b
+    a, b = asyncio.run(go())
+    assert blob_gets(registry, shared) == before + 1
+    assert [f.path for f in a.layers[0].files] == [f.path for f in b.layers[0].files]
