@@ -30,7 +30,7 @@ from .archive.whiteout import by_path, merged_view
 from .cache import CacheStats, CacheWriter, LayerCache, cacheable
 from .catalogers.registry import CATALOGERS
 from .config import Config, Limits
-from .errors import IntegrityError, ManifestError
+from .errors import IntegrityError, ManifestError, PlatformNotFoundError
 from .model import (
     Descriptor,
     ImageResult,
@@ -39,7 +39,7 @@ from .model import (
     Platform,
     VisibleFile,
 )
-from .oci import diff_ids
+from .oci import diff_ids, platform_matches
 from .reference import parse_reference
 from .registry.client import RegistryClient
 from .secret_rules import secret_rule_set
@@ -310,6 +310,11 @@ class ImageAnalyzer:
         if self._results is not None and source.remote:
             source.known_blob = self._results.config_blob
         resolved = await source.resolve(want)
+        if platform and resolved.index_digest is None and not platform_matches(want, resolved.platform):
+            # as `docker pull --platform`: a single-platform image of another platform is not it
+            raise PlatformNotFoundError(f"{source.display}: the image is for {resolved.platform}, "
+                                        f"not the platform asked for, {want}",
+                                        hint="leave out --platform to analyze it as it is")
         ids = diff_ids(resolved.config)
         if ids and len(ids) != len(resolved.manifest.layers):
             raise ManifestError(f"{source.display}: the config lists {len(ids)} diff_ids "

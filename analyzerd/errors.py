@@ -111,6 +111,18 @@ class NotFoundError(RegistryError):
     reference = "not-found"
 
 
+class PlatformNotFoundError(AnalyzerError):
+    """The image has no manifest for the platform asked for."""
+
+    reference = "platform-not-found"
+
+
+class InvalidArgumentError(AnalyzerError):
+    """A command-line argument is invalid."""
+
+    reference = "invalid-argument"
+
+
 class ManifestError(AnalyzerError):
     """The image manifest cannot be used."""
 

@@ -6,7 +6,7 @@ import json
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "Descriptor",
@@ -31,6 +31,10 @@ class FileKind(str, enum.Enum):
     FIFO = "fifo"
 
 
+#: Architectures that may stand alone for ``linux/ARCH`` (GOARCH names, as images use them).
+SHORTHAND_ARCHITECTURES: Final = ("amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le")
+
+
 @dataclass(frozen=True, slots=True)
 class Platform:
     os: str
@@ -39,10 +43,14 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """Parse ``os/arch[/variant]``; raises ValueError."""
+        """Parse ``os/arch[/variant]``, or an architecture alone (``arm64``: ``linux/arm64``,
+        as containerd reads it); raises ValueError."""
         parts = text.strip().split("/")
+        if len(parts) == 1 and parts[0] in SHORTHAND_ARCHITECTURES:
+            return cls("linux", parts[0])
         if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"platform {text!r} is not os/architecture[/variant]")
+            raise ValueError(f"platform {text!r} is not os/architecture[/variant] "
+                             f"(or an architecture alone: {', '.join(SHORTHAND_ARCHITECTURES)})")
         return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
     def __str__(self) -> str:

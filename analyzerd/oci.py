@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import ManifestError
+from .errors import ManifestError, PlatformNotFoundError
 from .model import Descriptor, Platform
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "DIGEST_HEX_LENGTHS",
     "MAX_CONFIG_SIZE",
     "parse_manifest",
+    "platform_matches",
     "select_platform",
     "validate_digest",
 ]
@@ -154,8 +155,13 @@ def select_platform(index: Index, want: Platform, where: str) -> Descriptor:
             return entry
     available = ", ".join(str(m.platform) for m in index.manifests
                           if m.platform is not None and m.platform.os != "unknown") or "none"
-    raise ManifestError(f"{where}: no image for platform {want} in the index "
-                        f"(available: {available})")
+    raise PlatformNotFoundError(f"{where}: no image for platform {want} in the index "
+                                f"(available: {available})")
+
+
+def platform_matches(want: Platform, have: Platform) -> bool:
+    """``have`` is ``want`` as containerd compares them (arm64 is arm64/v8, ...)."""
+    return _normalize_arch(want) == _normalize_arch(have)
 
 
 def is_foreign(desc: Descriptor) -> bool:

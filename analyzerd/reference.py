@@ -17,7 +17,7 @@ from typing import Final
 
 from .errors import InvalidReferenceError
 
-__all__ = ["DOCKER_HUB", "ImageRef", "LocalRef", "is_loopback_host", "parse_reference"]
+__all__ = ["DOCKER_HUB", "ImageRef", "LocalRef", "canonical_source", "is_loopback_host", "parse_reference"]
 
 DOCKER_HUB: Final = "docker.io"
 _HUB_ALIASES: Final = {"docker.io", "index.docker.io", "registry-1.docker.io"}
@@ -81,6 +81,49 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+#: Syft's and skopeo's names for sources analyzerd reads, and what they stand for here.
+_SOURCE_ALIASES: Final = {"registry:": "", "docker://": "", "oci-dir:": "oci:"}
+#: Their names for sources analyzerd does not read, and what to do instead.
+_REFUSED_SOURCES: Final = {
+    "docker:": "analyzerd reads registries and image files, not a container engine: "
+               "`docker save IMAGE -o image.tar`, then analyze docker-archive:image.tar",
+    "docker-daemon:": "analyzerd reads registries and image files, not a container engine: "
+                      "`docker save IMAGE -o image.tar`, then analyze docker-archive:image.tar",
+    "podman:": "analyzerd reads registries and image files, not a container engine: "
+               "`podman save --format oci-dir -o DIR IMAGE`, then analyze oci:DIR",
+    "containers-storage:": "analyzerd reads registries and image files, not container storage: "
+                           "`podman save --format oci-dir -o DIR IMAGE`, then analyze oci:DIR",
+    "oci-archive:": "unpack it first (`mkdir DIR && tar -xf FILE -C DIR`), then analyze oci:DIR",
+    "dir:": "analyzerd analyzes container images, not directories",
+    "file:": "analyzerd analyzes container images, not single files",
+    "singularity:": "analyzerd analyzes OCI and Docker images, not Singularity images",
+}
+#: Prefixes that are Docker Hub images too: followed by a tag alone they are one (``registry:2``).
+_ALSO_IMAGE_NAMES: Final = ("registry:", "docker:")
+_SCHEME: Final = re.compile(r"([a-z][a-z-]*:(?://)?)(?!\d+(?:/|$))")
+
+
+def canonical_source(text: str) -> str:
+    """The reference as analyzerd names it, from Syft's or skopeo's source syntax
+    (``registry:REF`` and ``docker://REF`` are ``REF``, ``oci-dir:DIR`` is ``oci:DIR``);
+    a source analyzerd does not read raises InvalidReferenceError with what to do instead.
+    ``registry:5000/app`` is a host and port, and ``docker:latest`` or ``registry:2`` an image
+    and tag (Docker Hub has both), not a scheme."""
+    text = text.strip()
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        return text
+    prefix = scheme.group(1)
+    if prefix in _ALSO_IMAGE_NAMES and _TAG.fullmatch(text[len(prefix):]):
+        return text
+    if prefix in _SOURCE_ALIASES:
+        return _SOURCE_ALIASES[prefix] + text[len(prefix):]
+    if prefix in _REFUSED_SOURCES:
+        raise InvalidReferenceError(f"invalid image reference {text[:200]!r}: analyzerd cannot read "
+                                    f"{prefix.rstrip(':/')} sources", hint=_REFUSED_SOURCES[prefix])
+    return text
 
 
 def parse_reference(text: str) -> ImageRef | LocalRef:

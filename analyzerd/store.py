@@ -32,6 +32,9 @@ from .secrets.scanner import RuleSet
 
 log = logging.getLogger(__name__)
 
+#: The shortest digest prefix that names an image (as `docker image inspect` takes an ID prefix).
+MIN_DIGEST_PREFIX: Final = 6
+
 __all__ = ["SCHEMA_VERSION", "Store", "open_store"]
 
 # Names from images are stored escaped, one stored text per name (database.escape_text).
@@ -363,6 +366,28 @@ class Store:
             if row is not None:
                 return row
         return await self.db.fetchone("find_image_by_reference", {"reference": key})
+
+    async def images_for(self, key: str, *, limit: int = 50) -> list[Any]:
+        """Every stored image that ``key`` names, newest first: a reference as submitted
+        (one image per platform), a manifest or index digest (``sha256:`` optional), a
+        ``REF@DIGEST``, else a digest prefix of at least ``MIN_DIGEST_PREFIX`` hex digits."""
+        key = key.strip()
+        if re.fullmatch(r"(sha256:)?[0-9a-f]{64}", key):
+            digest = key if key.startswith("sha256:") else "sha256:" + key
+            return await self.db.fetchall("images_by_digest", {"digest": digest, "limit": limit})
+        if "@" in key:
+            rows = await self.db.fetchall("images_by_digest", {"digest": key.rsplit("@", 1)[1], "limit": limit})
+            if rows:
+                return rows
+        rows = await self.db.fetchall("images_by_reference", {"reference": key, "limit": limit})
+        prefix = re.fullmatch(r"(?:sha256:)?([0-9a-f]{%d,63})" % MIN_DIGEST_PREFIX, key)
+        if rows or prefix is None:
+            return rows
+        return await self.db.fetchall("images_by_digest_prefix",
+                                      {"prefix": f"sha256:{prefix.group(1)}%", "limit": limit})
+
+    async def list_images(self, limit: int) -> list[Any]:
+        return await self.db.fetchall("list_images", {"limit": limit})
 
     async def image_references(self, image_id: int) -> list[str]:
         return [row[0] for row in await self.db.fetchall("image_references", {"image_id": image_id})]

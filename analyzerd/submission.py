@@ -9,7 +9,7 @@ from typing import Final
 
 from .errors import InvalidJobError, InvalidReferenceError
 from .model import Platform
-from .reference import parse_reference
+from .reference import canonical_source, parse_reference
 
 __all__ = ["JobRequest", "MAX_PLATFORM_LENGTH", "validate_job_request"]
 
@@ -36,18 +36,21 @@ def validate_job_request(references: object, platform: object = None, *, max_ref
     if max_references is not None and len(references) > max_references:
         raise InvalidJobError(references_field, f"at most {max_references} images per request, "
                                                 f"got {len(references)}")
+    canonical = []
     for i, reference in enumerate(references):
         where = f"{references_field}[{i}]"
         if not isinstance(reference, str):
             raise InvalidJobError(where, f"expected an image reference (a string), got {type(reference).__name__}")
         try:
+            reference = canonical_source(reference)
+            canonical.append(reference)
             parse_reference(reference)
         except InvalidReferenceError as exc:
             error = InvalidJobError(where, exc.message, hint=exc.hint)
             error.reference = exc.reference  # the documented code for a bad reference stays
             raise error from None
     if platform is None:
-        return JobRequest(references=tuple(references))
+        return JobRequest(references=tuple(canonical))
     if not isinstance(platform, str):
         raise InvalidJobError(platform_field, f"expected os/architecture[/variant] (a string), "
                                               f"got {type(platform).__name__}")
@@ -57,4 +60,4 @@ def validate_job_request(references: object, platform: object = None, *, max_ref
         parsed = Platform.parse(platform)
     except ValueError as exc:
         raise InvalidJobError(platform_field, str(exc), hint="for example linux/amd64 or linux/arm64/v8") from None
-    return JobRequest(references=tuple(references), platform=str(parsed))
+    return JobRequest(references=tuple(canonical), platform=str(parsed))

@@ -2,7 +2,7 @@
 """Build examples/sample-image, the small OCI image layout the README's quick start analyzes.
 
 Deterministic: running it again gives the same digests. Two layers: a tiny Debian-like
-base, and an app layer that deletes a base file (whiteout), adds a hardlink, an npm
+base with a hardlink, and an app layer that deletes a base file (whiteout), adds an npm
 package and a planted, well-known *example* AWS key (from AWS's documentation).
 """
 
@@ -59,13 +59,15 @@ def main() -> None:
         Member("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
         Member("etc/shadow", b"root:*:19000:0:99999:7:::\n", mode=0o640, gid=42),
         Member("usr/bin/hello", b"#!/bin/sh\necho 'Hello, world!'\n", mode=0o755),
+        # a hardlink names a file earlier in its own layer: one to a lower layer's file is a
+        # layer containerd refuses (analyzerd warns about it)
+        Member("usr/bin/hello-again", kind="hardlink", link="usr/bin/hello", mode=0o755),
         Member("usr/bin/su-helper", b"\x7fELF not really\n", mode=0o4755),
         Member("usr/bin/old-tool", b"#!/bin/sh\necho old\n", mode=0o755),
         Member("var/lib/dpkg/status", DPKG_STATUS),
     ], "gnu")
     app = make_layer([
         Member("usr/bin/.wh.old-tool"),
-        Member("usr/bin/hello-again", kind="hardlink", link="usr/bin/hello", mode=0o755),
         D("app"), D("app/node_modules"), D("app/node_modules/left-pad"),
         Member("app/package.json", b'{"name": "sample-app", "version": "1.0.0", "dependencies": {"left-pad": "1.3.0"}}\n'),
         Member("app/node_modules/left-pad/package.json",

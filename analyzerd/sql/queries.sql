@@ -266,3 +266,25 @@ SELECT layer_id FROM image_layers WHERE image_id = :image_id ORDER BY position;
 
 -- set_scanned_config --
 UPDATE images SET config_json = :config_json, config_unscanned = 0 WHERE id = :id;
+
+-- list_images --
+-- What `analyzerd images` lists: newest first, with each image's latest reference.
+SELECT i.id, i.manifest_digest, i.os, i.architecture, i.variant, i.analysis_status, i.analyzed_at, i.file_count,
+       (SELECT r.reference FROM image_references r WHERE r.image_id = i.id
+        ORDER BY r.last_seen DESC LIMIT 1) AS reference,
+       (SELECT count(*) FROM packages p WHERE p.image_id = i.id) AS packages,
+       (SELECT count(*) FROM secrets s WHERE s.image_id = i.id) AS secrets
+FROM images i ORDER BY i.analyzed_at DESC NULLS LAST, i.id DESC LIMIT :limit;
+
+-- images_by_reference --
+SELECT i.* FROM images i JOIN image_references r ON r.image_id = i.id
+WHERE r.reference = :reference ORDER BY r.last_seen DESC, i.id DESC LIMIT :limit;
+
+-- images_by_digest --
+SELECT * FROM images WHERE manifest_digest = :digest OR index_digest = :digest
+ORDER BY analyzed_at DESC NULLS LAST, id DESC LIMIT :limit;
+
+-- images_by_digest_prefix --
+-- :prefix is 'sha256:' and lowercase hex followed by '%': no LIKE wildcard of the user's.
+SELECT * FROM images WHERE manifest_digest LIKE :prefix OR index_digest LIKE :prefix
+ORDER BY analyzed_at DESC NULLS LAST, id DESC LIMIT :limit;

@@ -24,7 +24,7 @@ def crafted_image(tmp_path):
 
 
 def test_a_newline_in_a_path_does_not_forge_a_text_log_line(cli, crafted_image):
-    stderr = cli("analyze", crafted_image, "--quiet").stderr
+    stderr = cli("analyze", crafted_image).stderr  # warnings are logged by default
     lines = stderr.splitlines()
     warnings = [line for line in lines if "event=layer_warning" in line]
     assert len(warnings) == 1, stderr
@@ -37,7 +37,7 @@ def test_a_newline_in_a_path_does_not_forge_a_text_log_line(cli, crafted_image):
 def test_json_log_lines_stay_one_line_each_with_no_raw_control_characters(cli, crafted_image, tmp_path):
     config = tmp_path / "json.yaml"
     config.write_text("log_format: json\n")
-    stderr = cli("--config", str(config), "analyze", crafted_image, "--quiet").stderr
+    stderr = cli("--config", str(config), "analyze", crafted_image).stderr
     documents = [json.loads(line) for line in stderr.splitlines()]  # every line is one document
     warning = next(d for d in documents if d.get("event") == "layer_warning")
     assert CRAFTED in warning["message"]  # JSON escapes: the path decodes as it was

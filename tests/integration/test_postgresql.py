@@ -197,8 +197,8 @@ def test_a_layer_analyzed_on_one_host_is_reused_on_another(registry, postgres, t
             config.write_text(f"tmp_dir: {tmp_path / host}\n")
             (tmp_path / host).mkdir()
             outputs.append(subprocess.run(
-                [sys.executable, "-m", "analyzerd", "--config", str(config), "--db", url, "analyze",
-                 f"{proxy.host}/shared/{name}:1", "--json"], capture_output=True, text=True, cwd=ROOT, check=True))
+                [sys.executable, "-m", "analyzerd", "--config", str(config), "--db", url, "--log-level", "INFO",
+                 "analyze", f"{proxy.host}/shared/{name}:1", "--json"], capture_output=True, text=True, cwd=ROOT, check=True))
         base_digest = first.layers[0].digest
         assert f"event=layer_reused layer={base_digest}" in outputs[1].stderr
         fetched = [r.path for r in proxy.blob_requests("GET")]

@@ -2,9 +2,9 @@ import pytest
 
 from analyzerd.errors import InvalidReferenceError
 from analyzerd.oci import Index, parse_manifest, select_platform
-from analyzerd.errors import ManifestError
+from analyzerd.errors import ManifestError, PlatformNotFoundError
 from analyzerd.model import Descriptor, Platform
-from analyzerd.reference import ImageRef, LocalRef, is_loopback_host, parse_reference
+from analyzerd.reference import ImageRef, LocalRef, canonical_source, is_loopback_host, parse_reference
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -50,8 +50,26 @@ def test_platform_selection_normalizes_like_containerd():
     assert select_platform(index, Platform.parse("linux/arm64"), "x").digest == "sha256:1"
     assert select_platform(index, Platform.parse("linux/arm64/v8"), "x").digest == "sha256:1"
     assert select_platform(index, Platform.parse("linux/arm"), "x").digest == "sha256:2"
-    with pytest.raises(ManifestError, match=r"no image for platform linux/s390x .*linux/amd64, linux/arm64/v8"):
+    with pytest.raises(PlatformNotFoundError, match=r"no image for platform linux/s390x .*linux/amd64, linux/arm64/v8"):
         select_platform(index, Platform.parse("linux/s390x"), "img")
+
+
+def test_an_architecture_alone_is_a_linux_platform_and_sources_from_syft_and_skopeo_are_named():
+    assert Platform.parse("arm64") == Platform("linux", "arm64") and str(Platform.parse("amd64")) == "linux/amd64"
+    for text in ("x86", "linux", "linux/", "/amd64"):
+        with pytest.raises(ValueError, match="os/architecture"):
+            Platform.parse(text)
+    assert canonical_source("registry:ghcr.io/org/app:1") == "ghcr.io/org/app:1"
+    assert canonical_source("docker://quay.io/org/app@sha256:" + "a" * 64) == "quay.io/org/app@sha256:" + "a" * 64
+    assert canonical_source("oci-dir:./layout") == "oci:./layout"
+    # a host and port, or an image and tag, are not sources
+    for text in ("registry:5000/app:1", "registry:2", "docker:latest", "localhost:5000/app"):
+        assert canonical_source(text) == text
+    for text, hint in (("docker:nginx:1", "docker save"), ("podman:app:1", "podman save"),
+                       ("oci-archive:img.tar", "tar -xf"), ("dir:/srv/app", "not directories")):
+        with pytest.raises(InvalidReferenceError) as caught:
+            canonical_source(text)
+        assert hint in caught.value.hint and text.split(":")[0] in caught.value.message
 
 
 def test_schema1_is_refused_with_a_reason():
