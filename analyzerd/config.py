@@ -590,6 +590,36 @@ def _secret_search(raw: Any) -> SecretSearch:
     return SecretSearch(**values)
 
 
+#: The system-wide config: the file the systemd unit reads (--config), so that the CLI on
+#: that host reads the same `database` as the service.
+SYSTEM_CONFIG: Final = "/etc/analyzerd/config.yaml"
+#: In the working directory, as Syft reads ./.syft.yaml.
+LOCAL_CONFIG_NAME: Final = ".analyzerd.yaml"
+
+
+def config_search_path(environ: Mapping[str, str] = os.environ, cwd: str | None = None) -> tuple[str, ...]:
+    """Where a config file is looked for when none is named, first found wins:
+    ./.analyzerd.yaml, $XDG_CONFIG_HOME/analyzerd/config.yaml (~/.config/...), /etc/analyzerd/config.yaml."""
+    config_home = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"),
+                                                                 ".config")
+    return (os.path.join(cwd or os.getcwd(), LOCAL_CONFIG_NAME), os.path.join(config_home, "analyzerd", "config.yaml"),
+            SYSTEM_CONFIG)
+
+
+def discover_config_path(explicit: str | None, environ: Mapping[str, str] = os.environ,
+                         cwd: str | None = None) -> str | None:
+    """The config file to read: ``explicit`` (--config), else $ANALYZERD_CONFIG, else the
+    first of ``config_search_path`` that exists; None: the built-in defaults."""
+    if explicit:
+        return explicit
+    if environ.get("ANALYZERD_CONFIG"):
+        return environ["ANALYZERD_CONFIG"]
+    for path in config_search_path(environ, cwd):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def load_config(path: str | None) -> Config:
     """Read the file at ``path`` (None: built-in defaults)."""
     if path is None:
