@@ -590,6 +590,43 @@ def _secret_search(raw: Any) -> SecretSearch:
     return SecretSearch(**values)
 
 
+def config_yaml(config: Config, source: str | None) -> str:
+    """`analyzerd config`: the effective settings as YAML that the config file takes (Anchore's
+    layout: ``services.analyzer``). Nothing secret: registry credentials and API users'
+    password hashes are left out, named in comments, and a database URL's password is
+    redacted; loading the text back gives the same settings but for those."""
+    import yaml
+
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+    top = {f.name: getattr(config, f.name) for f in fields(config)
+           if f.name not in ("analyzer", "limits", "registries", "secret_search", "api_users", "source", "database")}
+    database = redact(config.database_location).replace(":***@", "@")  # no password at all: it would be "***"
+    document: dict[str, Any] = {"database": database, **top}
+    document["services"] = {"analyzer": {f.name: getattr(config.analyzer, f.name) for f in fields(config.analyzer)}}
+    document["limits"] = {f.name: getattr(config.limits, f.name) for f in fields(config.limits)}
+    search = {f.name: plain(getattr(config.secret_search, f.name)) for f in fields(config.secret_search)}
+    size = search.pop("max_file_size_bytes")
+    if size is not None:
+        search["max_file_size_megabytes"] = size / (1024 * 1024)
+    document["secret_search"] = search
+    document["registries"] = [{"host": r.host, **({"ca_cert": r.ca_cert} if r.ca_cert else {}), "insecure": r.insecure}
+                              for r in config.registries]
+    lines = ["# analyzerd effective configuration",
+             f"# read from: {source or 'built-in defaults (no config file found)'}"]
+    for r in config.registries:
+        if r.credentials is not None:
+            lines.append(f"# registries[{r.host}]: username {r.credentials.username!r} and its password are not "
+                         "printed (password, password_env or password_file)")
+    if database != config.database_location:
+        lines.append("# database: the password in its URL is not printed (database_password_file, or "
+                     "$ANALYZERD_DATABASE_PASSWORD)")
+    if config.api_users:
+        lines.append(f"# api_users: {', '.join(name for name, _ in config.api_users)} (password hashes not printed)")
+    return "\n".join(lines) + "\n" + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
 #: The system-wide config: the file the systemd unit reads (--config), so that the CLI on
 #: that host reads the same `database` as the service.
 SYSTEM_CONFIG: Final = "/etc/analyzerd/config.yaml"

@@ -174,8 +174,10 @@ def test_the_password_comes_from_the_environment_or_a_file_and_is_never_printed(
     assert [j["reference"] for j in jobs] == ["example.invalid/a:1"]
 
     config.write_text(f"database: {url}\n")
-    shown = cli("--config", str(config), "config", env={"ANALYZERD_DB": ""}).stdout
+    shown = cli("--config", str(config), "config", "--json", env={"ANALYZERD_DB": ""}).stdout
     assert postgres.PASSWORD not in shown and json.loads(shown)["database"] == url.replace(postgres.PASSWORD, "***")
+    shown = cli("--config", str(config), "config", env={"ANALYZERD_DB": ""}).stdout
+    assert postgres.PASSWORD not in shown and "database: " + url.replace(":" + postgres.PASSWORD, "") in shown
     wrong = cli("--db", url.replace(postgres.PASSWORD, "not-the-password"), "jobs", check=False)
     assert wrong.returncode != 0 and "not-the-password" not in wrong.stderr
 

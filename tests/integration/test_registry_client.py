@@ -62,6 +62,8 @@ registries:
     with open(db_path, "rb") as f:
         assert tls_registry.password.encode() not in f.read()
     shown = cli("--config", config, "config", env=env).stdout
+    assert tls_registry.password not in shown and "its password are not printed" in shown
+    shown = cli("--config", config, "config", "--json", env=env).stdout
     assert tls_registry.password not in shown and "<hidden>" in shown
 
 

@@ -82,7 +82,7 @@ def test_env_values_are_coerced_and_defaults_apply(monkeypatch):
     ({"services": {"analyzer": {"layer_cache_enable": "maybe"}}}, "services.analyzer.layer_cache_enable"),
     ({"analyzer": {"enabled": [1]}}, "analyzer.enabled"),
     ({"log_level": "LOUD"}, "log_level"),
-    ({"default_platform": "amd64"}, "default_platform"),
+    ({"default_platform": "x86"}, "default_platform"),
     ({"database": "mysql://x/y"}, "database"),
     ({"limits": {"max_layer_entries": -1}}, "limits.max_layer_entries"),
     ({"services": {"analyzer": {"image_analyze_timeout_seconds": 0}}}, "services.analyzer.image_analyze_timeout_seconds"),
@@ -180,3 +180,76 @@ def test_the_database_password_comes_from_the_environment_else_the_file_and_is_r
     assert redact("postgresql://u@db/a?password=pw&sslmode=require") == "postgresql://u@db/a?password=***&sslmode=require"
     assert "pw" not in redact("postgresql://u:pw@[::1/a")
     assert redact("/var/lib/analyzerd/analyzerd.db") == "/var/lib/analyzerd/analyzerd.db"
+
+
+def _without(config, *names):
+    import dataclasses
+    out = dataclasses.asdict(config)
+    for name in names:
+        out.pop(name)
+    return out
+
+
+def test_config_yaml_is_a_config_file_that_gives_the_same_settings(tmp_path, monkeypatch):
+    """`analyzerd config` prints YAML the config file takes: loading it gives the settings it
+    was printed from, except the secrets it leaves out (named in comments)."""
+    import yaml
+
+    from analyzerd.config import config_yaml
+    from analyzerd.passwords import hash_password
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("REG_PASSWORD", "s3cret-registry-password")
+    rich = parse_config({
+        "tmp_dir": str(tmp_path), "log_level": "DEBUG", "log_format": "json",
+        "database": "postgresql://analyzer:db-pass@db.internal/analyzerd", "default_platform": "linux/arm64/v8",
+        "registry_retries": 7, "verify_diff_ids": True, "allow_foreign_layers": True,
+        "registry_connect_timeout_seconds": 5, "registry_read_timeout_seconds": 50,
+        "services": {"analyzer": {"max_threads": 3, "port": 9000, "layer_cache_enable": True,
+                                  "layer_cache_max_gigabytes": 2.5, "max_attempts": 5, "cycle_timer_seconds": 0.25}},
+        "limits": {"max_layer_entries": 1000, "max_catalog_memory_megabytes": 3},
+        "registries": [{"host": "r.example:5000", "username": "bot", "password_env": "REG_PASSWORD",
+                        "ca_cert": str(ca)}, {"host": "insecure.local", "insecure": True}],
+        "secret_search": {"mode": "anchore", "max_file_size_megabytes": 2, "scan_binary": True,
+                          "disabled_rules": ["github-pat"], "allowed_paths": ["^/usr/share/doc/"],
+                          "rules": ["TOKEN=tok_[a-z]{8}"], "fingerprint_key_file": str(tmp_path / "k")},
+        "api_users": {"alice": hash_password("a long passphrase")},
+    }, "rich.yaml")
+    for config, source in ((parse_config({}), None), (rich, "rich.yaml")):
+        text = config_yaml(config, source)
+        assert "s3cret-registry-password" not in text and "db-pass" not in text and "scrypt" not in text
+        again = parse_config(yaml.safe_load(text))
+        assert _without(again, "source", "registries", "api_users", "database") == \
+            _without(config, "source", "registries", "api_users", "database")
+        assert [(r.host, r.ca_cert, r.insecure) for r in again.registries] == \
+            [(r.host, r.ca_cert, r.insecure) for r in config.registries]
+    text = config_yaml(rich, "rich.yaml")
+    assert text.startswith("# analyzerd effective configuration\n# read from: rich.yaml\n")
+    assert "username 'bot'" in text and "api_users: alice" in text
+    assert parse_config(yaml.safe_load(text)).database_location == "postgresql://analyzer@db.internal/analyzerd"
+
+
+def test_the_config_file_is_found_by_one_documented_rule(tmp_path, monkeypatch):
+    from analyzerd import config as config_module
+    from analyzerd.config import discover_config_path
+    home, work, system = tmp_path / "home", tmp_path / "work", tmp_path / "etc-config.yaml"
+    work.mkdir()
+    monkeypatch.setattr(config_module, "SYSTEM_CONFIG", str(system))
+    environ = {"HOME": str(home)}
+    assert discover_config_path(None, environ, str(work)) is None  # built-in defaults
+    system.write_text("log_level: INFO\n")
+    assert discover_config_path(None, environ, str(work)) == str(system)
+    user = home / ".config" / "analyzerd" / "config.yaml"
+    user.parent.mkdir(parents=True)
+    user.write_text("{}\n")
+    assert discover_config_path(None, environ, str(work)) == str(user)
+    xdg = tmp_path / "xdg" / "analyzerd" / "config.yaml"
+    xdg.parent.mkdir(parents=True)
+    xdg.write_text("{}\n")
+    assert discover_config_path(None, {**environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}, str(work)) == str(xdg)
+    (work / ".analyzerd.yaml").write_text("{}\n")
+    assert discover_config_path(None, environ, str(work)) == str(work / ".analyzerd.yaml")
+    assert discover_config_path(None, {**environ, "ANALYZERD_CONFIG": "/from/env.yaml"}, str(work)) == \
+        "/from/env.yaml"
+    assert discover_config_path("/explicit.yaml", {**environ, "ANALYZERD_CONFIG": "/x"}, str(work)) == \
+        "/explicit.yaml"
