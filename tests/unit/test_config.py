@@ -135,6 +135,8 @@ def test_shipped_config_yaml_loads():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     config = load_config(os.path.join(root, "config.yaml"))
     assert config.analyzer.port == 8084
+    # the service's database (systemd StateDirectory=analyzerd), where the CLI on that host finds it too
+    assert config.database_location == "/var/lib/analyzerd/analyzerd.db"
 
 
 @pytest.mark.parametrize("section, message", [
