@@ -210,8 +210,7 @@ class _Authenticator:
         client = client_key(request.remote)
         wait = self.limiter.acquire(client)
         if wait is not None:
-            return web.json_response({"error": f"too many failed logins; retry after {wait} s"}, status=429,
-                                     headers={"Retry-After": str(wait)})
+            return _error(429, None, f"too many failed logins; retry after {wait} s", headers={"Retry-After": str(wait)})
         ok = busy = False
         try:
             ok = await self._check(user, password)
@@ -222,8 +221,7 @@ class _Authenticator:
                 log.warning("event=http_login_limited client=%s failures=%d window_seconds=%g",
                             client, self.limiter.limit, self.limiter.window)
         if busy:
-            return web.json_response({"error": "too many logins being checked; retry shortly"}, status=503,
-                                     headers={"Retry-After": "1"})
+            return _error(503, None, "too many logins being checked; retry shortly", headers={"Retry-After": "1"})
         if ok:
             return await handler(request)
         return self._unauthorized(request, user)
@@ -252,8 +250,7 @@ class _Authenticator:
     @staticmethod
     def _unauthorized(request: web.Request, user: str | None) -> web.Response:
         log.warning("event=http_unauthorized path=%s user=%r", request.path, user)
-        return web.json_response({"error": "unauthorized"}, status=401,
-                                 headers={"WWW-Authenticate": 'Basic realm="analyzerd"'})
+        return _error(401, None, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="analyzerd"'})
 
     async def close(self, app: web.Application) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -289,7 +286,7 @@ def make_app(services: Any, worker: Any) -> web.Application:
     section = config.analyzer
     authenticator = _Authenticator(dict(config.api_users), section.require_auth,
                                    LoginLimiter(section.auth_failure_limit, section.auth_failure_window_seconds))
-    app = web.Application(middlewares=[authenticator.middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[json_errors, authenticator.middleware], client_max_size=MAX_BODY)
     app.on_cleanup.append(authenticator.close)
 
     async def health(request: web.Request) -> web.Response:
@@ -337,12 +334,11 @@ def make_app(services: Any, worker: Any) -> web.Application:
         # Only JSON: a browser sends a cross-site text/plain or form POST without asking the
         # server first (no CORS preflight), with the user's saved Basic credentials.
         if request.content_type != "application/json":
-            return web.json_response({"error": "Content-Type must be application/json"}, status=415,
-                                     headers={"Accept": "application/json"})
+            return _error(415, None, "Content-Type must be application/json", headers={"Accept": "application/json"})
         try:
             body = await request.json()
         except ValueError:
-            return web.json_response({"error": "the body is not JSON"}, status=400)
+            return _error(400, "invalid-job", "the body is not JSON")
         if not isinstance(body, dict):
             return _bad_request(f'expected a JSON object {{"images": [REF, ...]}} (1 to {MAX_SUBMIT} images)')
         unknown = sorted(set(body) - SUBMIT_FIELDS)
@@ -360,28 +356,90 @@ def make_app(services: Any, worker: Any) -> web.Application:
             return _bad_request("expected true or false", "force")
         try:
             job = validate_job_request(references, body.get("platform"), max_references=MAX_SUBMIT)
-        except InvalidJobError as exc:
-            return _bad_request(exc.message.partition(": ")[2], exc.field)
+        except InvalidJobError as exc:  # its code: invalid-job, or invalid-reference for a bad reference
+            return _error(400, exc.reference, exc.message, field=exc.field)
         try:
             ids = await services.store.enqueue(list(job.references), job.platform, force=force)
         except AnalyzerError as exc:
             log.error("event=http_submit_failed error=%r", exc.message)
-            return web.json_response({"error": exc.message}, status=503)
+            return _error(503, None, exc.message)
         log.info("event=http_submit jobs=%s", ",".join(map(str, ids)))
         return web.json_response({"jobs": ids}, status=201)
+
+    async def get_job(request: web.Request) -> web.Response:
+        text = request.match_info["job_id"]
+        if not text.isascii() or not text.isdigit() or len(text) > 18:
+            return _error(400, "invalid-argument", f"job id {text[:40]!r} is not a number")
+        job = await services.store.get_job(int(text))
+        if job is None:
+            return _error(404, "not-found", f"there is no job {int(text)}")
+        return web.json_response(job.as_dict())
+
+    async def list_jobs(request: web.Request) -> web.Response:
+        status = request.query.get("status")
+        if status is not None and status not in JOB_STATUSES:
+            return _error(400, "invalid-argument", f"status: expected one of {', '.join(JOB_STATUSES)}, "
+                                                   f"got {status[:40]!r}", field="status")
+        limit_text = request.query.get("limit", str(DEFAULT_JOB_LIST))
+        if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_JOB_LIST:
+            return _error(400, "invalid-argument", f"limit: expected 1 to {MAX_JOB_LIST}, got {limit_text[:40]!r}",
+                          field="limit")
+        jobs = await services.store.recent_jobs(status, int(limit_text))
+        return web.json_response({"jobs": [job.as_dict() for job in jobs]})
 
     app.router.add_get("/health", health)
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", prometheus)
     app.router.add_post("/v1/jobs", submit)
+    app.router.add_get("/v1/jobs", list_jobs)
+    app.router.add_get("/v1/jobs/{job_id}", get_job)
     return app
+
+
+#: GET /v1/jobs: the newest this many jobs unless ?limit= says otherwise, and at most MAX_JOB_LIST.
+DEFAULT_JOB_LIST: Final = 100
+MAX_JOB_LIST: Final = 1000
+JOB_STATUSES: Final = ("queued", "running", "done", "failed")
+#: What an HTTP error status is called in the JSON body's "code".
+_CODES: Final = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+                 405: "method-not-allowed", 413: "payload-too-large", 415: "unsupported-media-type",
+                 429: "too-many-requests", 500: "internal-error", 503: "unavailable"}
+
+
+def _error(status: int, code: str | None, message: str, *, field: str | None = None,
+           headers: dict[str, str] | None = None) -> web.Response:
+    """Every error the endpoint sends: JSON ``{"error": message, "code": code}`` (and the
+    field at fault, for programs)."""
+    body: dict[str, Any] = {"error": message, "code": code or _CODES.get(status, "error")}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own errors (no such route, wrong method, a body too large) and anything
+    unexpected answered in JSON like the endpoint's own, never as HTML or text."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+        message = exc.reason if exc.status != 404 else f"no such endpoint: {request.method} {request.path[:200]}"
+        return _error(exc.status, None, message, headers=headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the client gets a JSON 500; the daemon goes on
+        log.error("event=http_internal_error path=%s error=%r", request.path[:200], exc)
+        return _error(500, None, "internal error (the daemon's log has the details)")
 
 
 def _bad_request(message: str, field: str | None = None) -> web.Response:
     """400, the message naming the field (also given alone, for programs)."""
     if field is None:
-        return web.json_response({"error": message}, status=400)
-    return web.json_response({"error": f"{field}: {message}", "field": field}, status=400)
+        return _error(400, "invalid-job", message)
+    return _error(400, "invalid-job", f"{field}: {message}", field=field)
 
 
 def _fields(value: Any) -> Any:

@@ -142,6 +142,14 @@ class Store:
     async def list_jobs(self) -> list[Job]:
         return [Job.from_row(row) for row in await self.db.fetchall("list_jobs")]
 
+    async def recent_jobs(self, status: str | None, limit: int) -> list[Job]:
+        """The newest ``limit`` jobs, of one status if given."""
+        if status is None:
+            rows = await self.db.fetchall("recent_jobs", {"limit": limit})
+        else:
+            rows = await self.db.fetchall("recent_jobs_by_status", {"status": status, "limit": limit})
+        return [Job.from_row(row) for row in rows]
+
     # -- images ------------------------------------------------------------------------
 
     @staticmethod

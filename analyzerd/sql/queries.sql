@@ -288,3 +288,9 @@ ORDER BY analyzed_at DESC NULLS LAST, id DESC LIMIT :limit;
 -- :prefix is 'sha256:' and lowercase hex followed by '%': no LIKE wildcard of the user's.
 SELECT * FROM images WHERE manifest_digest LIKE :prefix OR index_digest LIKE :prefix
 ORDER BY analyzed_at DESC NULLS LAST, id DESC LIMIT :limit;
+
+-- recent_jobs --
+SELECT * FROM jobs ORDER BY id DESC LIMIT :limit;
+
+-- recent_jobs_by_status --
+SELECT * FROM jobs WHERE status = :status ORDER BY id DESC LIMIT :limit;

@@ -408,3 +408,54 @@ def test_a_certificate_that_does_not_fit_its_key_stops_the_daemon_naming_the_key
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
     assert "error: invalid-config\nservices.analyzer.ssl_cert, ssl_key: cannot use" in proc.stderr
+
+
+def test_jobs_are_read_back_by_id_and_by_status(db_path):
+    """GET /v1/jobs/{id} gives what `analyzerd jobs --json` gives for the job; GET /v1/jobs
+    lists the newest first, of one status if asked; both need credentials."""
+    async def scenario():
+        async with endpoint(db_path) as base, aiohttp.ClientSession(headers=basic("ops", PASSWORD)) as http:
+            async with http.post(base + "/v1/jobs", json={"images": ["oci:examples/sample-image:1", "alpine:3.20"],
+                                                          "platform": "arm64"}) as resp:
+                first, second = (await resp.json())["jobs"]
+            async with http.get(f"{base}/v1/jobs/{second}") as resp:
+                job = await resp.json()
+                assert resp.status == 200
+                assert (job["id"], job["reference"], job["status"], job["platform"]) == \
+                    (second, "alpine:3.20", "queued", "linux/arm64")
+            async with http.get(base + "/v1/jobs") as resp:
+                assert [j["id"] for j in (await resp.json())["jobs"]] == [second, first]
+            async with http.get(base + "/v1/jobs?status=queued&limit=1") as resp:
+                assert [j["id"] for j in (await resp.json())["jobs"]] == [second]
+            async with http.get(base + "/v1/jobs?status=done") as resp:
+                assert (await resp.json())["jobs"] == []
+            async with aiohttp.ClientSession() as anonymous:
+                for path in (f"/v1/jobs/{first}", "/v1/jobs"):
+                    async with anonymous.get(base + path) as resp:
+                        assert resp.status == 401 and (await resp.json())["code"] == "unauthorized"
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("method, path, status, code, words", [
+    ("GET", "/v1/jobs/999", 404, "not-found", "no job 999"),
+    ("GET", "/v1/jobs/abc", 400, "invalid-argument", "not a number"),
+    ("GET", "/v1/jobs?status=finished", 400, "invalid-argument", "status: expected one of"),
+    ("GET", "/v1/jobs?limit=0", 400, "invalid-argument", "limit: expected 1 to 1000"),
+    ("GET", "/v1/nothing-here", 404, "not-found", "no such endpoint"),
+    ("DELETE", "/v1/jobs", 405, "method-not-allowed", "Method Not Allowed"),
+    ("POST", "/v1/jobs", 413, "payload-too-large", ""),
+    ("POST", "/v1/jobs/", 404, "not-found", "no such endpoint"),
+])
+def test_every_error_is_a_json_body_with_a_code(db_path, method, path, status, code, words):
+    async def scenario():
+        async with endpoint(db_path) as base, aiohttp.ClientSession(headers=basic("ops", PASSWORD)) as http:
+            data = b'{"images": ["' + b"a" * (2 * 1024 * 1024) + b'"]}' if status == 413 else None
+            async with http.request(method, base + path, data=data,
+                                    headers={"Content-Type": "application/json"} if data else None) as resp:
+                assert resp.status == status
+                assert resp.content_type == "application/json", await resp.text()
+                document = await resp.json()
+                assert document["code"] == code and words in document["error"], document
+                if status == 405:
+                    assert "POST" in resp.headers["Allow"]
+    asyncio.run(scenario())
