@@ -68,6 +68,11 @@ def _package(fields: dict[str, str]) -> Package:
     )
 
 
+#: dpkg's status words of a package whose files are installed and configured (dpkg-query's
+#: db:Status-Abbrev "i", "W" and "t"): triggers only wait to run.
+INSTALLED_STATES: Final = ("installed", "triggers-awaited", "triggers-pending")
+
+
 def _status(path: str, text: str, *, require_status: bool) -> ParseResult:
     result = ParseResult()
     for index, fields in enumerate(_paragraphs(text)):
@@ -78,8 +83,11 @@ def _status(path: str, text: str, *, require_status: bool) -> ParseResult:
         status = fields.get("Status")
         if status is not None:
             words = status.split()
-            if len(words) != 3 or words[2] != "installed" or words[0] != "install":
-                continue  # removed with config files left ("rc"), half-installed, ...
+            # installed whatever was wanted of it: `apt-mark hold` (hold ok installed) and a
+            # package marked for removal that is still there (deinstall ok installed) are in
+            # the image; removed ones with config files left ("rc"), half-installed, ... are not
+            if len(words) != 3 or words[2] not in INSTALLED_STATES:
+                continue
         elif require_status:
             result.warnings.append(f"{path}: package {name} has no Status field; skipped")
             continue

@@ -107,10 +107,7 @@ def test_apk_packages_and_a_garbage_database_next_to_them(registry, cli):
 
 def test_rpm_database_in_an_image_spooled_and_checked(registry, cli, tmp_path):
     import os
-    fixtures = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "rpmdb")
-    if not os.path.isdir(fixtures):
-        import pytest
-        pytest.skip("../shared/fixtures is not here")
+    fixtures = os.path.join(os.path.dirname(__file__), "..", "data", "packagedb", "rpmdb")
     with open(os.path.join(fixtures, "bdb-libuuid", "Packages"), "rb") as f:
         packages_db = f.read()
     layer = make_layer([
@@ -137,10 +134,7 @@ def test_large_catalog_files_are_spooled_not_held(tmp_path):
     from analyzerd.analyze import FileSpool
     from analyzerd.catalogers.registry import CATALOGERS
 
-    fixtures = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "rpmdb")
-    if not os.path.isdir(fixtures):
-        import pytest
-        pytest.skip("../shared/fixtures is not here")
+    fixtures = os.path.join(os.path.dirname(__file__), "..", "data", "packagedb", "rpmdb")
     with open(os.path.join(fixtures, "sqlite-cbl-mariner-2.0", "rpmdb.sqlite"), "rb") as f:
         db = f.read()
     tar = make_layer([Member("var/lib/rpm/rpmdb.sqlite", db)])

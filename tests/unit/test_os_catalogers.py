@@ -12,8 +12,8 @@ from analyzerd.catalogers.purl import purl
 from analyzerd.catalogers.base import Distro, Package, result_from_json, result_to_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures")
-needs_fixtures = pytest.mark.skipif(not os.path.isdir(FIXTURES), reason="../shared/fixtures is not here")
+#: Real package databases with their provenance (tests/data/packagedb/README.md).
+FIXTURES = os.path.join(ROOT, "tests", "data", "packagedb")
 
 
 def fixture(*parts):
@@ -21,7 +21,6 @@ def fixture(*parts):
         return f.read()
 
 
-@needs_fixtures
 def test_dpkg_ubuntu_status_matches_dpkg_query():
     expected = json.loads(fixture("dpkg", "ubuntu-status", "expected.json"))
     result = parse_dpkg("/var/lib/dpkg/status", fixture("dpkg", "ubuntu-status", "var", "lib", "dpkg", "status"))
@@ -34,7 +33,6 @@ def test_dpkg_ubuntu_status_matches_dpkg_query():
     assert result.warnings == []
 
 
-@needs_fixtures
 def test_dpkg_distroless_status_d_and_md5sums():
     result = parse_dpkg("/var/lib/dpkg/status.d/libsqlite3-0", fixture("dpkg", "distroless-status.d", "libsqlite3-0"))
     (package,) = result.packages
@@ -49,7 +47,6 @@ def test_dpkg_distroless_status_d_and_md5sums():
     assert claim.files[0].digest == "e11d70c96979a1328ae4e7e50542782b" and claim.files[0].algorithm == "md5"
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", ["alpine-multiple", "alpine-trivy"])
 def test_apk_databases_match_their_records(name):
     expected = json.loads(fixture("apk", name, "expected.json"))
@@ -98,8 +95,55 @@ def test_purls_as_syft_writes_them():
                 Distro("alpine", "3.18.4")) == "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.18.4"
 
 
-@needs_fixtures
 def test_results_survive_the_database_round_trip():
     result = parse_apk("/lib/apk/db/installed", fixture("apk", "alpine-multiple", "installed"))
     again = result_from_json(json.loads(json.dumps(result_to_json(result))))
     assert again.packages == result.packages
+
+
+#: Every want and status word dpkg writes (the error flag "ok" or "reinstreq" in between).
+DPKG_WANTS = ("install", "hold", "deinstall", "purge", "unknown")
+DPKG_STATES = ("installed", "config-files", "half-installed", "unpacked", "half-configured", "triggers-awaited",
+               "triggers-pending", "not-installed")
+
+
+def test_dpkg_status_words_agree_with_dpkg_query(tmp_path):
+    """Which packages are installed is dpkg's call: every want/flag/status combination in one
+    status file, read by dpkg-query itself (--admindir) and by the parser. A package held with
+    `apt-mark hold` (hold ok installed) or still installed though marked for removal
+    (deinstall ok installed) is in the image and must be reported."""
+    import shutil
+    import subprocess
+    assert shutil.which("dpkg-query"), "dpkg-query (Debian's dpkg) is needed: it is the expected result"
+    records = []
+    for want in DPKG_WANTS:
+        for flag in ("ok", "reinstreq"):
+            for state in DPKG_STATES:
+                name = f"p-{want}-{flag}-{state}"
+                fields = [f"Package: {name}", f"Status: {want} {flag} {state}", "Architecture: amd64",
+                          "Maintainer: Nobody <nobody@example.org>"]
+                if state != "not-installed":
+                    fields.append("Version: 1.0-1")
+                if state in ("triggers-awaited",):
+                    fields.append("Triggers-Awaited: p-install-ok-triggers-pending")
+                if state in ("triggers-pending",):
+                    fields.append("Triggers-Pending: ldconfig")
+                if state in ("installed", "triggers-awaited", "triggers-pending", "half-configured", "unpacked",
+                             "half-installed", "config-files"):
+                    fields.append("Description: test package\n a status dpkg writes")
+                records.append("\n".join(fields) + "\n")
+    status = "\n".join(records)
+    admin = tmp_path / "dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "updates").mkdir()
+    (admin / "status").write_text(status)
+    listed = subprocess.run(["dpkg-query", f"--admindir={admin}", "-W", "-f=${Package}\\t${db:Status-Abbrev}\\n"],
+                            capture_output=True, text=True, check=True).stdout
+    abbrev = dict(line.split("\t") for line in listed.splitlines())
+    # dpkg read every record (it lists none of the not-installed ones, which have no version)
+    assert len(abbrev) == len(records) - len(DPKG_WANTS) * 2
+    # dpkg-query's second letter: i installed, W triggers-awaited, t triggers-pending; c, H, U, F, n are not
+    expected = {name for name, code in abbrev.items() if code[1] in "iWt"}
+    got = {p.name for p in parse_dpkg("/var/lib/dpkg/status", status.encode()).packages}
+    assert got == expected
+    assert {"p-hold-ok-installed", "p-deinstall-ok-installed", "p-purge-ok-installed"} <= got

@@ -2,7 +2,7 @@
 suite, for NDB) says is in them; then against damaged copies of them, which must give an
 RpmdbError (or the good packages plus a warning naming the bad one), never anything else.
 
-Fixtures: /work/shared/fixtures/rpmdb (see its README for origin and licenses), read in place.
+Fixtures: tests/data/packagedb/rpmdb (see its README for origin and licenses).
 """
 
 import ast
@@ -28,7 +28,7 @@ from analyzerd.catalogers.rpmdb import (
 from tests.peak_memory import peak_growth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "rpmdb")
+FIXTURES = os.path.join(ROOT, "tests", "data", "packagedb", "rpmdb")
 
 CASES = [
     ("bdb-small", "Packages", "bdb"),
@@ -42,10 +42,7 @@ QUICK = 2.0
 
 
 def fixture(folder: str, name: str) -> bytes:
-    path = os.path.join(FIXTURES, folder, name)
-    if not os.path.isfile(path):
-        pytest.skip(f"rpmdb fixture {folder}/{name} not present (expected under {os.path.normpath(FIXTURES)})")
-    with open(path, "rb") as f:
+    with open(os.path.join(FIXTURES, folder, name), "rb") as f:
         return f.read()
 
 
