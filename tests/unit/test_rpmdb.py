@@ -795,3 +795,24 @@ def test_module_is_pure():
             assert node.func.id not in ("open", "exec", "eval", "__import__"), node.func.id
         for name in names:
             assert name.split(".")[0] in allowed, name
+
+
+def test_versions_carry_the_epoch_as_rpm_prints_them():
+    """`rpm -qa` prints [epoch:]version-release, and version comparison for vulnerability
+    matching needs the epoch: 1:2.0.0 is newer than any 2.x without one. Every package of the
+    real CBL-Mariner database, with and without an epoch, against what rpm itself read."""
+    from analyzerd.catalogers.purl import purl
+    from analyzerd.catalogers.rpm import parse_rpm
+    with open(os.path.join(FIXTURES, "sqlite-cbl-mariner-2.0", "expected.json"), encoding="utf-8") as f:
+        expected = {p["name"]: p for p in json.load(f)["packages"]}
+    result = parse_rpm("/var/lib/rpm/rpmdb.sqlite", fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
+    got = {p.name: p for p in result.packages}
+    assert set(got) == set(expected)
+    with_epoch = [name for name, p in expected.items() if p["epoch"]]
+    assert len(with_epoch) == 3 and len(expected) - len(with_epoch) == 126
+    for name, rpm in expected.items():
+        version = f"{rpm['version']}-{rpm['release']}"
+        assert got[name].version == (f"{rpm['epoch']}:{version}" if rpm["epoch"] else version), name
+    tools = got["ca-certificates-tools"]
+    assert tools.version == "1:2.0.0-1.cm2" and tools.epoch == 1
+    assert "epoch=1" in purl(tools, None)
