@@ -228,3 +228,42 @@ def test_small_entries_come_with_their_data_and_large_ones_stream():
     large = reader.next_event()
     assert large.path == "/large" and large.data is None
     assert isinstance(reader.next_event(), memoryview)
+
+
+@pytest.mark.parametrize("size", [511, 512, 513, 1023, 1024, 1025])
+@pytest.mark.parametrize("kind", ["gnu", "pax"])
+def test_metadata_records_of_block_sizes_do_not_swallow_the_next_member(kind, size):
+    """A GNU long name or a PAX header whose record is exactly 512 or 1,024 bytes (no padding
+    after it) followed by normal members: each member is read as tarfile wrote it, with its
+    own data. Reading padding after an exact record would skip the real header, and the next
+    file would vanish with its content shown under the long name."""
+    if kind == "gnu":
+        name = "d/" * ((size - 1 - 4) // 2) + "f" * ((size - 1 - 4) % 2) + "file"  # + NUL: ``size`` bytes
+        assert len(name) + 1 == size
+        fmt = tarfile.GNU_FORMAT
+    else:
+        # a PAX record "NNN path=...\n" of the length that makes the record ``size`` bytes long
+        fmt = tarfile.PAX_FORMAT
+        name = None
+        for length in range(1, size):
+            candidate = ("p/" * length)[:length - 1] + "x"  # ends in a file name, not "/"
+            body = f" path={candidate}\n"
+            record = f"{len(body) + len(str(len(body) + 3))}{body}"
+            if len(record.encode()) == size:
+                name = candidate
+                break
+        assert name is not None, f"no single-record PAX header is exactly {size} bytes"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for path, content in ((name, b"long-named content"), ("next", b"next content"), ("last", b"")):
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    data = buffer.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:  # what was written: one long record each time
+        assert [m.name for m in tar.getmembers()] == [name, "next", "last"]
+    for step in (None, 1, 511, 512, 4096):
+        got = [(entry.path, digest) for entry, digest in read_all(data, step)]
+        assert got == [("/" + name, hashlib.sha256(b"long-named content").hexdigest()),
+                       ("/next", hashlib.sha256(b"next content").hexdigest()),
+                       ("/last", hashlib.sha256(b"").hexdigest())], (kind, size, step)
