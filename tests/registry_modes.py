@@ -662,6 +662,7 @@ class ProxyRequest(NamedTuple):
     method: str
     path: str  # path with query, as received
     headers: Headers
+    received_at: float = 0.0  # time.monotonic() when it arrived
 
 
 def _error_body(status: int) -> bytes:
@@ -737,10 +738,11 @@ class FaultProxy(_ThreadedServer):
             self._drop = [n_bytes, times]
 
     def status_burst(self, status: int, times: int, retry_after: int | str | None = None,
-                     all_paths: bool = False) -> None:
+                     all_paths: bool = False, path_contains: str | None = None) -> None:
+        """``path_contains``: only requests whose path holds it (``/manifests/``), instead of blobs."""
         with self._lock:
             self._status = {"status": status, "remaining": times, "retry_after": retry_after,
-                            "all_paths": all_paths}
+                            "all_paths": all_paths, "path_contains": path_contains}
 
     def corrupt(self, times: int = 1) -> None:
         with self._lock:
@@ -762,7 +764,9 @@ class FaultProxy(_ThreadedServer):
         is_blob = BLOB_MARK in urllib.parse.urlsplit(path).path
         with self._lock:
             st = self._status
-            if st and st["remaining"] > 0 and (is_blob or st["all_paths"]):
+            wanted = st is not None and (st["all_paths"] or (
+                st["path_contains"] in path if st["path_contains"] else is_blob))
+            if st and st["remaining"] > 0 and wanted:
                 st["remaining"] -= 1
                 return "status", st
             rd = self._redirect
@@ -793,7 +797,7 @@ class FaultProxy(_ThreadedServer):
 
     def _proxy(self, h: _Handler) -> None:
         method, path = h.command, h.path
-        self.requests.append(ProxyRequest(method, path, _headers_of(h.headers)))
+        self.requests.append(ProxyRequest(method, path, _headers_of(h.headers), time.monotonic()))
         early = self._take_early(method, path)
         if early is not None and early[0] == "status":
             st = early[1]

@@ -226,3 +226,18 @@ registries:
         assert all("authorization" not in {k.lower() for k in headers} for headers in mirror.requests)
         registry_side = [r for r in proxy.requests if "/manifests/" in r.path]
         assert registry_side and all("Authorization" in r.headers for r in registry_side)
+
+
+@pytest.mark.parametrize("where", ["/manifests/", "/blobs/sha256:"])
+def test_429_with_retry_after_on_a_manifest_or_a_blob_is_waited_for_and_retried(proxied, cli, where):
+    """A registry's rate limit answers the manifest or blob request itself (not only the /v2/
+    ping): the request is tried again after Retry-After, and the analysis succeeds."""
+    proxy, image = proxied
+    proxy.status_burst(429, times=2, retry_after=1, path_contains=where)
+    document = json.loads(cli("analyze", f"{proxy.host}/faults/app:1", "--json").stdout)
+    assert document["image"]["manifest_digest"] == image.manifest.digest
+    hits = [r for r in proxy.requests if where in r.path and r.method == "GET"]
+    limited = [(fault, path) for fault, _, path in proxy.injected if fault == "status:429"]
+    assert len(limited) == 2 and all(where in path for _, path in limited)
+    assert len(hits) >= 3  # two refused, then served
+    assert hits[2].received_at - hits[0].received_at >= 1.9  # Retry-After: 1, twice
