@@ -738,11 +738,12 @@ class FaultProxy(_ThreadedServer):
             self._drop = [n_bytes, times]
 
     def status_burst(self, status: int, times: int, retry_after: int | str | None = None,
-                     all_paths: bool = False, path_contains: str | None = None) -> None:
-        """``path_contains``: only requests whose path holds it (``/manifests/``), instead of blobs."""
+                     all_paths: bool = False, path_contains: str | None = None, bare: bool = False) -> None:
+        """``path_contains``: only requests whose path holds it (``/manifests/``), instead of blobs.
+        ``bare``: no error body (a CDN or load balancer in front of the registry answers so)."""
         with self._lock:
             self._status = {"status": status, "remaining": times, "retry_after": retry_after,
-                            "all_paths": all_paths, "path_contains": path_contains}
+                            "all_paths": all_paths, "path_contains": path_contains, "bare": bare}
 
     def corrupt(self, times: int = 1) -> None:
         with self._lock:
@@ -802,7 +803,7 @@ class FaultProxy(_ThreadedServer):
         if early is not None and early[0] == "status":
             st = early[1]
             self.injected.append((f"status:{st['status']}", method, path))
-            body = _error_body(st["status"]) if method != "HEAD" else b""
+            body = _error_body(st["status"]) if method != "HEAD" and not st.get("bare") else b""
             h.read_body()
             extra = {"Retry-After": str(st["retry_after"])} if st["retry_after"] is not None else {}
             h.send_simple(st["status"], body, extra)

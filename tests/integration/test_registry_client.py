@@ -228,12 +228,14 @@ registries:
         assert registry_side and all("Authorization" in r.headers for r in registry_side)
 
 
+@pytest.mark.parametrize("bare", [False, True], ids=["registry-body", "no-body"])
 @pytest.mark.parametrize("where", ["/manifests/", "/blobs/sha256:"])
-def test_429_with_retry_after_on_a_manifest_or_a_blob_is_waited_for_and_retried(proxied, cli, where):
+def test_429_with_retry_after_on_a_manifest_or_a_blob_is_waited_for_and_retried(proxied, cli, where, bare):
     """A registry's rate limit answers the manifest or blob request itself (not only the /v2/
-    ping): the request is tried again after Retry-After, and the analysis succeeds."""
+    ping), with the registry's TOOMANYREQUESTS body or none (a proxy in front of it): the
+    request is tried again after Retry-After, and the analysis succeeds."""
     proxy, image = proxied
-    proxy.status_burst(429, times=2, retry_after=1, path_contains=where)
+    proxy.status_burst(429, times=2, retry_after=1, path_contains=where, bare=bare)
     document = json.loads(cli("analyze", f"{proxy.host}/faults/app:1", "--json").stdout)
     assert document["image"]["manifest_digest"] == image.manifest.digest
     hits = [r for r in proxy.requests if where in r.path and r.method == "GET"]
