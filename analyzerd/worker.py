@@ -10,6 +10,7 @@ import secrets
 import socket
 import time
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 from .analyze import PROGRESS, Progress
@@ -36,7 +37,11 @@ PROGRESS_SECONDS: Final = 2.0
 
 
 class Worker:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """``clock`` and ``sleep`` time the lease renewals (a test drives them)."""
+        self._clock = clock
+        self._sleep = sleep
         self._services = services
         self._config = services.config
         self._store = services.store
@@ -78,17 +83,17 @@ class Worker:
     async def _keep_lease(self, job: Job, progress: Progress) -> None:
         """Renew the job's lease every lease/3 seconds, and write its progress when it moved."""
         lease = self._config.analyzer.lease_seconds
-        renewed = time.monotonic()
+        renewed = self._clock()
         written: dict[str, int] = {}
         while True:
-            await asyncio.sleep(min(PROGRESS_SECONDS, lease / 3))
+            await self._sleep(min(PROGRESS_SECONDS, lease / 3))
             try:
                 now = progress.counts()
                 if now != written:
                     await self._store.set_progress(job.id, self.id, now)
                     written = now
-                if time.monotonic() - renewed >= lease / 3:
-                    renewed = time.monotonic()
+                if self._clock() - renewed >= lease / 3:
+                    renewed = self._clock()
                     if not await self._store.renew_lease(job.id, self.id, lease):
                         log.warning("event=lease_lost job=%d ref=%s", job.id, job.reference)
                         return

@@ -1,0 +1,93 @@
+"""The worker keeps a running job's lease: renewed every lease/3 while the job runs, so no
+other daemon retakes a job whose daemon is alive, however long the job takes. Driven by an
+injected clock over a real SQLite store: no waiting, no timing luck."""
+
+import asyncio
+from types import SimpleNamespace
+
+from analyzerd.config import parse_config
+from analyzerd.daemon import Outcome
+from analyzerd.model import JobStatus
+from analyzerd.store import Store
+from analyzerd.worker import Worker
+
+LEASE = 5.0
+START = 1_000_000.0
+
+
+class VirtualTime:
+    """Seconds that pass only when the worker sleeps; a sleep past ``horizon`` waits until
+    the test moves the horizon (so the test reads the store at a time of its choosing)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.horizon = 0.0
+        self.moved = asyncio.Event()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return START + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        while self.now + seconds > self.horizon:
+            self.moved.clear()
+            await self.moved.wait()
+        self.now += seconds
+        await asyncio.sleep(0)
+
+    async def run_until(self, horizon: float) -> None:
+        self.horizon = horizon
+        self.moved.set()
+        while self.now + LEASE / 3 <= horizon:  # until the worker sleeps past it
+            await asyncio.sleep(0.005)
+
+
+def test_a_running_jobs_lease_is_renewed_so_no_other_daemon_retakes_it(tmp_path):
+    async def scenario():
+        clock = VirtualTime()
+        async with await Store.open(str(tmp_path / "jobs.db")) as store:
+            store.db.now = clock.wall  # the database's clock is the virtual one too
+            [job_id] = await store.enqueue(["registry.example/app:1"], None)
+            release = asyncio.Event()
+
+            async def analyze_and_store(reference, platform, *, force):
+                await release.wait()  # a job that runs as long as the test wants
+                return Outcome("sha256:" + "a" * 64, 1, False)
+
+            config = parse_config({"services": {"analyzer": {"lease_seconds": LEASE}}})
+            services = SimpleNamespace(config=config, store=store, analyze_and_store=analyze_and_store)
+            worker = Worker(services, clock=clock.monotonic, sleep=clock.sleep)
+            job = await store.claim(worker.id, LEASE, max_attempts=3)
+            assert job is not None and job.id == job_id
+            running = asyncio.create_task(worker.process(job))
+
+            for horizon in (4.0, 12.0, 60.0):  # well past the first lease, and many leases later
+                await clock.run_until(horizon)
+                row = await store.get_job(job_id)
+                assert row.status is JobStatus.RUNNING and row.worker == worker.id
+                assert row.lease_until >= clock.wall() + LEASE / 3, (horizon, row.lease_until - clock.wall())
+                # another daemon looking for work now finds none: the lease is alive
+                assert await store.claim("other:1:x", LEASE, max_attempts=3) is None
+
+            release.set()
+            await running
+            done = await store.get_job(job_id)
+            assert done.status is JobStatus.DONE and done.attempts == 1 and done.lease_expiries == 0
+    asyncio.run(scenario())
+
+
+def test_a_lease_that_is_not_renewed_is_retaken_after_it_expires(tmp_path):
+    """The other half: the same claim, with no worker renewing it, is taken by another
+    daemon once the lease has passed, so the test above would see a worker that never renews."""
+    async def scenario():
+        clock = VirtualTime()
+        async with await Store.open(str(tmp_path / "jobs.db")) as store:
+            store.db.now = clock.wall
+            [job_id] = await store.enqueue(["registry.example/app:1"], None)
+            assert (await store.claim("dead:1:x", LEASE, max_attempts=3)).id == job_id
+            clock.now = LEASE + 1
+            retaken = await store.claim("other:1:x", LEASE, max_attempts=3)
+            assert retaken is not None and retaken.id == job_id and retaken.worker == "other:1:x"
+    asyncio.run(scenario())
