@@ -590,6 +590,18 @@ def _secret_search(raw: Any) -> SecretSearch:
     return SecretSearch(**values)
 
 
+def _without_password(location: str) -> str:
+    """A database URL with no password at all. redact() leaves ``***`` in its place, which a
+    config file read back would take for the password; without one, the connection takes
+    it from database_password_file, $ANALYZERD_DATABASE_PASSWORD, $PGPASSWORD or ~/.pgpass."""
+    shown = redact(location)
+    if shown == location:
+        return location
+    parts = urllib.parse.urlsplit(shown)
+    query = "&".join(p for p in parts.query.split("&") if p and p != "password=***")
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.replace(":***@", "@", 1), query=query))
+
+
 def config_yaml(config: Config, source: str | None) -> str:
     """`analyzerd config`: the effective settings as YAML that the config file takes (Anchore's
     layout: ``services.analyzer``). Nothing secret: registry credentials and API users'
@@ -602,8 +614,10 @@ def config_yaml(config: Config, source: str | None) -> str:
 
     top = {f.name: getattr(config, f.name) for f in fields(config)
            if f.name not in ("analyzer", "limits", "registries", "secret_search", "api_users", "source", "database")}
-    database = redact(config.database_location).replace(":***@", "@")  # no password at all: it would be "***"
-    document: dict[str, Any] = {"database": database, **top}
+    # the value as written (a path, ~/..., sqlite:/// or a URL), so that it reads back the same;
+    # unset stays unset (it follows $STATE_DIRECTORY / $XDG_DATA_HOME), named in a comment
+    database = _without_password(config.database) if config.database else None
+    document: dict[str, Any] = {**({"database": database} if database is not None else {}), **top}
     document["services"] = {"analyzer": {f.name: getattr(config.analyzer, f.name) for f in fields(config.analyzer)}}
     document["limits"] = {f.name: getattr(config.limits, f.name) for f in fields(config.limits)}
     search = {f.name: plain(getattr(config.secret_search, f.name)) for f in fields(config.secret_search)}
@@ -615,11 +629,13 @@ def config_yaml(config: Config, source: str | None) -> str:
                               for r in config.registries]
     lines = ["# analyzerd effective configuration",
              f"# read from: {source or 'built-in defaults (no config file found)'}"]
+    if database is None:
+        lines.append(f"# database: not set, so {default_database_path()} here")
     for r in config.registries:
         if r.credentials is not None:
             lines.append(f"# registries[{r.host}]: username {r.credentials.username!r} and its password are not "
                          "printed (password, password_env or password_file)")
-    if database != config.database_location:
+    if database is not None and database != config.database:
         lines.append("# database: the password in its URL is not printed (database_password_file, or "
                      "$ANALYZERD_DATABASE_PASSWORD)")
     if config.api_users:
@@ -632,21 +648,29 @@ def config_yaml(config: Config, source: str | None) -> str:
 SYSTEM_CONFIG: Final = "/etc/analyzerd/config.yaml"
 #: In the working directory, as Syft reads ./.syft.yaml.
 LOCAL_CONFIG_NAME: Final = ".analyzerd.yaml"
+#: The user's, under $XDG_CONFIG_HOME (default ~/.config), as the XDG base directory spec says.
+USER_CONFIG_NAME: Final = "analyzerd/config.yaml"
+#: Where a config file is looked for when neither --config nor $ANALYZERD_CONFIG names one,
+#: first found wins; none found: the built-in defaults. Spelt for --help and the README;
+#: config_search_path() gives this host's actual paths, in this order.
+CONFIG_SEARCH_PATH: Final = (f"./{LOCAL_CONFIG_NAME}", f"${{XDG_CONFIG_HOME:-~/.config}}/{USER_CONFIG_NAME}",
+                             SYSTEM_CONFIG)
 
 
 def config_search_path(environ: Mapping[str, str] = os.environ, cwd: str | None = None) -> tuple[str, ...]:
-    """Where a config file is looked for when none is named, first found wins:
-    ./.analyzerd.yaml, $XDG_CONFIG_HOME/analyzerd/config.yaml (~/.config/...), /etc/analyzerd/config.yaml."""
+    """CONFIG_SEARCH_PATH on this host: the working directory's, the user's, the system's."""
     config_home = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"),
                                                                  ".config")
-    return (os.path.join(cwd or os.getcwd(), LOCAL_CONFIG_NAME), os.path.join(config_home, "analyzerd", "config.yaml"),
+    return (os.path.join(cwd or os.getcwd(), LOCAL_CONFIG_NAME), os.path.join(config_home, USER_CONFIG_NAME),
             SYSTEM_CONFIG)
 
 
 def discover_config_path(explicit: str | None, environ: Mapping[str, str] = os.environ,
                          cwd: str | None = None) -> str | None:
     """The config file to read: ``explicit`` (--config), else $ANALYZERD_CONFIG, else the
-    first of ``config_search_path`` that exists; None: the built-in defaults."""
+    first of CONFIG_SEARCH_PATH that is a file; None: the built-in defaults. A file named by
+    --config or $ANALYZERD_CONFIG is returned whether or not it exists (load_config then
+    says it does not): a name given is never silently passed over."""
     if explicit:
         return explicit
     if environ.get("ANALYZERD_CONFIG"):

@@ -195,6 +195,8 @@ def _without(config, *names):
 def test_config_yaml_is_a_config_file_that_gives_the_same_settings(tmp_path, monkeypatch):
     """`analyzerd config` prints YAML the config file takes: loading it gives the settings it
     was printed from, except the secrets it leaves out (named in comments)."""
+    import dataclasses
+
     import yaml
 
     from analyzerd.config import config_yaml
@@ -217,18 +219,48 @@ def test_config_yaml_is_a_config_file_that_gives_the_same_settings(tmp_path, mon
                           "rules": ["TOKEN=tok_[a-z]{8}"], "fingerprint_key_file": str(tmp_path / "k")},
         "api_users": {"alice": hash_password("a long passphrase")},
     }, "rich.yaml")
-    for config, source in ((parse_config({}), None), (rich, "rich.yaml")):
+    home = parse_config({"database": "~/results/a.db", "secret_search": {"max_file_size_megabytes": 0.3}})
+    for config, source in ((parse_config({}), None), (rich, "rich.yaml"), (home, "home.yaml")):
         text = config_yaml(config, source)
         assert "s3cret-registry-password" not in text and "db-pass" not in text and "scrypt" not in text
         again = parse_config(yaml.safe_load(text))
+        # every field but the secrets left out: the registries' credentials, the API users, the
+        # database URL's password (the URL itself is compared below)
         assert _without(again, "source", "registries", "api_users", "database") == \
             _without(config, "source", "registries", "api_users", "database")
         assert [(r.host, r.ca_cert, r.insecure) for r in again.registries] == \
             [(r.host, r.ca_cert, r.insecure) for r in config.registries]
+        assert again.registries == tuple(dataclasses.replace(r, credentials=None) for r in config.registries)
+        assert again.database == config.database.replace(":db-pass@", "@")
+        assert again.api_users == ()
     text = config_yaml(rich, "rich.yaml")
     assert text.startswith("# analyzerd effective configuration\n# read from: rich.yaml\n")
     assert "username 'bot'" in text and "api_users: alice" in text
+    assert "services:\n  analyzer:\n" in text and "max_file_size_megabytes: 2.0" in text
+    assert "max_file_size_bytes" not in text and "source" not in yaml.safe_load(text)
     assert parse_config(yaml.safe_load(text)).database_location == "postgresql://analyzer@db.internal/analyzerd"
+    defaults = config_yaml(parse_config({}), None)
+    assert defaults.startswith("# analyzerd effective configuration\n# read from: built-in defaults")
+    assert f"# database: not set, so {default_database_path()} here\n" in defaults  # unset stays unset
+    assert "database" not in yaml.safe_load(defaults)
+
+
+@pytest.mark.parametrize("url, printed", [
+    ("postgresql://u:p%40ss@db:5432/a?sslmode=require", "postgresql://u@db:5432/a?sslmode=require"),
+    ("postgresql://u@db/a?password=pw&sslmode=require", "postgresql://u@db/a?sslmode=require"),
+    ("postgresql://u:x@db/a?sslmode=require&password=pw", "postgresql://u@db/a?sslmode=require"),
+    ("postgresql://u@db/a", "postgresql://u@db/a"),
+    ("sqlite:///var/lib/analyzerd/analyzerd.db", "sqlite:///var/lib/analyzerd/analyzerd.db"),
+])
+def test_config_yaml_prints_the_database_url_without_any_password(url, printed):
+    """Not redacted to ***, which the file read back would take for the password: left out."""
+    import yaml
+
+    from analyzerd.config import config_yaml
+    text = config_yaml(parse_config({"database": url}), "x.yaml")
+    assert yaml.safe_load(text)["database"] == printed
+    assert "pw" not in text and "p%40ss" not in text and "***" not in text
+    assert ("the password in its URL is not printed" in text) == (url != printed)
 
 
 def test_the_config_file_is_found_by_one_documented_rule(tmp_path, monkeypatch):
@@ -255,3 +287,15 @@ def test_the_config_file_is_found_by_one_documented_rule(tmp_path, monkeypatch):
         "/from/env.yaml"
     assert discover_config_path("/explicit.yaml", {**environ, "ANALYZERD_CONFIG": "/x"}, str(work)) == \
         "/explicit.yaml"
+    assert discover_config_path(None, {**environ, "ANALYZERD_CONFIG": str(tmp_path / "absent.yaml")}, str(work)) == \
+        str(tmp_path / "absent.yaml")  # named, so load_config says it is missing: never passed over
+
+
+def test_the_documented_search_path_is_the_one_searched(tmp_path):
+    from analyzerd.config import CONFIG_SEARCH_PATH, SYSTEM_CONFIG, config_search_path
+    assert CONFIG_SEARCH_PATH == ("./.analyzerd.yaml", "${XDG_CONFIG_HOME:-~/.config}/analyzerd/config.yaml",
+                                  "/etc/analyzerd/config.yaml")
+    searched = config_search_path({"HOME": "/home/u"}, str(tmp_path))
+    assert searched == (str(tmp_path / ".analyzerd.yaml"), "/home/u/.config/analyzerd/config.yaml", SYSTEM_CONFIG)
+    assert config_search_path({"HOME": "/home/u", "XDG_CONFIG_HOME": "/xdg"}, str(tmp_path))[1] == \
+        "/xdg/analyzerd/config.yaml"
