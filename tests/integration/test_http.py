@@ -70,14 +70,36 @@ def test_health_status_metrics_and_submit_with_basic_auth(tmp_path, db_path):
         assert request(base + "/v1/jobs", auth=auth, data={"images": ["not a reference!"]})[0] == 400
         assert request(base + "/v1/jobs", auth=auth, data=["x"])[0] == 400
 
+        # the job is followed over HTTP, by its id, until the daemon is done with it
+        for path in (f"/v1/jobs/{job_id}", "/v1/jobs?status=done"):
+            status, body, headers = request(base + path)
+            assert status == 401 and json.loads(body)["error"] == "unauthorized" and "Basic" in headers["WWW-Authenticate"]
+        seen = []
         deadline = time.monotonic() + 60
         while True:
-            status, body, _ = request(base + "/status", auth=auth)
-            document = json.loads(body)
-            if document["jobs"].get("done") == 1:
+            status, body, headers = request(f"{base}/v1/jobs/{job_id}", auth=auth)
+            assert status == 200 and headers["Content-Type"].startswith("application/json"), body
+            job = json.loads(body)
+            seen.append(job["status"])
+            if job["status"] == "done":
                 break
-            assert time.monotonic() < deadline, document
-            time.sleep(0.2)
+            assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.1)
+        assert seen[-1] == "done" and set(seen) <= {"queued", "running", "done"}
+        assert job["id"] == job_id and job["reference"] == "oci:examples/sample-image:1"
+        assert job["image_digest"].startswith("sha256:") and job["error"] is None and job["finished_at"]
+        _, body, _ = request(base + "/v1/jobs?status=done", auth=auth)
+        assert json.loads(body)["jobs"] == [job]
+        for other in ("queued", "running", "failed"):
+            assert json.loads(request(f"{base}/v1/jobs?status={other}", auth=auth)[1])["jobs"] == [], other
+        # the same document as the CLI's (one serializer: Job.as_dict)
+        cli = subprocess.run([sys.executable, "-m", "analyzerd", "--db", db_path, "jobs", "--json"],
+                             capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
+        assert json.loads(cli.stdout)["jobs"] == [job]
+
+        status, body, _ = request(base + "/status", auth=auth)
+        document = json.loads(body)
+        assert document["jobs"] == {"done": 1}
         assert document["running"] == [] and document["version"]
 
         status, text, headers = request(base + "/metrics", auth=auth)
@@ -302,8 +324,9 @@ def test_a_bad_submission_is_refused_naming_the_field(db_path, body, field, word
             async with http.post(base + "/v1/jobs", json=body) as resp:
                 document = await resp.json()
                 assert resp.status == 400, document
-                assert document["field"] == field and document["error"].startswith(f"{field}: ")
-                assert words in document["error"]
+                assert document["field"] == field and document["message"].startswith(f"{field}: ")
+                assert words in document["message"]
+                assert document["error"] == ("invalid-reference" if field == "images[1]" else "invalid-job")
     asyncio.run(scenario())
 
 
@@ -432,30 +455,113 @@ def test_jobs_are_read_back_by_id_and_by_status(db_path):
             async with aiohttp.ClientSession() as anonymous:
                 for path in (f"/v1/jobs/{first}", "/v1/jobs"):
                     async with anonymous.get(base + path) as resp:
-                        assert resp.status == 401 and (await resp.json())["code"] == "unauthorized"
+                        assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
+                        assert resp.headers["WWW-Authenticate"] == 'Basic realm="analyzerd"'
+            async with http.get(base + "/v1/jobs", headers=basic("ops", "wrong")) as resp:
+                assert resp.status == 401
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("method, path, status, code, words", [
-    ("GET", "/v1/jobs/999", 404, "not-found", "no job 999"),
-    ("GET", "/v1/jobs/abc", 400, "invalid-argument", "not a number"),
-    ("GET", "/v1/jobs?status=finished", 400, "invalid-argument", "status: expected one of"),
-    ("GET", "/v1/jobs?limit=0", 400, "invalid-argument", "limit: expected 1 to 1000"),
-    ("GET", "/v1/nothing-here", 404, "not-found", "no such endpoint"),
-    ("DELETE", "/v1/jobs", 405, "method-not-allowed", "Method Not Allowed"),
-    ("POST", "/v1/jobs", 413, "payload-too-large", ""),
-    ("POST", "/v1/jobs/", 404, "not-found", "no such endpoint"),
+BIG_BODY = b'{"images": ["' + b"a" * (2 * 1024 * 1024) + b'"]}'
+
+
+@pytest.mark.parametrize("method, path, body, status, code, words", [
+    ("GET", "/v1/jobs/999", None, 404, "not-found", "there is no job 999"),
+    ("GET", "/v1/jobs/0999", None, 404, "not-found", "there is no job 999"),
+    ("GET", "/v1/jobs/" + "9" * 19, None, 404, "not-found", "there is no job 9999999999999999999"),  # > 2**63-1
+    ("GET", "/v1/jobs/" + "9" * 5000, None, 404, "not-found", "there is no job 99999"),
+    ("GET", "/v1/jobs/abc", None, 400, "invalid-argument", "id: expected a job id (a number), got 'abc'"),
+    ("GET", "/v1/jobs/-1", None, 400, "invalid-argument", "id: expected a job id"),
+    ("GET", "/v1/jobs/%C2%B2", None, 400, "invalid-argument", "id: expected a job id"),  # '²' is a digit to Python
+    ("GET", "/v1/jobs?status=finished", None, 400, "invalid-argument",
+     "status: expected one of queued, running, done, failed, got 'finished'"),
+    ("GET", "/v1/jobs?status=", None, 400, "invalid-argument", "status: expected one of"),
+    ("GET", "/v1/jobs?limit=0", None, 400, "invalid-argument", "limit: expected 1 to 1000, got '0'"),
+    ("GET", "/v1/jobs?limit=1001", None, 400, "invalid-argument", "limit: expected 1 to 1000"),
+    ("GET", "/v1/jobs?limit=ten", None, 400, "invalid-argument", "limit: expected 1 to 1000"),
+    ("GET", "/v1/jobs?limit=" + "1" * 5000, None, 400, "invalid-argument", "limit: expected 1 to 1000"),
+    ("GET", "/v1/jobs?stauts=failed", None, 400, "invalid-argument", "stauts: unknown parameter"),
+    ("GET", "/v1/nothing-here", None, 404, "not-found", "no such endpoint: GET /v1/nothing-here"),
+    ("GET", "/", None, 404, "not-found", "no such endpoint: GET /"),
+    ("POST", "/v1/jobs/", b"{}", 404, "not-found", "no such endpoint: POST /v1/jobs/"),
+    ("DELETE", "/v1/jobs", None, 405, "method-not-allowed", "method not allowed: DELETE /v1/jobs"),
+    ("PUT", "/v1/jobs/1", b"{}", 405, "method-not-allowed", "method not allowed: PUT /v1/jobs/1"),
+    ("POST", "/v1/jobs", BIG_BODY, 413, "payload-too-large", "the request body is over 1 MiB"),
+    ("POST", "/v1/jobs", b"{not json", 400, "invalid-job", "the body is not JSON"),
 ])
-def test_every_error_is_a_json_body_with_a_code(db_path, method, path, status, code, words):
+def test_every_error_is_a_json_body_with_a_code(db_path, method, path, body, status, code, words):
     async def scenario():
         async with endpoint(db_path) as base, aiohttp.ClientSession(headers=basic("ops", PASSWORD)) as http:
-            data = b'{"images": ["' + b"a" * (2 * 1024 * 1024) + b'"]}' if status == 413 else None
-            async with http.request(method, base + path, data=data,
-                                    headers={"Content-Type": "application/json"} if data else None) as resp:
+            headers = {"Content-Type": "application/json"} if body is not None else None
+            async with http.request(method, base + path, data=body, headers=headers) as resp:
                 assert resp.status == status
                 assert resp.content_type == "application/json", await resp.text()
                 document = await resp.json()
-                assert document["code"] == code and words in document["error"], document
+                assert document["error"] == code and words in document["message"], document
+                assert set(document) <= {"error", "message", "field"}
+                if status == 400 and code == "invalid-argument":
+                    assert document["message"].startswith(document["field"] + ": ")
                 if status == 405:
-                    assert "POST" in resp.headers["Allow"]
+                    assert "GET" in resp.headers["Allow"] and resp.headers["Allow"] in document["message"]
+    asyncio.run(scenario())
+
+
+def test_auth_and_limit_errors_are_json_and_keep_their_headers(db_path):
+    """401, 429, 415 and 503 answer in JSON too, with WWW-Authenticate, Retry-After, Accept."""
+    async def scenario():
+        async with endpoint(db_path, "auth_failure_limit: 1") as base, aiohttp.ClientSession() as http:
+            async with http.get(base + "/v1/jobs") as resp:
+                assert resp.status == 401 and resp.content_type == "application/json"
+                assert resp.headers["WWW-Authenticate"] == 'Basic realm="analyzerd"'
+                assert await resp.json() == {"error": "unauthorized", "message": "unauthorized"}
+            async with http.get(base + "/no-such-route") as resp:  # routes are not told to strangers
+                assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"
+            async with http.get(base + "/v1/jobs", headers=basic("ops", "wrong")) as resp:
+                assert resp.status == 401
+            async with http.get(base + "/v1/jobs/1", headers=basic("ops", "wrong")) as resp:
+                assert resp.status == 429 and resp.content_type == "application/json"
+                assert int(resp.headers["Retry-After"]) >= 1
+                document = await resp.json()
+                assert document["error"] == "too-many-requests" and "retry after" in document["message"]
+        async with endpoint(db_path) as base, aiohttp.ClientSession(headers=basic("ops", PASSWORD)) as http:
+            async with http.post(base + "/v1/jobs", data="{}", headers={"Content-Type": "text/plain"}) as resp:
+                assert resp.status == 415 and resp.headers["Accept"] == "application/json"
+                assert (await resp.json())["error"] == "unsupported-media-type"
+    asyncio.run(scenario())
+
+
+def test_an_unexpected_error_is_a_json_500_that_tells_nothing_more(db_path, monkeypatch, caplog):
+    from analyzerd.store import Store
+
+    async def broken(self, job_id):
+        raise RuntimeError("secret detail /var/lib/analyzerd")
+
+    monkeypatch.setattr(Store, "get_job", broken)
+
+    async def scenario():
+        async with endpoint(db_path) as base, aiohttp.ClientSession(headers=basic("ops", PASSWORD)) as http:
+            for accept in ("application/json", "text/html"):
+                async with http.get(base + "/v1/jobs/1", headers={"Accept": accept}) as resp:
+                    assert resp.status == 500 and resp.content_type == "application/json"
+                    text = await resp.text()
+                    assert json.loads(text)["error"] == "internal-error" and "secret detail" not in text
+            async with http.get(base + "/v1/jobs") as resp:  # the endpoint goes on
+                assert resp.status == 200
+    with caplog.at_level(logging.ERROR, logger="analyzerd.http"):
+        asyncio.run(scenario())
+    assert "event=http_internal_error path=/v1/jobs/1 error=RuntimeError('secret detail" in caplog.text
+
+
+def test_jobs_are_listed_newest_first_within_the_limit(db_path):
+    async def scenario():
+        async with endpoint(db_path) as base, aiohttp.ClientSession(headers=basic("ops", PASSWORD)) as http:
+            async with http.post(base + "/v1/jobs", json={"images": [f"oci:x:{i}" for i in range(105)]}) as resp:
+                ids = (await resp.json())["jobs"]
+            async with http.get(base + "/v1/jobs") as resp:
+                listed = [j["id"] for j in (await resp.json())["jobs"]]
+                assert listed == ids[::-1][:100]  # DEFAULT_JOB_LIST
+            async with http.get(base + "/v1/jobs?limit=1000&status=queued") as resp:
+                assert [j["id"] for j in (await resp.json())["jobs"]] == ids[::-1]
+            async with http.get(base + "/v1/jobs?limit=3") as resp:
+                assert [j["id"] for j in (await resp.json())["jobs"]] == ids[::-1][:3]
     asyncio.run(scenario())

@@ -1,14 +1,16 @@
 """The HTTP endpoint's defences, on their own: the failed-login limiter (a fake clock), the
-client key, the dummy password hash, the TLS and limiter config keys, and the job-request
-validation that `submit` and POST /v1/jobs share."""
+client key, the dummy password hash, the TLS and limiter config keys, the job-request
+validation that `submit` and POST /v1/jobs share, and the JSON error middleware."""
 
+import asyncio
 import base64
 
 import pytest
+from aiohttp import test_utils, web
 
 from analyzerd.config import parse_config
 from analyzerd.errors import ConfigError, InvalidJobError
-from analyzerd.http import LoginLimiter, client_key, is_loopback
+from analyzerd.http import LoginLimiter, client_key, is_loopback, json_errors
 from analyzerd.passwords import check_password_hash, dummy_hash, hash_password, verify_password
 from analyzerd.submission import MAX_PLATFORM_LENGTH, validate_job_request
 
@@ -185,3 +187,31 @@ def test_job_request_validation():
     with pytest.raises(InvalidJobError, match=r"^REF\[0\]: invalid image reference") as info:
         validate_job_request(["no such thing!"], references_field="REF")
     assert info.value.hint and info.value.reference == "invalid-reference"  # the documented code for a bad reference
+
+
+class Teapot(web.HTTPClientError):
+    status_code = 418  # a status the endpoint has no code of its own for
+
+
+def test_json_errors_answers_any_http_error_in_json_and_keeps_its_headers():
+    async def raising(request):
+        raise {"busy": web.HTTPServiceUnavailable(headers={"Retry-After": "7", "X-Other": "dropped"}),
+               "teapot": Teapot(), "moved": web.HTTPFound("/elsewhere"),
+               "headers": web.HTTPRequestHeaderFieldsTooLarge()}[request.match_info["what"]]
+
+    app = web.Application(middlewares=[json_errors])
+    app.router.add_get("/{what}", raising)
+
+    async def scenario():
+        async with test_utils.TestClient(test_utils.TestServer(app)) as client:
+            resp = await client.get("/busy")
+            assert resp.status == 503 and resp.content_type == "application/json"
+            assert resp.headers["Retry-After"] == "7" and "X-Other" not in resp.headers
+            assert await resp.json() == {"error": "unavailable", "message": "Service Unavailable"}
+            resp = await client.get("/headers")
+            assert (await resp.json())["error"] == "request-header-fields-too-large"
+            resp = await client.get("/teapot")
+            assert resp.status == 418 and (await resp.json())["error"] == "im-a-teapot"
+            resp = await client.get("/moved", allow_redirects=False)  # not an error: left alone
+            assert resp.status == 302 and resp.headers["Location"] == "/elsewhere"
+    asyncio.run(scenario())
