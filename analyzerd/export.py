@@ -139,7 +139,9 @@ _SYFT_TYPES: Final = {"pypi": "python", "npm": "npm", "gem": "gem", "maven": "ja
                       "apk": "apk", "rpm": "rpm"}
 
 
-#: Go's os.FileMode bits, which Syft writes (as archive/tar's FileInfo gives them)
+#: Go's os.FileMode bits, which Syft writes: stereoscope's file.NewMetadata keeps the tar
+#: header's FileInfo(), and syftjson's toFileMetadataEntry writes
+#: strconv.Atoi(fmt.Sprintf("%o", metadata.Mode())) (anchore/syft v1.18.1)
 _GO_MODE_SYMLINK: Final = 1 << 27
 _GO_MODE_DEVICE: Final = 1 << 26
 _GO_MODE_NAMED_PIPE: Final = 1 << 25
@@ -147,9 +149,10 @@ _GO_MODE_SETUID: Final = 1 << 23
 _GO_MODE_SETGID: Final = 1 << 22
 _GO_MODE_CHAR_DEVICE: Final = 1 << 21
 _GO_MODE_STICKY: Final = 1 << 20
-#: Go's ModeDir (1 << 31) is left out: Syft reads a mode back as an int32, so `syft convert`
-#: refuses the directory modes `syft scan` writes ("out of the range that int32 can
-#: represent"); the entry's type says it is a directory.
+#: Go's ModeDir (1 << 31) is left out: Syft before 1.27.1 (PyPI's newest is 1.18.1) reads a
+#: mode back only if its octal digits, as a decimal number, fit an int32 (safeFileModeConvert),
+#: so `syft convert` refuses the directory modes `syft scan` writes (20000000755: "out of the
+#: range that int32 can represent") and reads them as 0; the entry's type says it is a directory.
 _GO_TYPE_BITS: Final = {"symlink": _GO_MODE_SYMLINK, "fifo": _GO_MODE_NAMED_PIPE,
                         "block": _GO_MODE_DEVICE, "char": _GO_MODE_DEVICE | _GO_MODE_CHAR_DEVICE}
 _SYFT_FILE_TYPES: Final = {"file": "RegularFile", "hardlink": "HardLink", "symlink": "SymbolicLink",
