@@ -195,3 +195,36 @@ def test_show_summary(registry, cli):
     assert [f["path"] for f in summary["setuid_setgid"]] == ["/usr/bin/helper"]
     assert [f["path"] for f in summary["world_writable"]] == ["/srv/open.txt"]  # not the sticky /tmp, not links
     assert summary["secrets"]["total"] == 0
+
+
+def test_held_and_deinstall_marked_packages_are_reported_as_dpkg_query_lists_them(registry, cli, tmp_path):
+    """An image whose upper layer ran `apt-mark hold` on one package and marked another for
+    removal without removing it (a real Ubuntu status file): the analysis reports the same
+    packages as dpkg-query reading that image's status file."""
+    import pathlib
+    import shutil
+    import subprocess
+    assert shutil.which("dpkg-query"), "dpkg-query (Debian's dpkg) gives the expected packages"
+    real = (pathlib.Path(__file__).parents[1] / "data" / "packagedb" / "dpkg" / "ubuntu-status" / "var" / "lib" /
+            "dpkg" / "status").read_text()
+    wanted = {"bash": "hold ok installed", "gzip": "deinstall ok installed"}
+    paragraphs = real.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        name = paragraph.partition("Package: ")[2].partition("\n")[0]
+        if name in wanted:
+            paragraphs[i] = paragraph.replace("Status: install ok installed", f"Status: {wanted[name]}")
+    marked = "\n\n".join(paragraphs)
+    assert marked.count("hold ok installed") == 1 and marked.count("deinstall ok installed") == 1
+    admin = tmp_path / "dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "updates").mkdir()
+    (admin / "status").write_text(marked)
+    listed = subprocess.run(["dpkg-query", f"--admindir={admin}", "-W", "-f=${Package} ${db:Status-Abbrev}\\n"],
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    expected = {line.split()[0] for line in listed if line and line.split()[1][1] in "iWt"}
+    assert {"bash", "gzip"} <= expected
+    lower = make_layer([Member("etc/os-release", OS_RELEASE), Member("var/lib/dpkg/status", real.encode())])
+    upper = make_layer([Member("var/lib/dpkg/status", marked.encode())])
+    push_image(registry.url, "pkgs/held", "1", build_image([lower, upper]))
+    document = packages_of(cli, f"{registry.host}/pkgs/held:1")
+    assert {p["name"] for p in document["packages"] if p["type"] == "deb"} == expected
