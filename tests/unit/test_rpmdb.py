@@ -816,3 +816,26 @@ def test_versions_carry_the_epoch_as_rpm_prints_them():
     tools = got["ca-certificates-tools"]
     assert tools.version == "1:2.0.0-1.cm2" and tools.epoch == 1
     assert "epoch=1" in purl(tools, None)
+
+
+def test_every_field_of_an_rpm_package_as_rpm_read_it():
+    """What analyzerd reports of each package of the real CBL-Mariner database, field by
+    field, against rpm -qa's reading of the same file: arch, source package name and
+    version (from its source rpm), license, vendor, installed size, and each file with its
+    digest (sha256 here: the database's digest algorithm)."""
+    import re
+
+    from analyzerd.catalogers.rpm import parse_rpm
+    with open(os.path.join(FIXTURES, "sqlite-cbl-mariner-2.0", "expected.json"), encoding="utf-8") as f:
+        expected = {p["name"]: p for p in json.load(f)["packages"]}
+    got = {p.name: p for p in parse_rpm("/var/lib/rpm/rpmdb.sqlite",
+                                        fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite")).packages}
+    for name, rpm in expected.items():
+        package = got[name]
+        source = re.fullmatch(r"(.+)-([^-]+-[^-]+)\.src\.rpm", rpm["sourceRpm"])
+        assert (package.type, package.arch, package.license, package.vendor, package.installed_size) == \
+            ("rpm", rpm["arch"], rpm["license"], rpm["vendor"], rpm["size"] or None), name
+        assert (package.source_name, package.source_version) == (source.group(1), source.group(2)), name
+        assert package.metadata == {"source_rpm": rpm["sourceRpm"]}, name
+        files = [(f.path, f.digest, f.algorithm) for f in package.files]
+        assert files == [(f["path"], f["digest"] or None, "sha256" if f["digest"] else None) for f in rpm["files"]], name
