@@ -839,3 +839,20 @@ def test_every_field_of_an_rpm_package_as_rpm_read_it():
         assert package.metadata == {"source_rpm": rpm["sourceRpm"]}, name
         files = [(f.path, f.digest, f.algorithm) for f in package.files]
         assert files == [(f["path"], f["digest"] or None, "sha256" if f["digest"] else None) for f in rpm["files"]], name
+
+
+def test_a_package_without_a_source_rpm_and_a_database_that_does_not_read():
+    """A header with no SOURCERPM (gpg-pubkey entries have none) names no source package and
+    keeps no empty metadata; a file that is no rpm database is a warning naming it, not a crash."""
+    from analyzerd.catalogers.rpm import parse_rpm, rpm_package
+    from analyzerd.catalogers.rpmdb import RpmPackage
+    bare = rpm_package(RpmPackage(name="gpg-pubkey", epoch=None, version="3228467c", release="613798eb", arch="",
+                                  source_rpm="", license="pubkey", vendor="", size=0, digest_algorithm="md5",
+                                  files=()))
+    assert (bare.source_name, bare.source_version, bare.metadata) == (None, None, {})
+    assert (bare.version, bare.arch, bare.vendor, bare.installed_size) == ("3228467c-613798eb", None, None, None)
+    broken = parse_rpm("/var/lib/rpm/Packages", b"not a database at all" * 100)
+    assert broken.packages == []
+    assert len(broken.warnings) == 1 and broken.warnings[0].startswith("/var/lib/rpm/Packages: not a readable rpm database")
+    read = parse_rpm("/var/lib/rpm/rpmdb.sqlite", fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
+    assert read.warnings == []
