@@ -147,3 +147,39 @@ def test_dpkg_status_words_agree_with_dpkg_query(tmp_path):
     got = {p.name for p in parse_dpkg("/var/lib/dpkg/status", status.encode()).packages}
     assert got == expected
     assert {"p-hold-ok-installed", "p-deinstall-ok-installed", "p-purge-ok-installed"} <= got
+
+
+def test_dpkg_fields_agree_with_dpkg_query_for_every_package(tmp_path):
+    """Maintainer, installed size (dpkg's KiB), section, priority, multi-arch, homepage and the
+    status line of every installed package of the real Ubuntu status file, as dpkg-query
+    prints them from the same file."""
+    import shutil
+    import subprocess
+    assert shutil.which("dpkg-query"), "dpkg-query (Debian's dpkg) is needed: it is the expected result"
+    status = fixture("dpkg", "ubuntu-status", "var", "lib", "dpkg", "status")
+    admin = tmp_path / "dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "updates").mkdir()
+    (admin / "status").write_bytes(status)
+    columns = ("Package", "Version", "Architecture", "Maintainer", "Installed-Size", "Section", "Priority",
+               "Multi-Arch", "Homepage", "Status", "db:Status-Abbrev")
+    listed = subprocess.run(["dpkg-query", f"--admindir={admin}", "-W",
+                             "-f=" + "\\t".join("${%s}" % c for c in columns) + "\\n"],
+                            capture_output=True, text=True, check=True).stdout
+    expected = {}
+    for line in listed.splitlines():
+        row = dict(zip(columns, line.split("\t")))
+        if row["db:Status-Abbrev"][1] in "iWt":
+            expected[row["Package"]] = row
+    packages = {p.name: p for p in parse_dpkg("/var/lib/dpkg/status", status).packages}
+    assert set(packages) == set(expected) and len(expected) == 90
+    for name, row in expected.items():
+        p = packages[name]
+        assert (p.type, p.version, p.arch) == ("deb", row["Version"], row["Architecture"] or None), name
+        assert p.maintainer == (row["Maintainer"] or None), name
+        assert p.installed_size == (int(row["Installed-Size"]) * 1024 if row["Installed-Size"] else None), name
+        # dpkg-query prints Multi-Arch's default, "no", for a package without the field
+        shown = {k: p.metadata.get(k, "no" if k == "Multi-Arch" else "")
+                 for k in ("Status", "Section", "Priority", "Multi-Arch", "Homepage")}
+        assert shown == {k: row[k] for k in shown}, name
+        assert set(p.metadata) <= set(shown) and all(p.metadata.values()), name
