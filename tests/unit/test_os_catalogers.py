@@ -183,3 +183,31 @@ def test_dpkg_fields_agree_with_dpkg_query_for_every_package(tmp_path):
                  for k in ("Status", "Section", "Priority", "Multi-Arch", "Homepage")}
         assert shown == {k: row[k] for k in shown}, name
         assert set(p.metadata) <= set(shown) and all(p.metadata.values()), name
+
+
+def test_dpkg_info_list_and_md5sums_as_dpkg_reads_them(tmp_path):
+    """A real Debian 12 info/base-files.list and .md5sums: the paths are those dpkg-query -L
+    lists from the same files (no "/." entry), the digests every md5sums line's, each path
+    absolute; the claim names the package."""
+    import shutil
+    import subprocess
+    assert shutil.which("dpkg-query"), "dpkg-query (Debian's dpkg) is needed: it is the expected result"
+    listing = fixture("dpkg", "debian12-info", "base-files.list")
+    sums = fixture("dpkg", "debian12-info", "base-files.md5sums")
+    admin = tmp_path / "dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "updates").mkdir()
+    (admin / "info" / "base-files.list").write_bytes(listing)
+    (admin / "status").write_text("Package: base-files\nStatus: install ok installed\nArchitecture: amd64\n"
+                                  "Version: 12.4+deb12u11\nMaintainer: Santiago Vila <sanvila@debian.org>\n"
+                                  "Description: Debian base system miscellaneous files\n")
+    listed = subprocess.run(["dpkg-query", f"--admindir={admin}", "-L", "base-files"], capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    (claim,) = parse_dpkg("/var/lib/dpkg/info/base-files.list", listing).claims
+    assert claim.package == "base-files"
+    assert list(claim.paths) == [p for p in listed if p != "/."] and len(claim.paths) > 80
+    (claim,) = parse_dpkg("/var/lib/dpkg/info/base-files.md5sums", sums).claims
+    expected = [(("/" + line[34:]), line[:32]) for line in sums.decode().splitlines()]
+    assert [(f.path, f.digest, f.algorithm) for f in claim.files] == [(p, d, "md5") for p, d in expected]
+    assert claim.package == "base-files" and all(f.path.startswith("/usr/") or f.path.startswith("/etc/")
+                                                 for f in claim.files)
