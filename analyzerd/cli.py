@@ -319,7 +319,7 @@ async def _write_outputs(args: argparse.Namespace, config: Config, store: Any, k
                                     default_platform=config.default_platform)
     owned = None
     if any(fmt == "spdx-json" for fmt, _ in outputs):
-        row = await store.find_image(document["image"]["manifest_digest"])
+        [row] = await store.images_for(document["image"]["manifest_digest"], limit=1)
         owned = await store.package_file_paths(row["id"])
     for fmt, path in outputs:
         if fmt == "table":

@@ -251,11 +251,16 @@ def _package_table(document: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _layer_index(document: dict[str, Any]) -> dict[str, int]:
+    """Layer digest -> its position (the tables' L column)."""
+    return {layer["digest"]: i for i, layer in enumerate(document["image"]["layers"])}
+
+
 def _secret_table(document: dict[str, Any]) -> list[str]:
     secrets = document["secrets"]
     if not secrets:
         return ["secrets: none found"]
-    layer_index = {layer["digest"]: i for i, layer in enumerate(document["image"]["layers"])}
+    layer_index = _layer_index(document)
     width = max(12, *(len(s["match"]) for s in secrets))
     lines = [f"{'SEVERITY':<9} {'RULE':<32} {'MATCH':<{width}} L  {'DELETED':<7} PATH:LINE"]
     for s in secrets:
@@ -271,7 +276,7 @@ def _file_table(document: dict[str, Any]) -> list[str]:
     files = document["files"]
     if not files:
         return ["files: none found"]
-    layer_index = {layer["digest"]: i for i, layer in enumerate(document["image"]["layers"])}
+    layer_index = _layer_index(document)
     lines = [f"{'MODE':<5} {'TYPE':<8} {'UID:GID':>11} {'SIZE':>10} {'SHA256':<12} L  PATH"]
     for f in files:
         target = f" -> {f['link']}" if f["link"] else ""

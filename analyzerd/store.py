@@ -305,10 +305,8 @@ class Store:
                                                                          layer_ids))
                 await tx.execute("delete_image_secrets", {"image_id": image_id})
                 await tx.executemany("insert_secret", [
-                    (image_id, layer_ids[s.layer] if s.layer is not None else None, _text(s.finding.path),
-                     s.finding.rule, s.finding.category, s.finding.severity, s.finding.line, s.finding.offset,
-                     _text(s.finding.redacted),
-                     s.finding.fingerprint, layer_ids[s.deleted_in] if s.deleted_in is not None else None)
+                    _secret_row(image_id, s.finding, layer_ids[s.layer] if s.layer is not None else None,
+                                layer_ids[s.deleted_in] if s.deleted_in is not None else None)
                     for s in result.secrets])
         except StoreError as exc:
             raise StoreError(f"storing {result.manifest_digest} failed: {exc.message}") from exc
@@ -346,9 +344,7 @@ class Store:
             await tx.execute("set_scanned_config", {
                 "id": image_id, "config_json": _served_text(json.dumps(scan.config, separators=(",", ":")))})
             await tx.executemany("insert_secret", [
-                (image_id, layer_ids[f.layer] if f.layer is not None else None, _text(f.finding.path),
-                 f.finding.rule, f.finding.category, f.finding.severity, f.finding.line, f.finding.offset,
-                 _text(f.finding.redacted), f.finding.fingerprint, None)
+                _secret_row(image_id, f.finding, layer_ids[f.layer] if f.layer is not None else None, None)
                 for f in scan.findings])
         log.info("event=stored_config_redacted image_id=%d findings=%d", image_id, len(scan.findings))
         return 1
@@ -362,18 +358,6 @@ class Store:
                     problems = await db.fetchall("package_problem_files", {"package_id": row["id"]})
                 out.append((row, problems))
         return out
-
-    async def find_image(self, reference_or_digest: str) -> Any:
-        """By manifest/index digest (full or sha256 prefix), or by reference as submitted."""
-        key = reference_or_digest.strip()
-        if re.fullmatch(r"(sha256:)?[0-9a-f]{64}", key):
-            digest = key if key.startswith("sha256:") else "sha256:" + key
-            return await self.db.fetchone("find_image_by_digest", {"digest": digest})
-        if "@" in key:
-            row = await self.db.fetchone("find_image_by_digest", {"digest": key.rsplit("@", 1)[1]})
-            if row is not None:
-                return row
-        return await self.db.fetchone("find_image_by_reference", {"reference": key})
 
     async def images_for(self, key: str, *, limit: int = 50) -> list[Any]:
         """Every stored image that ``key`` names, newest first: a reference as submitted
@@ -449,6 +433,13 @@ def _package_rows(image_id: int, packages: list[Any], layer_ids: list[int]) -> I
                "files": json.dumps([[_text(f.path), f.digest, f.algorithm, f.status]
                                     for f in found.files], separators=(",", ":")) if found.files else None,
                "metadata": json.dumps(p.metadata) if p.metadata else None}
+
+
+def _secret_row(image_id: int, finding: SecretFinding, layer_id: int | None,
+                deleted_in: int | None) -> tuple[Any, ...]:
+    """An insert_secret row: a file's finding, or the image config's (no layer, never deleted)."""
+    return (image_id, layer_id, _text(finding.path), finding.rule, finding.category, finding.severity, finding.line,
+            finding.offset, _text(finding.redacted), finding.fingerprint, deleted_in)
 
 
 def _distro_params(result: ImageResult) -> dict[str, Any]:

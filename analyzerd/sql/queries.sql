@@ -197,14 +197,6 @@ WHERE manifest_digest = :manifest_digest AND analysis_status = 'analyzed' AND an
 -- config_blob --
 SELECT config_json FROM images WHERE config_digest = :config_digest LIMIT 1;
 
--- find_image_by_digest --
-SELECT * FROM images WHERE manifest_digest = :digest OR index_digest = :digest
-ORDER BY analyzed_at DESC NULLS LAST LIMIT 1;
-
--- find_image_by_reference --
-SELECT i.* FROM images i JOIN image_references r ON r.image_id = i.id
-WHERE r.reference = :reference ORDER BY r.last_seen DESC LIMIT 1;
-
 -- find_layer_id --
 SELECT id FROM layers WHERE digest = :digest;
 

@@ -249,17 +249,23 @@ def test_many_processes_opening_a_new_database_at_once_all_succeed(database):
     assert sorted(out.get(timeout=10)[0] for _ in procs) == [1, 2, 3, 4, 5, 6]
 
 
-@pytest.mark.parametrize("start", range(1, SCHEMA_VERSION))
-def test_a_database_of_every_earlier_schema_is_migrated_with_its_data(database, start):
+def schema_script(database, version):
+    """The statements that make an empty database of schema ``version`` (as that release did)."""
     script = []
-    for number in range(1, start + 1):
+    for number in range(1, version + 1):
         if is_postgresql(database):
             script += postgres_migration(number)
         else:
             script += [*statements(MIGRATIONS[number]), f"PRAGMA user_version = {number}"]
     if is_postgresql(database):
         script += ["CREATE TABLE schema_version (version INTEGER NOT NULL)",
-                   f"INSERT INTO schema_version VALUES ({start})"]
+                   f"INSERT INTO schema_version VALUES ({version})"]
+    return script
+
+
+@pytest.mark.parametrize("start", range(1, SCHEMA_VERSION))
+def test_a_database_of_every_earlier_schema_is_migrated_with_its_data(database, start):
+    script = schema_script(database, start)
     script += [
         "INSERT INTO jobs (reference, created_at) VALUES ('registry.example/app:1', 1.0)",
         "INSERT INTO images (id, manifest_digest, analysis_status) VALUES (1, 'sha256:aa', 'analyzed')",
@@ -364,16 +370,7 @@ def test_a_config_stored_raw_before_it_was_scanned_is_redacted_when_the_database
               "config": {"Env": ["PATH=/usr/bin", f"AWS_ACCESS_KEY_ID={key_id}", f"AWS_SECRET_ACCESS_KEY={secret}"]},
               "history": [{"created_by": "/bin/sh -c #(nop) ADD file:base in /"},
                           {"created_by": f"/bin/sh -c echo {key_id} > /k"}]}
-    start = 11
-    script = []
-    for number in range(1, start + 1):
-        if is_postgresql(database):
-            script += postgres_migration(number)
-        else:
-            script += [*statements(MIGRATIONS[number]), f"PRAGMA user_version = {number}"]
-    if is_postgresql(database):
-        script += ["CREATE TABLE schema_version (version INTEGER NOT NULL)",
-                   f"INSERT INTO schema_version VALUES ({start})"]
+    script = schema_script(database, 11)
     script += [
         "INSERT INTO layers (id, digest) VALUES (1, 'sha256:b1'), (2, 'sha256:b2')",
         "INSERT INTO images (id, manifest_digest, analysis_status, analyzer_version, config_json) VALUES "
