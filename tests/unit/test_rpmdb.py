@@ -856,3 +856,34 @@ def test_a_package_without_a_source_rpm_and_a_database_that_does_not_read():
     assert len(broken.warnings) == 1 and broken.warnings[0].startswith("/var/lib/rpm/Packages: not a readable rpm database")
     read = parse_rpm("/var/lib/rpm/rpmdb.sqlite", fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
     assert read.warnings == []
+
+
+# -- against rpm itself ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("folder,name,kind", [c for c in CASES if c[2] != "ndb"],
+                         ids=[c[0] for c in CASES if c[2] != "ndb"])
+def test_packages_and_versions_agree_with_rpm(tmp_path, folder, name, kind):
+    """What rpm itself lists from the database (`rpm -qa --dbpath`, Debian's rpm 4.18, which
+    reads sqlite and Berkeley DB but not NDB) is what the cataloger reports: every package, its
+    version as rpm prints it ([epoch:]version-release: the epoch is part of the version that
+    vulnerability matching compares), arch, source rpm, license and vendor."""
+    import shutil
+    import subprocess
+
+    from analyzerd.catalogers.rpm import parse_rpm
+    assert shutil.which("rpm"), "rpm (Debian's rpm package) is needed: it is the expected result"
+    dbpath = tmp_path / "rpm"
+    shutil.copytree(os.path.join(FIXTURES, folder), dbpath)  # rpm may write beside the database
+    query = "%{NAME}\\t%{EVR}\\t%{ARCH}\\t%{SOURCERPM}\\t%{LICENSE}\\t%{VENDOR}\\n"
+    listed = subprocess.run(["rpm", "-qa", "--dbpath", str(dbpath), "--qf", query],
+                            capture_output=True, text=True, check=True).stdout
+    # "(none)" is rpm's word for an absent tag; an empty one (a vendor of "") is reported as absent
+    want = sorted(tuple(None if value in ("(none)", "") else value for value in line.split("\t"))
+                  for line in listed.splitlines())
+    result = parse_rpm(f"/var/lib/rpm/{name}", fixture(folder, name))
+    got = sorted((p.name, p.version, p.arch, p.metadata.get("source_rpm"), p.license, p.vendor)
+                 for p in result.packages)
+    assert result.warnings == []
+    assert got == want
+    if kind == "sqlite":  # the fixture with epochs: rpm prints them, and so must the cataloger
+        assert [v for _, v, *_ in want if ":" in v] == [v for _, v, *_ in got if ":" in v] != []
