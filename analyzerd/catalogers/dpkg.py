@@ -19,50 +19,40 @@ _SOURCE: Final = re.compile(r"^(?P<name>\S+)(?:\s+\((?P<version>[^)]+)\))?\s*$")
 # atomic: once the path has run to the end of the line, no shorter split of the blanks
 # before it can make "$" match (it would rescan the path for each blank)
 _MD5: Final = re.compile(r"^([0-9a-fA-F]{32})(?>\s+\*?(.+))$")
-#: A status paragraph field longer than this is not metadata (Description can be long).
-MAX_FIELD: Final = 1024 * 1024
+#: A field line, deb822(5): the name has no blank or colon and starts with neither "#" nor
+#: "-". A continuation line starts with a blank, so it never matches: no field the cataloger
+#: reports spans lines (Description and Depends do, and are not read).
+_FIELD: Final = re.compile(r"^([^\s:#-][^\s:]*):(.*)")
 
 
 def _paragraphs(text: str) -> list[dict[str, str]]:
     paragraphs: list[dict[str, str]] = []
     current: dict[str, str] = {}
-    key = None
     for line in text.splitlines():
         if not line.strip():
             if current:
                 paragraphs.append(current)
-            current, key = {}, None
+            current = {}
             continue
-        if line[0] in " \t":
-            if key is not None and len(current[key]) < MAX_FIELD:
-                current[key] += "\n" + line[1:]
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or " " in name:
-            key = None  # not a field: garbage; the paragraph's own checks decide
-            current.setdefault("__invalid__", line[:80])
-            continue
-        key = name
-        current[key] = value.strip()
+        field = _FIELD.match(line)
+        if field:  # anything else is a continuation, a comment or garbage the checks below skip
+            current[field[1]] = field[2].strip()
     if current:
         paragraphs.append(current)
     return paragraphs
 
 
 def _package(fields: dict[str, str]) -> Package:
-    source_name = source_version = None
-    if fields.get("Source"):
-        match = _SOURCE.match(fields["Source"])
-        if match:
-            source_name, source_version = match.group("name"), match.group("version")
-    size = fields.get("Installed-Size", "")
+    name, version = fields["Package"], fields["Version"]
+    source = _SOURCE.match(fields.get("Source", ""))  # "name" or "name (version)"
+    size = fields.get("Installed-Size")
     return Package(
-        type="deb", name=fields["Package"], version=fields["Version"],
+        type="deb", name=name, version=version,
         arch=fields.get("Architecture") or None,
-        source_name=source_name or fields["Package"],
-        source_version=source_version or fields["Version"],
+        source_name=source["name"] if source else name,
+        source_version=(source["version"] if source else None) or version,
         maintainer=fields.get("Maintainer") or None,
-        installed_size=int(size) * 1024 if size.isdigit() else None,  # dpkg counts KiB
+        installed_size=int(size) * 1024 if size and size.isdigit() else None,  # dpkg counts KiB
         metadata={k: fields[k] for k in ("Status", "Section", "Priority", "Multi-Arch", "Homepage")
                   if k in fields},
     )
@@ -96,7 +86,8 @@ def _status(path: str, text: str, *, require_status: bool) -> ParseResult:
 
 
 def _owned_name(path: str, suffix: str) -> str:
-    return path.rsplit("/", 1)[1][: -len(suffix)]
+    """The package (and arch) an info file is about: base-files.list -> base-files."""
+    return path.rsplit("/", 1)[1].removesuffix(suffix)
 
 
 def parse_dpkg(path: str, data: bytes) -> ParseResult:

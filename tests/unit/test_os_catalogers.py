@@ -211,3 +211,75 @@ def test_dpkg_info_list_and_md5sums_as_dpkg_reads_them(tmp_path):
     assert [(f.path, f.digest, f.algorithm) for f in claim.files] == [(p, d, "md5") for p, d in expected]
     assert claim.package == "base-files" and all(f.path.startswith("/usr/") or f.path.startswith("/etc/")
                                                  for f in claim.files)
+
+
+def test_dpkg_continuation_lines_never_become_fields(tmp_path):
+    """A folded field's continuation lines (leading blank or tab) belong to it, even when they
+    look like fields ("  Version: 9.9", "\\tPackage: evil"), before any field of a record, or
+    after a garbage line: dpkg-query reads the same file to the same packages and versions."""
+    import shutil
+    import subprocess
+    assert shutil.which("dpkg-query"), "dpkg-query (Debian's dpkg) is needed: it is the expected result"
+    status = ("Package: folded\nStatus: install ok installed\nVersion: 1.0-1\nArchitecture: amd64\n"
+              "Depends: libc6 (>= 2.34),\n libssl3 (>= 3.0)\n"
+              "Description: a package\n Version: 9.9\n\tPackage: evil\n .\n Source: evil\n"
+              "Maintainer: Nobody <nobody@example.org>\n"
+              "\n"
+              "Package: second\nStatus: hold ok installed\nVersion: 2.0\nArchitecture: all\n"
+              "Source: origin (1.5)\nInstalled-Size: 12\nMaintainer: Nobody <nobody@example.org>\n"
+              "Description: second\n Version: 7\n")
+    admin = tmp_path / "dpkg"
+    (admin / "info").mkdir(parents=True)
+    (admin / "updates").mkdir()
+    (admin / "status").write_text(status)
+    listed = subprocess.run(["dpkg-query", f"--admindir={admin}", "-W",
+                             "-f=${Package}\\t${Version}\\t${source:Package}\\t${source:Version}\\n"],
+                            capture_output=True, text=True, check=True).stdout
+    expected = sorted(tuple(line.split("\t")) for line in listed.splitlines())
+    result = parse_dpkg("/var/lib/dpkg/status", status.encode())
+    got = sorted((p.name, p.version, p.source_name, p.source_version) for p in result.packages)
+    assert got == expected == [("folded", "1.0-1", "folded", "1.0-1"), ("second", "2.0", "origin", "1.5")]
+    assert [p.installed_size for p in sorted(result.packages, key=lambda p: p.name)] == [None, 12 * 1024]
+    assert result.warnings == []
+    # a record that opens with a continuation line or holds a garbage line keeps its fields
+    odd = parse_dpkg("/var/lib/dpkg/status", b" stray continuation\nPackage: a\nno colon at all\n continued\n"
+                     b"Version: 1\nStatus: install ok installed\n")
+    assert [(p.name, p.version) for p in odd.packages] == [("a", "1")] and odd.warnings == []
+
+
+def test_dpkg_records_without_a_name_version_or_status_are_skipped_by_number():
+    """The warning says which record (counted from 1) was skipped and why, and parsing goes on
+    with the next record."""
+    text = (b"Package: first\nVersion: 1\nStatus: install ok installed\n\n"
+            b"Package: nameless-version\nStatus: install ok installed\n\n"
+            b"Package: no-status\nVersion: 3\n\n"
+            b"Package: last\nVersion: 4\nStatus: install ok installed\n")
+    result = parse_dpkg("/var/lib/dpkg/status", text)
+    assert [p.name for p in result.packages] == ["first", "last"]
+    assert result.warnings == ["/var/lib/dpkg/status: record 2 has no Package or Version field; skipped",
+                               "/var/lib/dpkg/status: package no-status has no Status field; skipped"]
+    # opkg's status is a status file too: no Status, not installed
+    opkg = parse_dpkg("/usr/lib/opkg/status", b"Package: no-status\nVersion: 3\n")
+    assert opkg.packages == [] and opkg.warnings == ["/usr/lib/opkg/status: package no-status has no Status field; "
+                                                     "skipped"]
+    # a distroless status.d entry has no Status: being there installs it, whatever its file name
+    for path in ("/var/lib/dpkg/status.d/no-status", "/var/lib/dpkg/status.d/status"):
+        entry = parse_dpkg(path, b"Package: no-status\nVersion: 3\n")
+        assert [p.name for p in entry.packages] == ["no-status"] and entry.warnings == []
+
+
+def test_dpkg_info_files_name_their_package_and_keep_odd_paths():
+    """<pkg>[:arch].list and .md5sums name the package (with its arch) the files belong to; a
+    path with blanks is one path; a leading slash (some tools write one) is not doubled; "/"
+    and "/." are the root, not a file the package owns."""
+    (claim,) = parse_dpkg("/var/lib/dpkg/info/libc6:amd64.list",
+                          b"/.\n/\n/usr\n/usr/share/doc/my package/read me.txt\n/etc/x\n").claims
+    assert claim.package == "libc6:amd64"
+    assert claim.paths == ("/usr", "/usr/share/doc/my package/read me.txt", "/etc/x")
+    (claim,) = parse_dpkg("/var/lib/dpkg/info/libc6:amd64.md5sums",
+                          b"0123456789abcdef0123456789ABCDEF  /usr/lib/x.so\n"
+                          b"fedcba9876543210fedcba9876543210  usr/share/a b/\n"
+                          b"not a digest line\n").claims
+    assert claim.package == "libc6:amd64"
+    assert [(f.path, f.digest) for f in claim.files] == [
+        ("/usr/lib/x.so", "0123456789abcdef0123456789abcdef"), ("/usr/share/a b/", "fedcba9876543210fedcba9876543210")]
