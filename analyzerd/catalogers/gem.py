@@ -50,51 +50,44 @@ _BLOCK: Final = re.compile(r"Gem::Specification\.new\s+do\s*\|\s*(?P<var>[a-z_]\
 # blanks once, not at each of its characters
 _FREEZE: Final = re.compile(r"(?<![ \t])[ \t]*+\.freeze\b")
 _PERCENT_CLOSERS: Final = {"{": "}", "(": ")", "[": "]", "<": ">"}
-_SIMPLE_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "e": "\x1b", "s": " ", "0": "\0", "a": "\a",
+_SIMPLE_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "e": "\x1b", "s": " ", "a": "\a",
                           "b": "\b", "f": "\f", "v": "\v"}
-_PLAIN_RUN: Final = re.compile(r'[^"\\]+')
-#: The text up to a '...' or %q(...) literal's closing delimiter or a backslash, by delimiter
-#: (Ruby takes any ASCII character that is not alphanumeric as a delimiter).
-_DELIMITED_RUNS: Final = {chr(code): re.compile("[^" + re.escape(chr(code)) + r"\\]+") for code in range(128)}
-_HEX_ESCAPE: Final = re.compile(r"u\{([0-9a-fA-F ]{1,32})\}|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{1,2})")
+#: The text up to a literal's closing delimiter, its opening one (a paired delimiter nests:
+#: %q(a (b) c) is "a (b) c") or a backslash, by (opener, closer); Ruby takes any ASCII
+#: character that is not alphanumeric as a delimiter.
+_PLAIN_RUNS: Final = {
+    (chr(code), _PERCENT_CLOSERS.get(chr(code), chr(code))):
+        re.compile("[^" + re.escape(chr(code) + _PERCENT_CLOSERS.get(chr(code), chr(code))) + r"\\]+")
+    for code in range(128)}
+_ESCAPE: Final = re.compile(r"u\{([0-9a-fA-F ]{1,32})\}|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{1,2})|([0-7]{1,3})")
 
 
-def _code_point(hex_digits: str) -> str:
-    value = int(hex_digits, 16)
+def _code_point(hex_digits: str, base: int = 16) -> str:
+    value = int(hex_digits, base)
     return chr(value) if value <= 0x10FFFF else "\ufffd"
 
 
-def _double_quoted(text: str, start: int) -> tuple[str, int] | None:
-    """The value of the Ruby "..." literal whose opening quote is at ``start``, and the index
-    after its closing quote; escapes as String#dump writes them (\\u00E9, \\u{1F600}, \\#, \\")."""
-    out: list[str] = []
-    i = start + 1
-    while True:
-        plain = _PLAIN_RUN.match(text, i)
-        if plain:
-            out.append(plain.group())
-            i = plain.end()
-        if i >= len(text) - 1 and not text.startswith('"', i):
-            return None
-        if text[i] == '"':
-            return "".join(out), i + 1
-        i += 1  # a backslash
-        escape = _HEX_ESCAPE.match(text, i)
-        if escape:
-            codes = escape.group(1).split() if escape.group(1) is not None else [escape.group(2) or escape.group(3)]
-            out.extend(_code_point(code) for code in codes)
-            i = escape.end()
-        else:
-            out.append(_SIMPLE_ESCAPES.get(text[i], text[i]))
-            i += 1
+def _escape(text: str, i: int) -> tuple[list[str], int]:
+    """The characters a double-quoted literal's escape after the backslash at ``i - 1`` stands
+    for (String#dump writes \\u00E9, \\u{1F600}, \\#, \\"), and the index after it."""
+    escape = _ESCAPE.match(text, i)
+    if escape is None:
+        return [_SIMPLE_ESCAPES.get(text[i], text[i])], i + 1
+    if escape.group(4) is not None:
+        return [_code_point(escape.group(4), 8)], escape.end()
+    codes = escape.group(1).split() if escape.group(1) is not None else [escape.group(2) or escape.group(3)]
+    return [_code_point(code) for code in codes], escape.end()
 
 
-def _delimited(text: str, start: int, close: str, escapable: str) -> tuple[str, int] | None:
-    """A '...' or %q(...) literal: only the delimiters and backslash are escaped."""
-    plain_run = _DELIMITED_RUNS.get(close)
+def _literal_body(text: str, start: int, opener: str, close: str, *, double_quoted: bool) -> tuple[str, int] | None:
+    """The value of the literal whose body starts at ``start`` and the index after its closing
+    delimiter. Double-quoted ("...", %Q) bodies take escapes; single-quoted ones ('...', %q)
+    only an escaped delimiter or backslash."""
+    plain_run = _PLAIN_RUNS.get((opener, close))
     if plain_run is None:
         return None  # a non-ASCII delimiter: not Ruby
     out: list[str] = []
+    depth = 0
     i = start
     while True:
         plain = plain_run.match(text, i)
@@ -103,9 +96,23 @@ def _delimited(text: str, start: int, close: str, escapable: str) -> tuple[str, 
             i = plain.end()
         if i >= len(text):
             return None
-        if text[i] == close:
-            return "".join(out), i + 1
-        if i + 1 < len(text) and text[i + 1] in escapable:  # a backslash
+        char = text[i]
+        if char == close:
+            if depth == 0:
+                return "".join(out), i + 1
+            depth -= 1
+            out.append(char)
+            i += 1
+        elif char == opener:  # only a paired opener reaches here: an unpaired one is the closer
+            depth += 1
+            out.append(char)
+            i += 1
+        elif i + 1 >= len(text):  # a backslash that ends the text
+            return None
+        elif double_quoted:
+            chars, i = _escape(text, i + 1)
+            out.extend(chars)
+        elif text[i + 1] in (opener, close, "\\"):
             out.append(text[i + 1])
             i += 2
         else:
@@ -114,14 +121,12 @@ def _delimited(text: str, start: int, close: str, escapable: str) -> tuple[str, 
 
 
 def _string_literal(text: str, i: int) -> tuple[str, int] | None:
-    if text.startswith('"', i):
-        found = _double_quoted(text, i)
-    elif text.startswith("'", i):
-        found = _delimited(text, i + 1, "'", "'\\")
+    if text.startswith(('"', "'"), i):
+        found = _literal_body(text, i + 1, text[i], text[i], double_quoted=text[i] == '"')
     elif text.startswith(("%q", "%Q"), i) and i + 2 < len(text):
         opener = text[i + 2]
-        close = _PERCENT_CLOSERS.get(opener, opener)
-        found = _delimited(text, i + 3, close, opener + close + "\\")
+        found = _literal_body(text, i + 3, opener, _PERCENT_CLOSERS.get(opener, opener),
+                              double_quoted=text[i + 1] == "Q")
     else:
         return None
     if found is None:

@@ -148,3 +148,58 @@ def test_memoryview_input_and_database_round_trip():
     assert result.packages == parse_gemfile_lock("/srv/app/Gemfile.lock", data).packages
     again = result_from_json(json.loads(json.dumps(result_to_json(result))))
     assert again.packages == result.packages
+
+
+#: Ruby string literals as gemspecs hold them (String#dump's escapes in "...", and the
+#: single-quoted and %q/%Q forms hand-written specs use), each read by Ruby itself below.
+RUBY_LITERALS = (
+    r'''"caf\u00E9 \"q\" \#{x} \\ |\t|\e|\s|\0|\a|\r|\n|\b|\f|\v|"''',
+    r'"\u{1F600 41}\u{10FFFF}\u00e9"',
+    r'"\x41\x7|\x4g|\101\12|\z unknown"',
+    r"""'it\'s \\ and \n stays'""",
+    r"'ends \\'",
+    r"%q(nested (x) \) and \( parens \\)",
+    r"%q{b\}r \{ {deep {er}}}",
+    r"%q<a\>b <c>>",
+    r"%q[x [y] z]",
+    r"%q|bar \| baz \n|",
+    r"%Q|bar \| baz \t|",
+    r"%Q(a\tb (c) \u00e9)",
+    '"plain".freeze',
+    "'x'.freeze",
+)
+
+
+def test_string_literals_read_as_ruby_reads_them(tmp_path):
+    """Every literal form's value is the one Ruby itself gives (Gem::Specification.load, Debian's
+    ruby): escapes, nested paired delimiters (%q(a (b) c) is "a (b) c"), escaped delimiters,
+    .freeze; one literal read wrongly loses the whole authors list."""
+    import shutil
+    import subprocess
+    assert shutil.which("ruby"), "ruby (Debian's ruby package) is needed: it is the expected result"
+    spec = tmp_path / "oracle-1.0.gemspec"
+    spec.write_text("# -*- encoding: utf-8 -*-\nGem::Specification.new do |s|\n  s.name = \"oracle\"\n"
+                    "  s.version = \"1.0\"\n  s.authors = [" + ", ".join(RUBY_LITERALS) + "]\nend\n")
+    read_by_ruby = subprocess.run(
+        ["ruby", "-rjson", "-e", "puts JSON.generate(Gem::Specification.load(ARGV[0]).authors)", str(spec)],
+        capture_output=True, text=True, check=True).stdout
+    expected = [author.strip() for author in json.loads(read_by_ruby)]
+    (package,) = parse_gemspec("/usr/share/rubygems-integration/all/specifications/oracle-1.0.gemspec",
+                               spec.read_bytes()).packages
+    assert package.metadata["authors"] == expected and len(expected) == len(RUBY_LITERALS)
+
+
+@pytest.mark.parametrize("literal", [r'"\u{110000}"', r'"\u{FFFFFFFF}"', r'"\777"'])
+def test_code_points_past_unicode_become_the_replacement_character(literal):
+    """Ruby refuses to load such a spec; the cataloger keeps the gem and puts U+FFFD where
+    the impossible character was (\\777 is 511: a valid code point, as in Ruby)."""
+    text = f's.name = "x"\ns.version = "1"\ns.authors = {literal}\n'.encode()
+    (package,) = parse_gemspec("/x/specifications/x-1.gemspec", text).packages
+    assert package.metadata["authors"] == [("\u01ff" if literal.endswith('777"') else "\ufffd")]
+
+
+@pytest.mark.parametrize("text", [b's.name = "x', b"s.name = 'x\\", b"s.name = %q(x (y)", b's.name = "x\\'])
+def test_an_unterminated_literal_is_no_value(text):
+    """The text ends inside the name's literal (a string may span lines, so it must be last)."""
+    result = parse_gemspec("/x/specifications/x-1.gemspec", b's.version = "1"\n' + text)
+    assert result.packages == [] and "no literal name and version" in result.warnings[0]
