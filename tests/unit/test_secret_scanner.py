@@ -106,3 +106,46 @@ def test_path_bound_rules_read_only_their_files():
     text = b"machine example.org login me password s3cr3tpw\n"
     found = scan([Member("root/.netrc", text), Member("etc/notes", text)], rules=(rule,)).secrets
     assert [(f.path, f.line, f.offset) for f in found] == [("/root/.netrc", 1, text.index(b"s3cr3tpw"))]
+
+
+def test_path_bound_rules_find_every_line_of_a_multi_line_file_whatever_the_chunking():
+    """A path-bound rule reads its file whole, line by line: a secret on each of several lines,
+    the first at offset 0 and one on the last line without a newline, each at its own line and
+    byte offset, however the stream is cut (a file whose bytes arrive in many pieces waits for
+    the rest), and a file the rule's paths do not name is never read."""
+    rule = Rule(id="test-netrc", category="Test", title="netrc", severity="HIGH",
+                regex=r"password\s+(?P<secret>\S{6,})", keywords=("password",), paths=(r"(?:^|/)\.netrc$",))
+    lines = [b"password firstpw1", b"machine a.example login me", b"", b"machine b password second22",
+             b"x" * 5000, b"machine c password thirdpw3"]
+    text = b"\n".join(lines)
+    for step in (1, 7, 512, 1 << 20):
+        found = scan([Member("etc/notes", text), Member("root/.netrc", text), Member("srv/after", b"tail\n")],
+                     rules=(rule,), step=step).secrets
+        assert [(f.path, f.line, f.offset) for f in found] == [
+            ("/root/.netrc", 1, text.index(b"firstpw1")), ("/root/.netrc", 4, text.index(b"second22")),
+            ("/root/.netrc", 6, text.index(b"thirdpw3"))], step
+    # the path-bound file is skipped like any other when it is binary or an allowed path
+    binary = scan([Member("root/.netrc", b"\0" + text)], rules=(rule,)).secrets
+    allowed = scan([Member("root/.netrc", text)], rules=(rule,), allowed_paths=(r"^/root/",)).secrets
+    assert binary == [] and allowed == []
+
+
+def test_configured_rules_keep_every_field_of_their_mapping():
+    """A rule configured as a mapping (secret_search.rules) keeps its id, category, title,
+    severity (upper-cased), keywords (lower-cased), paths and allow list; category, title and
+    severity default to Custom, the id and HIGH; a bad entry is refused naming it."""
+    from analyzerd.secrets.scanner import build_rule_set
+    full = {"id": "corp-token", "regex": r"(?P<secret>corp_[a-z0-9]{12})", "category": "Corp", "title": "Corp token",
+            "severity": "medium", "keywords": ["CORP_"], "paths": [r"\.env$"], "allow": [r"corp_example00"]}
+    rule_set = build_rule_set(extra=(full, {"id": "bare", "regex": r"(?P<secret>bare_[a-z]{8})"}))
+    by_id = {rule.id: rule for rule in rule_set.rules}
+    assert by_id["corp-token"] == Rule(id="corp-token", category="Corp", title="Corp token", severity="MEDIUM",
+                                       regex=full["regex"], keywords=("corp_",), paths=(r"\.env$",),
+                                       allow=(r"corp_example00",))
+    bare = by_id["bare"]
+    assert (bare.category, bare.title, bare.severity, bare.paths, bare.allow) == ("Custom", "bare", "HIGH", (), ())
+    for entry in ({"regex": "x"}, {"id": "no-regex"}, {"id": 7, "regex": "x"}):
+        with pytest.raises(ValueError, match=r"secret rule .*needs an id and a regex"):
+            build_rule_set(extra=(entry,))
+    with pytest.raises(ValueError, match="secret rule corp-bad: "):
+        build_rule_set(extra=({"id": "corp-bad", "regex": "(?P<secret>x)", "severity": "EXTREME"},))
