@@ -283,3 +283,44 @@ def test_dpkg_info_files_name_their_package_and_keep_odd_paths():
     assert claim.package == "libc6:amd64"
     assert [(f.path, f.digest) for f in claim.files] == [
         ("/usr/lib/x.so", "0123456789abcdef0123456789abcdef"), ("/usr/share/a b/", "fedcba9876543210fedcba9876543210")]
+
+
+@pytest.mark.parametrize("name", ["alpine-multiple", "alpine-trivy"])
+def test_apk_fields_and_file_digests_agree_with_syft(name):
+    """Every field Syft reads from the same apk database (syft.json: Syft 1.18.1 on a directory
+    holding only it; Debian does not package apk-tools) is what the cataloger reports: origin
+    and its version, maintainer, installed size, URL, aports commit, dependencies, and each
+    file's Q1 checksum (base64 SHA-1) as hex SHA-1 (Q2: SHA-256)."""
+    import base64
+    syft = {(p["package"], p["version"]): p for p in json.loads(fixture("apk", name, "syft.json"))["packages"]}
+    result = parse_apk("/lib/apk/db/installed", fixture("apk", name, "installed"))
+    assert result.packages and {(p.name, p.version) for p in result.packages} <= set(syft)
+    for package in result.packages:
+        want = syft[(package.name, package.version)]
+        assert (package.source_name, package.source_version) == (want["originPackage"] or package.name, package.version)
+        assert package.maintainer == want["maintainer"] and package.installed_size == want["installedSize"]
+        assert package.metadata.get("U") == want["url"] and package.metadata.get("c") == want["gitCommitOfApkPort"]
+        assert package.metadata.get("D", "").split() == (want["pullDependencies"] or [])
+        digests = [(f.path, f.digest, f.algorithm) for f in package.files if f.digest]
+        algorithms = {"Q1": "sha1", "Q2": "sha256"}
+        assert digests == [(f["path"], base64.b64decode(f["digest"][2:]).hex(), algorithms[f["digest"][:2]])
+                           for f in want["files"]], package.name
+
+
+def test_apk_q2_checksums_build_time_and_odd_records():
+    """A Q2 checksum is a base64 SHA-256; a malformed or unknown one leaves the file without a
+    digest; the build time (t:) and aports commit are kept; a record without P: or V: is
+    skipped naming its number."""
+    import base64
+    import hashlib
+    sha256 = hashlib.sha256(b"x").digest()
+    text = ("P:musl\nV:1.2.4-r2\nA:x86_64\nI:12\nt:1700000000\nc:abc123\nF:lib\nR:ld.so\nZ:Q2"
+            + base64.b64encode(sha256).decode() + "\nR:bad\nZ:Q1!!notbase64\nR:other\nZ:X3abc\n\n"
+            "V:1.0\n\nP:zlib\nV:1.3-r0\nI:not-a-size\n")
+    result = parse_apk("/lib/apk/db/installed", text.encode())
+    musl, zlib = result.packages
+    assert [(f.path, f.digest, f.algorithm) for f in musl.files] == [
+        ("/lib/ld.so", sha256.hex(), "sha256"), ("/lib/bad", None, None), ("/lib/other", None, None)]
+    assert (musl.type, musl.installed_size, musl.metadata) == ("apk", 12, {"t": "1700000000", "c": "abc123"})
+    assert (zlib.name, zlib.source_name, zlib.installed_size) == ("zlib", "zlib", None)
+    assert result.warnings == ["/lib/apk/db/installed: record 2 has no package name or version (P:, V:); skipped"]
