@@ -110,3 +110,36 @@ def test_tokens_are_kept_per_registry_realm_service_and_scope() -> None:
         assert cache.get(other) is None
     now[0] = 295.0  # within the margin of expiry
     assert cache.get(key) is None
+
+
+@pytest.mark.parametrize("expires_in, lifetime", [(300, 300), (1, 1), (None, 60), (0, 60), (-5, 60)])
+def test_a_token_is_kept_for_its_lifetime_less_the_margin(expires_in: float | None, lifetime: float) -> None:
+    """expires_in as the token service gave it; none, zero or negative means the default 60 s
+    (the Distribution token spec's); a token is not reused in its last 10 seconds."""
+    now = [1000.0]
+    cache = TokenCache(clock=lambda: now[0])
+    key = TokenKey("registry.example", "https://auth.example/token", "registry", "repository:team/app:pull")
+    cache.put(key, "token-a", expires_in)
+    if lifetime > 10:
+        now[0] = 1000.0 + lifetime - 10 - 0.001
+        assert cache.get(key) == "token-a"
+        now[0] = 1000.0 + lifetime - 10
+    assert cache.get(key) is None  # a token shorter-lived than the margin is never reused
+    cache.put(key, "token-b", expires_in)
+    cache.drop(key)
+    assert cache.get(key) is None
+
+
+def test_refusals_say_what_was_refused_and_quote_the_realm_bounded() -> None:
+    long_realm = "ftp://auth.example/" + "a" * 500
+    with pytest.raises(AuthError) as caught:
+        token_realm(bearer(long_realm), settings("registry.example"), "registry.example")
+    message = caught.value.message
+    assert "not an http(s) URL of a host without user info: no credentials sent" in message
+    assert repr(long_realm[:200]) + "..." in message and long_realm not in message
+    short_realm = "http://auth.example/" + "b" * 180  # exactly 200 characters: quoted whole
+    assert len(short_realm) == 200
+    with pytest.raises(AuthError) as caught:
+        token_realm(bearer(short_realm), settings("registry.example"), "registry.example")
+    assert f"{short_realm!r} over plain http: refusing to send credentials in cleartext" in caught.value.message
+    assert "'insecure: true'" in caught.value.hint and "https" in caught.value.hint
