@@ -507,3 +507,59 @@ def test_huge_counts_are_bounded(monkeypatch):
     result = parse_requirements("/r/requirements.txt", b"x==1 \\\n" + b"  --hash=sha256:ab \\\n" * 200_000 + b"\n")
     assert [p.name for p in result.packages] == ["x"]
     assert time.process_time() - started < 10
+
+
+def test_direct_url_keeps_pep_610_vcs_and_editable_fields():
+    """PEP 610's examples: a VCS install keeps vcs, commit_id and requested_revision; an
+    editable local directory is marked editable; a field of the wrong type is left out."""
+    vcs = b'{"url": "https://github.com/pypa/pip.git", "vcs_info": {"vcs": "git", ' \
+          b'"requested_revision": "1.3.1", "commit_id": "7921be1537eac1e97bc40179a57f0349c2aabfcb"}}'
+    (claim,) = parse_direct_url("/site-packages/pip-1.3.1.dist-info/direct_url.json", vcs).claims
+    assert claim.metadata == {"direct_url": "https://github.com/pypa/pip.git", "vcs": "git",
+                              "requested_revision": "1.3.1",
+                              "commit_id": "7921be1537eac1e97bc40179a57f0349c2aabfcb"}
+    editable = b'{"url": "file:///home/user/project", "dir_info": {"editable": true}, "vcs_info": {"vcs": 7}}'
+    (claim,) = parse_direct_url("/site-packages/project-0.1.dist-info/direct_url.json", editable).claims
+    assert claim.metadata == {"direct_url": "file:///home/user/project", "editable": True}
+    assert claim.package == "/site-packages/project-0.1.dist-info"
+
+
+def test_poetry_lock_groups_sources_and_skipped_packages_by_number():
+    """Poetry 1's category and Poetry 2's groups; a git or directory source keeps its type, URL
+    and resolved commit (nothing else); a package without a version is skipped by number and
+    does not stop the ones after it."""
+    text = b'''[[package]]
+name = "requests"
+version = "2.31.0"
+category = "main"
+
+[[package]]
+name = "broken"
+
+[[package]]
+name = "mylib"
+version = "0.3.0"
+groups = ["main", "dev"]
+
+[package.source]
+type = "git"
+url = "https://github.com/example/mylib.git"
+reference = "main"
+resolved_reference = "0123456789abcdef0123456789abcdef01234567"
+
+[[package]]
+name = "local"
+version = "1.0"
+category = ""
+
+[package.source]
+url = "../local"
+'''
+    result = parse_poetry_lock("/app/poetry.lock", text)
+    assert [(p.name, p.version, p.metadata) for p in result.packages] == [
+        ("requests", "2.31.0", {"groups": ["main"]}),
+        ("mylib", "0.3.0", {"groups": ["main", "dev"], "source": {
+            "type": "git", "url": "https://github.com/example/mylib.git",
+            "resolved_reference": "0123456789abcdef0123456789abcdef01234567"}}),
+        ("local", "1.0", {})]
+    assert result.warnings == ["/app/poetry.lock: package 2 has no name or version; skipped"]
