@@ -1,0 +1,117 @@
+"""An image's packages, in process: real layer tars through the layer analyzer and the merge
+(analyze.merge), as the daemon runs them, so every step of the package path is under the
+unit tests (and the mutation run): which database file the merged image still shows, the
+distro that names the purls, dpkg's info files joined to their package, each recorded file
+digest compared with the file the image has (through usrmerge symlinks), whiteouts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from analyzerd.analysis.dispatch import Dispatch
+from analyzerd.analysis.layer import LayerAnalyzer
+from analyzerd.analyze import merge
+from analyzerd.catalogers.registry import CATALOGERS
+from analyzerd.model import LayerResult
+from analyzerd.testing import Member, make_layer
+
+DISPATCH = Dispatch(CATALOGERS)
+STATUS = b"""Package: tool
+Status: install ok installed
+Version: 1.0-1
+Architecture: amd64
+
+Package: held
+Status: hold ok installed
+Version: 2.0-1
+Architecture: amd64
+Source: held-src (2.0)
+
+Package: gone
+Status: deinstall ok config-files
+Version: 3.0-1
+Architecture: amd64
+"""
+TOOL = b"#!/bin/sh\necho tool\n"
+LIB = b"\x7fELF library"
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def analyze(members: list[Member]) -> LayerResult:
+    tar = make_layer(members)
+    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar).hexdigest(), size=len(tar),
+                             media_type="application/vnd.oci.image.layer.v1.tar", dispatch=DISPATCH)
+    analyzer.feed(tar)
+    return analyzer.finish()
+
+
+def debian_base() -> list[Member]:
+    return [
+        Member("etc/os-release", b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'),
+        Member("usr/lib/os-release", b'ID=ubuntu\nVERSION_ID="22.04"\n'),  # /etc/os-release wins
+        Member("lib", kind="symlink", link="usr/lib"),  # usrmerge
+        Member("usr/bin/tool", TOOL, mode=0o755),
+        Member("usr/lib/libheld.so", LIB),
+        Member("var/lib/dpkg/status", STATUS),
+        Member("var/lib/dpkg/info/tool.md5sums",
+               f"{md5(TOOL)}  usr/bin/tool\n{md5(b'never shipped')}  usr/share/doc/tool/README\n".encode()),
+        Member("var/lib/dpkg/info/tool.list", b"/.\n/usr\n/usr/bin\n/usr/bin/tool\n/usr/share/doc/tool/README\n"),
+        # a multi-arch package's info files carry its arch; its path goes through the /lib symlink
+        Member("var/lib/dpkg/info/held:amd64.md5sums", f"{md5(LIB)}  lib/libheld.so\n".encode()),
+    ]
+
+
+def packages(layers: list[LayerResult]):
+    _, inventory, _ = merge(layers)
+    return inventory, {p.package.name: p for p in inventory.packages}
+
+
+def test_installed_packages_with_their_files_checked_through_the_merged_image():
+    inventory, found = packages([analyze(debian_base())])
+    assert (inventory.distro.id, inventory.distro.version_id) == ("debian", "12")
+    assert sorted(found) == ["held", "tool"]  # "gone" left only config files
+    tool, held = found["tool"], found["held"]
+    assert tool.purl == "pkg:deb/debian/tool@1.0-1?arch=amd64&distro=debian-12"
+    assert held.purl == "pkg:deb/debian/held@2.0-1?arch=amd64&upstream=held-src%402.0&distro=debian-12"
+    assert (tool.location, tool.layer) == ("/var/lib/dpkg/status", 0)
+    assert {f.path: f.status for f in tool.files} == {
+        "/usr/bin/tool": "ok", "/usr/share/doc/tool/README": "missing", "/usr": "unchecked",
+        "/usr/bin": "unchecked"}
+    assert tool.missing == ["/usr/share/doc/tool/README"] and tool.modified == []
+    assert [(f.path, f.status, f.algorithm) for f in held.files] == [("/lib/libheld.so", "ok", "md5")]
+
+
+def test_a_later_layer_changing_a_packaged_file_is_reported_as_modified():
+    upper = analyze([Member("usr/lib/libheld.so", b"patched by hand"),
+                     Member("usr/bin/tool", kind="symlink", link="/bin/busybox")])
+    _, found = packages([analyze(debian_base()), upper])
+    assert found["held"].modified == ["/lib/libheld.so"]
+    assert found["tool"].modified == ["/usr/bin/tool"]  # no longer the file dpkg installed
+
+
+def test_a_whited_out_or_replaced_database_takes_its_packages_with_it():
+    base = analyze(debian_base())
+    _, found = packages([base, analyze([Member("var/lib/dpkg/.wh.status")])])
+    assert found == {}
+    replaced = analyze([Member("var/lib/dpkg/status", STATUS.split(b"\n\n")[0] + b"\n")])
+    _, found = packages([base, replaced])
+    assert sorted(found) == ["tool"] and (found["tool"].location, found["tool"].layer) == ("/var/lib/dpkg/status", 1)
+    # an opaque directory hides the lower layer's database just the same
+    _, found = packages([base, analyze([Member("var/lib/dpkg/.wh..wh..opq")])])
+    assert found == {}
+
+
+def test_apk_file_digests_are_checked_as_sha1():
+    busybox = b"\x7fELF busybox"
+    q1 = "Q1" + base64.b64encode(hashlib.sha1(busybox).digest()).decode()
+    db = f"P:busybox\nV:1.36.1-r2\nA:x86_64\nF:bin\nR:busybox\nZ:{q1}\nR:sh\nZ:{q1}\n\n".encode()
+    layer = analyze([Member("etc/alpine-release", b"3.19.1\n"), Member("lib/apk/db/installed", db),
+                     Member("bin/busybox", busybox), Member("bin/sh", b"not busybox")])
+    inventory, found = packages([layer])
+    assert inventory.distro.id == "alpine"
+    assert found["busybox"].purl == "pkg:apk/alpine/busybox@1.36.1-r2?arch=x86_64&distro=alpine-3.19.1"
+    assert {f.path: f.status for f in found["busybox"].files} == {"/bin/busybox": "ok", "/bin/sh": "modified"}
