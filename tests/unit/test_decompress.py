@@ -77,6 +77,20 @@ def test_corrupt_gzip():
         decode(bytes(blob), 1 << 16)
 
 
+@pytest.mark.parametrize("name", ["gzip", "zstd", "bzip2", "xz"])
+def test_a_corrupt_stream_is_named_with_the_decoders_reason(name):
+    """Not a memory limit (those have their own messages): the codec's own reason follows."""
+    blob = bytearray(COMPRESSORS[name](PAYLOAD))
+    # the middle of the data; for zstd its first block's header (corrupt literals without a
+    # frame checksum decode to other bytes, which the layer digest then refuses)
+    start = 6 if name == "zstd" else len(blob) // 3
+    for i in range(start, start + 64):
+        blob[i] ^= 0xFF
+    with pytest.raises(ArchiveError, match=f"^corrupt {name} stream: .+") as caught:
+        decode(bytes(blob), 1 << 16)
+    assert "None" not in caught.value.message
+
+
 def test_trailing_garbage_after_gzip():
     with pytest.raises(ArchiveError, match="trailing garbage"):
         decode(gzip.compress(b"abc") + b"not gzip at all", 1 << 16)
