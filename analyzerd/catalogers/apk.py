@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from .base import Cataloger, OwnedFile, Package, ParseResult
+from .base import Cataloger, OwnedFile, Package, ParseResult, looks_binary
 
 __all__ = ["APK", "parse_apk"]
 
@@ -40,7 +40,7 @@ def _package(fields: dict[str, str], files: list[OwnedFile]) -> Package:
 def parse_apk(path: str, data: bytes) -> ParseResult:
     result = ParseResult()
     text = str(data, "utf-8", "replace")
-    if "\x00" in text[:8192]:
+    if looks_binary(text):
         result.warnings.append(f"{path}: binary data, not an apk database; skipped")
         return result
     records: list[tuple[dict[str, str], list[OwnedFile]]] = []

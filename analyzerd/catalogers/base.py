@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 __all__ = ["CatalogEntry", "Cataloger", "Claim", "Distro", "OwnedFile", "Package", "ParseResult", "StreamScanner",
-           "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "load_json", "shorten"]
+           "BINARY_SNIFF_CHARS", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "load_json", "looks_binary", "shorten"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +113,13 @@ MAX_JSON_BYTES: Final = 32 * 1024 * 1024
 #: recurses once per level and stops near its recursion limit (~1000) with a RecursionError;
 #: this bound is ours, far below it, so code walking a document never nears that limit.
 MAX_JSON_DEPTH: Final = 128
+#: A text database has no NUL among its first this many characters; a file that does (an ELF
+#: or an archive under a database's name) is skipped with a warning, not parsed as text.
+BINARY_SNIFF_CHARS: Final = 8192
+
+
+def looks_binary(text: str) -> bool:
+    return "\x00" in text[:BINARY_SNIFF_CHARS]
 
 
 def load_json(path: str, data: bytes | bytearray | memoryview, subject: str = "") -> tuple[Any, str | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from .base import Cataloger, Claim, OwnedFile, Package, ParseResult
+from .base import Cataloger, Claim, OwnedFile, Package, ParseResult, looks_binary
 
 __all__ = ["DPKG", "parse_dpkg"]
 
@@ -92,7 +92,7 @@ def _owned_name(path: str, suffix: str) -> str:
 
 def parse_dpkg(path: str, data: bytes) -> ParseResult:
     text = str(data, "utf-8", "replace")
-    if "\x00" in text[:8192]:
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not a dpkg database; skipped"])
     if path.endswith(".md5sums"):
         files = []

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from .base import Cataloger, Package, ParseResult
+from .base import Cataloger, Package, ParseResult, looks_binary
 
 __all__ = ["GEMFILE_LOCK", "GEMSPEC", "parse_gemfile_lock", "parse_gemspec"]
 
@@ -257,7 +257,7 @@ def parse_gemfile_lock(path: str, data: bytes | bytearray | memoryview) -> Parse
     if _INSTALLED_GEM_DIR.search(path):
         return ParseResult()  # a gem's own development lockfile, shipped inside the gem
     text = str(data, "utf-8", "replace")
-    if "\x00" in text[:8192]:
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not a Gemfile.lock; skipped"])
     result = ParseResult()
     entries = _gem_entries(text)

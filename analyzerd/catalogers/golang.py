@@ -26,7 +26,7 @@ import re
 from datetime import UTC, datetime
 from typing import Final, NamedTuple
 
-from .base import Cataloger, Claim, Package, ParseResult
+from .base import Cataloger, Claim, Package, ParseResult, looks_binary
 
 __all__ = ["GO_MOD", "GO_SUM", "MAX_MODULES", "go_sum_key", "parse_go_buildinfo", "parse_go_mod",
            "parse_go_sum"]
@@ -287,7 +287,7 @@ def parse_go_mod(path: str, data: bytes) -> ParseResult:
     """The modules a go.mod requires, as Syft's go-module-file-cataloger lists them."""
     result = ParseResult()
     text = str(bytes(data), "utf-8", "replace")
-    if "\x00" in text[:8192]:
+    if looks_binary(text):
         result.warnings.append(f"{path}: binary data, not a go.mod; skipped")
         return result
     modules: dict[str, str] = {}  # path -> version, in the order found
@@ -339,7 +339,7 @@ def parse_go_sum(path: str, data: bytes) -> ParseResult:
     digests are not the module's and are skipped, as Syft's lookup never reaches them."""
     result = ParseResult()
     text = str(bytes(data), "utf-8", "replace")
-    if "\x00" in text[:8192]:
+    if looks_binary(text):
         result.warnings.append(f"{path}: binary data, not a go.sum; skipped")
         return result
     go_mod = path[: -len("go.sum")] + "go.mod" if path.endswith("go.sum") else path + ".mod"

@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from .base import Cataloger, Package, ParseResult
+from .base import Cataloger, Package, ParseResult, looks_binary
 from .safeyaml import YamlError, load_mapping
 
 __all__ = ["NPM_LOCK", "NPM_PACKAGE", "parse_npm_lockfile", "parse_package_json",
@@ -356,7 +356,7 @@ def parse_yarn_lock(path: str, data: bytes | bytearray | memoryview) -> ParseRes
     if _inside_node_modules(path):
         return ParseResult()
     text = str(data, "utf-8-sig", "replace")
-    if "\x00" in text[:8192]:
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not a yarn.lock; skipped"])
     if _BERRY_METADATA.search(text):
         return _yarn_berry(path, text)
@@ -390,7 +390,7 @@ def parse_pnpm_lock(path: str, data: bytes | bytearray | memoryview) -> ParseRes
     if _inside_node_modules(path):
         return ParseResult()
     text = str(data, "utf-8-sig", "replace")
-    if "\x00" in text[:8192]:
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not a pnpm-lock.yaml; skipped"])
     doc, problem = _load_yaml(path, text, "pnpm-lock.yaml")
     if problem:

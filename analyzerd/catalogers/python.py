@@ -32,7 +32,15 @@ import tomllib
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from .base import Cataloger, Claim, OwnedFile, Package, ParseResult, load_json
+from .base import (
+    Cataloger,
+    Claim,
+    OwnedFile,
+    Package,
+    ParseResult,
+    load_json,
+    looks_binary,
+)
 
 __all__ = [
     "PYTHON_CATALOGERS",
@@ -151,8 +159,6 @@ def _text(data: bytes | bytearray | memoryview, limit: int | None = None) -> str
     return str(view, "utf-8", "replace")
 
 
-def _is_binary(text: str) -> bool:
-    return "\x00" in text[:8192]
 
 
 def _absolute(base: str, path: str) -> str | None:
@@ -272,7 +278,7 @@ def _metadata_fields(headers: _Headers) -> dict[str, Any]:
 def parse_metadata(path: str, data: bytes | bytearray | memoryview) -> ParseResult:
     """An installed distribution's METADATA / PKG-INFO (or a distutils ``.egg-info`` file)."""
     text = _text(data, MAX_HEADER_BYTES)
-    if _is_binary(text):
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not Python package metadata; skipped"])
     headers = _read_headers(text)
     result = ParseResult()
@@ -318,7 +324,7 @@ def parse_record(path: str, data: bytes | bytearray | memoryview) -> ParseResult
     ``.pyc`` files usually carry none). Paths are relative to the directory holding the
     ``.dist-info`` directory (``../../../bin/x`` for scripts)."""
     text = _text(data)
-    if _is_binary(text):
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not a RECORD file; skipped"])
     directory = posixpath.dirname(path)
     base = posixpath.dirname(directory)
@@ -360,7 +366,7 @@ def parse_record(path: str, data: bytes | bytearray | memoryview) -> ParseResult
 def parse_installed_files(path: str, data: bytes | bytearray | memoryview) -> ParseResult:
     """An egg-info's installed-files.txt: one path a line, relative to the egg-info directory."""
     text = _text(data)
-    if _is_binary(text):
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not an installed-files.txt; skipped"])
     directory = posixpath.dirname(path)
     paths: list[str] = []
@@ -379,7 +385,7 @@ def parse_installed_files(path: str, data: bytes | bytearray | memoryview) -> Pa
 def parse_top_level(path: str, data: bytes | bytearray | memoryview) -> ParseResult:
     """top_level.txt: the importable top-level names the distribution installs."""
     text = _text(data, MAX_SMALL_FILE)
-    if _is_binary(text):
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not a top_level.txt; skipped"])
     names: list[str] = []
     for line in text.splitlines():
@@ -396,7 +402,7 @@ def parse_installer(path: str, data: bytes | bytearray | memoryview) -> ParseRes
     text = _text(data, MAX_SMALL_FILE)
     lines = text.strip().splitlines()
     installer = _short(lines[0]) if lines else ""
-    if not installer or _is_binary(text):
+    if not installer or looks_binary(text):
         return ParseResult(warnings=[f"{path}: no installer name"])
     return ParseResult(claims=[Claim(posixpath.dirname(path), metadata={"installer": installer})])
 
@@ -477,7 +483,7 @@ def _pinned_requirement(line: str) -> Package | None:
 def parse_requirements(path: str, data: bytes | bytearray | memoryview) -> ParseResult:
     """A pip requirements file: the exactly pinned requirements."""
     text = _text(data)
-    if _is_binary(text):
+    if looks_binary(text):
         return ParseResult(warnings=[f"{path}: binary data, not a requirements file; skipped"])
     result = ParseResult()
     for line in _logical_lines(text):
