@@ -309,3 +309,63 @@ def test_a_layer_analyzed_for_an_image_not_yet_stored_is_shared_not_fetched_agai
     a, b = asyncio.run(go())
     assert blob_gets(registry, shared) == before + 1
     assert [f.path for f in a.layers[0].files] == [f.path for f in b.layers[0].files]
+
+
+# -- the cache's own rules, without a registry ----------------------------------------------------
+
+@pytest.mark.parametrize("digest", ["sha256:" + "A" * 64, "sha256:" + "a" * 63, "sha512:" + "a" * 64,
+                                    "sha256:" + "g" * 64, "a" * 64, "sha256:" + "a" * 64 + ":x"])
+def test_only_a_lowercase_sha256_names_an_entry(tmp_path, digest):
+    """The Anchore layout is sha256/<64 lowercase hex>: anything else is refused by name before
+    it becomes a path."""
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        cache.lookup(digest)
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        cache.begin(digest, 10)
+
+
+def test_a_blob_that_exactly_fills_the_cache_evicts_nothing_and_the_oldest_go_first(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    blobs = [os.urandom(size) for size in (200, 200, 400, 200)]
+    for age, blob in enumerate(blobs):
+        assert admit(cache, blob)
+        then = time.time() - 100 + age
+        os.utime(cache.blob_path(digest_of(blob)), (then, then))
+    # 200 + 200 + 400 + 200: exactly full, nothing evicted
+    assert cache.stats().evictions == 0 and dir_bytes(cache) == 1000
+    assert admit(cache, os.urandom(500))  # room for 500: the three oldest go, the newest stays
+    kept = [os.path.exists(cache.blob_path(digest_of(b))) for b in blobs]
+    assert kept == [False, False, False, True]
+    assert cache.stats().evictions == 3 and dir_bytes(cache) == 700
+
+
+def test_a_reservation_larger_than_the_blob_is_cut_to_what_was_written(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=10_000)
+    data = os.urandom(4000)
+    writer = cache.begin(digest_of(data), 9000)  # the size a manifest declared, too large
+    assert cache.stats().in_progress == 1 and dir_bytes(cache) == 9000
+    writer.write(data[:1500])
+    writer.write(memoryview(data)[1500:])
+    assert writer.written == 4000
+    writer.commit()
+    with open(cache.lookup(digest_of(data)), "rb") as f:
+        assert f.read() == data
+    stats = cache.stats()
+    assert (stats.entries, stats.bytes, stats.in_progress) == (1, 4000, 0)
+    other = cache.begin(digest_of(b"x" * 10), 10)
+    other.abort()
+    other.abort()  # twice is harmless
+    assert cache.stats().in_progress == 0
+
+
+def test_the_counters_file_is_private_and_a_damaged_one_restarts_the_counts(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    assert cache.lookup(digest_of(b"absent")) is None
+    counters = tmp_path / "anchore_layercache" / ".stats.json"
+    assert counters.stat().st_mode & 0o777 == 0o600
+    assert cache.stats().misses == 1
+    counters.write_text("[1, 2, 3]")  # valid JSON, not the counters
+    assert (cache.stats().hits, cache.stats().misses) == (0, 0)
+    counters.write_text("{not json")
+    assert cache.lookup(digest_of(b"absent")) is None and cache.stats().misses == 1
