@@ -98,15 +98,15 @@ def _check(owned: OwnedFile, view: _View) -> FileCheck:
     record = view.resolve(owned.path)
     algorithm = _CHECKED_ALGORITHMS.get(owned.algorithm or "")
     if record is None:
-        return FileCheck(owned.path, owned.digest, owned.algorithm, "missing" if owned.digest else "unchecked")
-    if not owned.digest or algorithm is None:
-        return FileCheck(owned.path, owned.digest, owned.algorithm, "unchecked")
-    if record.kind is not FileKind.FILE and record.kind is not FileKind.HARDLINK:
-        return FileCheck(owned.path, owned.digest, owned.algorithm, "modified")
-    actual = getattr(record, algorithm)
-    if actual is None:
-        return FileCheck(owned.path, owned.digest, owned.algorithm, "unchecked")
-    return FileCheck(owned.path, owned.digest, owned.algorithm, "ok" if actual == owned.digest else "modified")
+        status = "missing"
+    elif algorithm is None:  # a digest we do not compute
+        status = "unchecked"
+    elif record.kind is not FileKind.FILE and record.kind is not FileKind.HARDLINK:
+        status = "modified"  # a directory, a symlink, a device where the package had a file
+    else:
+        actual = getattr(record, algorithm)
+        status = "unchecked" if actual is None else "ok" if actual == owned.digest else "modified"
+    return FileCheck(owned.path, owned.digest, owned.algorithm, status)
 
 
 def _claims_of(package: Package, location: str, claims: dict[str, list[Claim]]) -> list[Claim]:

@@ -115,3 +115,37 @@ def test_apk_file_digests_are_checked_as_sha1():
     assert inventory.distro.id == "alpine"
     assert found["busybox"].purl == "pkg:apk/alpine/busybox@1.36.1-r2?arch=x86_64&distro=alpine-3.19.1"
     assert {f.path: f.status for f in found["busybox"].files} == {"/bin/busybox": "ok", "/bin/sh": "modified"}
+
+
+def test_package_files_are_found_through_symlinked_directories_and_loops_end():
+    """A recorded path is followed through symlinked directories (relative, absolute, chained)
+    as the kernel would, up to 40 links; a loop or a dangling link makes the file missing; a
+    file that became a symlink or a directory is modified. Every check keeps the recorded
+    digest and algorithm."""
+    from analyzerd.analysis.packages import FileCheck
+    data = b"payload"
+    digest = md5(data)
+    md5sums = "".join(f"{digest}  {path}\n" for path in (
+        "lib64/x/a", "rel/b", "chain1/c", "loop1/d", "dangling/e", "far0/f", "swapped", "dir")).encode()
+    members = [
+        Member("usr/lib/x/a", data), Member("lib64", kind="symlink", link="/usr/lib"),  # absolute
+        Member("opt/real/b", data), Member("rel", kind="symlink", link="opt/real"),  # relative
+        Member("chain1", kind="symlink", link="chain2"), Member("chain2", kind="symlink", link="usr/lib/x"),
+        Member("usr/lib/x/c", data),
+        Member("loop1", kind="symlink", link="loop2"), Member("loop2", kind="symlink", link="loop1"),
+        Member("dangling", kind="symlink", link="nowhere"),
+        Member("swapped", kind="symlink", link="usr/lib/x/a"), Member("dir", kind="dir"),
+        Member("var/lib/dpkg/status", b"Package: p\nStatus: install ok installed\nVersion: 1\n"),
+        Member("var/lib/dpkg/info/p.md5sums", md5sums),
+    ]
+    # far0 -> far1 -> ... -> far41 -> /usr/lib/x: 42 links, past the kernel's 40
+    members += [Member(f"far{i}", kind="symlink", link=f"far{i + 1}") for i in range(41)]
+    members += [Member("far41", kind="symlink", link="/usr/lib/x"), Member("usr/lib/x/f", data)]
+    _, found = packages([analyze(members)])
+    checks = {f.path: f for f in found["p"].files}
+    status = {path: check.status for path, check in checks.items()}
+    assert status == {"/lib64/x/a": "ok", "/rel/b": "ok", "/chain1/c": "ok", "/loop1/d": "missing",
+                      "/dangling/e": "missing", "/far0/f": "missing", "/swapped": "modified", "/dir": "modified"}
+    assert checks["/lib64/x/a"] == FileCheck("/lib64/x/a", digest, "md5", "ok")
+    assert checks["/loop1/d"] == FileCheck("/loop1/d", digest, "md5", "missing")
+    assert checks["/swapped"] == FileCheck("/swapped", digest, "md5", "modified")
