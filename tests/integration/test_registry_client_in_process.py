@@ -113,3 +113,95 @@ def test_the_backoff_doubles_up_to_its_cap_with_jitter_and_retry_after_is_bounde
     assert policy.delay(1, retry_after=3.0) == 3.0
     assert policy.delay(1, retry_after=-2.0) == 0.0
     assert policy.delay(1, retry_after=3600.0) == 32.0  # never more than 4 times the longest backoff
+
+
+# -- the token service's answers, from a real HTTP server in this process ----------------------
+
+async def fetch_token_from(answer: Callable[[Any], Awaitable[Any]], *,
+                           credentials: Credentials | None = None) -> tuple[tuple[str, float | None], list[Any]]:
+    """What the client makes of the token service's answer; and the requests that service got."""
+    from aiohttp import web
+
+    from analyzerd.registry.auth import Challenge, TokenRealm
+    from analyzerd.registry.client import _Host
+
+    seen: list[Any] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        seen.append(request)
+        return await answer(request)
+
+    app = web.Application()
+    app.router.add_get("/token", handler)
+
+    async def elsewhere(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"token": "from-a-redirect"})
+
+    app.router.add_get("/elsewhere", elsewhere)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            settings = RegistrySettings(host="127.0.0.1:1", credentials=credentials)
+            client = RegistryClient(session, settings=lambda host: settings)
+            ref = parse_reference("127.0.0.1:1/team/app:1")
+            host = _Host("http://127.0.0.1:1", False, Challenge("bearer", {}))
+            realm = TokenRealm(url=f"http://127.0.0.1:{port}/token", on_registry_host=True)
+            got = await client._fetch_token(ref, host, realm, "registry.example", "repository:team/app:pull", settings)
+            return got, seen
+    finally:
+        await runner.cleanup()
+
+
+def test_the_token_service_is_asked_for_the_scope_and_service_with_the_credentials():
+    from aiohttp import web
+
+    async def answer(request: Any) -> Any:
+        return web.json_response({"token": "t-1", "access_token": "other", "expires_in": 120})
+    (token, expires_in), seen = asyncio.run(fetch_token_from(answer, credentials=Credentials("me", "pw")))
+    assert (token, expires_in) == ("t-1", 120.0)
+    assert dict(seen[0].query) == {"scope": "repository:team/app:pull", "service": "registry.example"}
+    assert seen[0].headers["Authorization"] == Credentials("me", "pw").basic()
+    (token, expires_in), seen = asyncio.run(fetch_token_from(answer))
+    assert "Authorization" not in seen[0].headers  # anonymous: no header at all
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"access_token": "oauth-style", "expires_in": 30}, ("oauth-style", 30.0)),  # OAuth2's field
+    ({"token": "t", "expires_in": "300"}, ("t", None)),  # not a number: the default lifetime applies
+    ({"token": "t"}, ("t", None)),
+])
+def test_token_answers_in_either_form(body, expected):
+    from aiohttp import web
+
+    async def answer(request: Any) -> Any:
+        return web.json_response(body)
+    got, _ = asyncio.run(fetch_token_from(answer))
+    assert got == expected
+
+
+@pytest.mark.parametrize("status, body, error, message, temporary", [
+    (401, b"{}", AuthError, "the token service refused access (anonymous)", False),
+    (403, b"{}", AuthError, "the token service refused access (anonymous)", False),
+    (503, b"{}", RegistryError, "token service answered HTTP 503", True),
+    (404, b"{}", RegistryError, "token service answered HTTP 404", False),
+    (200, b"not json", AuthError, "the token service returned no token", False),
+    (200, b'["a list"]', AuthError, "the token service returned no token", False),
+    (200, b'{"token": ""}', AuthError, "the token service returned no token", False),
+    (302, b"", RegistryError, "token service answered HTTP 302", False),  # never followed
+])
+def test_token_refusals_and_failures_say_what_the_service_did(status, body, error, message, temporary):
+    from aiohttp import web
+
+    async def answer(request: Any) -> Any:
+        headers = {"Location": "/elsewhere"} if status == 302 else {}
+        return web.Response(status=status, body=body, headers=headers, content_type="application/json")
+    with pytest.raises(error) as caught:
+        asyncio.run(fetch_token_from(answer))
+    assert message in caught.value.message and "127.0.0.1:1/team/app" in caught.value.message
+    assert getattr(caught.value, "temporary", False) is temporary
+    if status != 200:
+        assert caught.value.status == status
