@@ -395,3 +395,33 @@ def test_a_config_stored_raw_before_it_was_scanned_is_redacted_when_the_database
     assert all(key_id not in r and secret not in r for _, _, r, _ in findings)
     # version 5 and later stored it redacted already: not scanned again
     assert sql(database, "SELECT count(*) FROM secrets WHERE image_id = 2") == [(0,)]
+
+
+def test_a_released_job_is_queued_again_for_anyone_and_only_its_worker_may_release_it(database):
+    async def go():
+        async with await Store.open(database) as store:
+            [job_id] = await store.enqueue(["example.com/a:1"], None)
+            job = await store.claim("stopping", 60, max_attempts=3)
+            assert not await store.release_job(job_id, "someone-else")
+            assert (await store.get_job(job_id)).status is JobStatus.RUNNING
+            assert await store.release_job(job_id, "stopping")
+            released = await store.get_job(job_id)
+            assert (released.status, released.worker, released.lease_until) == (JobStatus.QUEUED, None, None)
+            assert not await store.release_job(job_id, "stopping")  # no longer running
+            again = await store.claim("next", 60, max_attempts=3)
+            assert again.id == job.id and again.worker == "next"
+    run(go())
+
+
+def test_recent_jobs_newest_first_of_one_status_or_all(database):
+    async def go():
+        async with await Store.open(database) as store:
+            ids = await store.enqueue([f"example.com/a:{i}" for i in range(5)], None)
+            claimed = await store.claim("w", 60, max_attempts=3)
+            assert await store.finish_job(claimed.id, "w", image_digest="sha256:" + "a" * 64)
+            assert [j.id for j in await store.recent_jobs(None, 3)] == sorted(ids, reverse=True)[:3]
+            assert [j.id for j in await store.recent_jobs("queued", 10)] == sorted(set(ids) - {claimed.id},
+                                                                                    reverse=True)
+            assert [(j.id, j.status) for j in await store.recent_jobs("done", 10)] == [(claimed.id, JobStatus.DONE)]
+            assert await store.recent_jobs("failed", 10) == []
+    run(go())
