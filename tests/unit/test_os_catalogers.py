@@ -324,3 +324,18 @@ def test_apk_q2_checksums_build_time_and_odd_records():
     assert (musl.type, musl.installed_size, musl.metadata) == ("apk", 12, {"t": "1700000000", "c": "abc123"})
     assert (zlib.name, zlib.source_name, zlib.installed_size) == ("zlib", "zlib", None)
     assert result.warnings == ["/lib/apk/db/installed: record 2 has no package name or version (P:, V:); skipped"]
+
+
+def test_apk_records_with_odd_lines_files_outside_a_folder_and_binary_data():
+    """Lines that are not "K:value" with a one-letter key are passed over without ending the
+    record; a file before any F: is at the root; a folder's slashes are trimmed; the folder
+    resets with each record; a Z: before any R: belongs to no file; NUL bytes mean not a database."""
+    text = (b"P:first\nV:1\nZ:Q1orphan\nnot a field line\nPX:two letters\nR:at-root\nF:/usr/bin/\nR:tool\n\n"
+            b"P:second\nV:2\nR:also-root\n")
+    first, second = parse_apk("/lib/apk/db/installed", text).packages
+    assert [f.path for f in first.files] == ["/at-root", "/usr/bin/tool"]
+    assert all(f.digest is None for f in first.files) and "X" not in first.metadata
+    assert [f.path for f in second.files] == ["/also-root"]
+    binary = parse_apk("/lib/apk/db/installed", b"\x7fELF\x00\x00P:x\nV:1\n")
+    assert binary.packages == [] and binary.warnings == [
+        "/lib/apk/db/installed: binary data, not an apk database; skipped"]

@@ -6,6 +6,9 @@ real servers are in tests/integration/test_registry_auth_policy.py.)"""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from analyzerd.errors import AuthError
@@ -143,3 +146,42 @@ def test_refusals_say_what_was_refused_and_quote_the_realm_bounded() -> None:
         token_realm(bearer(short_realm), settings("registry.example"), "registry.example")
     assert f"{short_realm!r} over plain http: refusing to send credentials in cleartext" in caught.value.message
     assert "'insecure: true'" in caught.value.hint and "https" in caught.value.hint
+
+
+def test_docker_config_credentials_by_registry_host() -> None:
+    """config.json's auths as `docker login` writes them: base64 user:password (the password may
+    hold colons) or username/password fields, keyed by host, URL or Docker Hub's legacy names;
+    entries without credentials (a credential helper's) and odd entries are passed over."""
+    from analyzerd.registry.auth import docker_config_credentials
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+    config = {"auths": {
+        "registry.example:5000": {"auth": b64("alice:pa:ss")},
+        "https://other.example/v1/": {"username": "bob", "password": "secret"},
+        "https://index.docker.io/v1/": {"auth": b64("hubuser:hubpass")},
+        "helper.example": {},  # credsStore keeps it elsewhere
+        "odd.example": "not an object",
+        "empty.example": {"auth": ""},
+    }}
+    found = docker_config_credentials(json.dumps(config), "/root/.docker/config.json")
+    assert {host: (c.username, c.password) for host, c in found.items()} == {
+        "registry.example:5000": ("alice", "pa:ss"), "other.example": ("bob", "secret"),
+        "docker.io": ("hubuser", "hubpass")}
+    assert docker_config_credentials('{"credsStore": "desktop"}', "c.json") == {}
+    assert docker_config_credentials('["not", "an", "object"]', "c.json") == {}
+    assert Credentials("u", "p").basic() == "Basic dTpw"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "docker config /c.json is not valid JSON"),
+    ('{"auths": {"r.example": {"auth": "%%%"}}}', "docker config /c.json: auths['r.example']: 'auth' is not base64"),
+    ('{"auths": {"r.example": {"auth": "' + base64.b64encode(b"no-colon").decode() + '"}}}',
+     "docker config /c.json: auths['r.example']: 'auth' is not base64 of user:password"),
+])
+def test_a_broken_docker_config_is_refused_naming_file_and_entry(text: str, message: str) -> None:
+    from analyzerd.errors import ConfigError
+    from analyzerd.registry.auth import docker_config_credentials
+    with pytest.raises(ConfigError) as caught:
+        docker_config_credentials(text, "/c.json")
+    assert message in caught.value.message
