@@ -1,0 +1,52 @@
+"""An image's secrets, in process through the layer analyzer and the merge: a secret in a file
+an upper layer deleted, replaced or hid (whiteout, opaque directory, an ancestor directory
+replaced by a file or a link) is still in the image's blobs, so it is reported, with the layer
+that hid it; a secret still visible has none."""
+
+from __future__ import annotations
+
+import hashlib
+
+from analyzerd.analysis.layer import LayerAnalyzer
+from analyzerd.analyze import merge
+from analyzerd.model import LayerResult
+from analyzerd.secrets.rules import Rule
+from analyzerd.secrets.scanner import RuleSet
+from analyzerd.testing import Member, make_layer
+
+RULES = RuleSet((Rule(id="test-token", category="Test", title="test token", severity="HIGH",
+                      regex=r"(?P<secret>tkn_[A-Za-z0-9]{24})", keywords=("tkn_",)),), fingerprint_key=b"k" * 32)
+SECRET = b"key = tkn_" + b"A" * 24 + b"\n"
+PATHS = ("srv/deleted.env", "srv/replaced.env", "srv/kept.env", "gone/dir/a.env", "opaque/b.env",
+         "linked/c.env", "rewritten/d.env", "sibling/e.env")
+
+
+def analyze(members: list[Member]) -> LayerResult:
+    tar = make_layer(members)
+    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar).hexdigest(), size=len(tar),
+                             media_type="application/vnd.oci.image.layer.v1.tar",
+                             secrets=RULES.scanner(), secret_rules=RULES.digest)
+    analyzer.feed(tar)
+    return analyzer.finish()
+
+
+def test_secrets_hidden_by_upper_layers_are_reported_with_the_layer_that_hid_them():
+    lower = analyze([Member(path, SECRET) for path in PATHS])
+    middle = analyze([Member("srv/.wh.deleted.env"), Member("srv/replaced.env", b"nothing here\n"),
+                      Member("gone/.wh.dir"), Member("opaque/.wh..wh..opq"),
+                      Member("linked", kind="symlink", link="/tmp")])
+    upper = analyze([Member("rewritten", kind="dir"), Member("sibling/.wh.other.env")])
+    _, _, secrets = merge([lower, middle, upper])
+    hidden = {s.finding.path: (s.layer, s.deleted_in) for s in secrets}
+    assert hidden == {
+        "/srv/deleted.env": (0, 1), "/srv/replaced.env": (0, 1), "/gone/dir/a.env": (0, 1),
+        "/opaque/b.env": (0, 1), "/linked/c.env": (0, 1),
+        "/srv/kept.env": (0, None), "/rewritten/d.env": (0, None), "/sibling/e.env": (0, None)}
+
+
+def test_the_first_upper_layer_that_hides_a_secret_is_named():
+    lower = analyze([Member("app/.env", SECRET)])
+    again = analyze([Member("app/.env", SECRET)])  # rewritten with the same secret
+    gone = analyze([Member("app/.wh..env")])
+    _, _, secrets = merge([lower, again, gone])
+    assert sorted((s.layer, s.deleted_in) for s in secrets) == [(0, 1), (1, 2)]
