@@ -5,6 +5,7 @@ injected clock over a real SQLite store: no waiting, no timing luck."""
 import asyncio
 from types import SimpleNamespace
 
+from analyzerd.analyze import PROGRESS
 from analyzerd.config import parse_config
 from analyzerd.daemon import Outcome
 from analyzerd.model import JobStatus
@@ -49,10 +50,14 @@ def test_a_running_jobs_lease_is_renewed_so_no_other_daemon_retakes_it(tmp_path)
         clock = VirtualTime()
         async with await Store.open(str(tmp_path / "jobs.db")) as store:
             store.db.now = clock.wall  # the database's clock is the virtual one too
-            [job_id] = await store.enqueue(["registry.example/app:1"], None)
+            [job_id] = await store.enqueue(["registry.example/app:1"], "linux/arm64", force=True)
             release = asyncio.Event()
+            asked = []
 
             async def analyze_and_store(reference, platform, *, force):
+                asked.append((reference, platform, force))
+                progress = PROGRESS.get()  # the worker's, for this job
+                progress.layers_total, progress.layers_done, progress.bytes, progress.files = 3, 1, 4096, 17
                 await release.wait()  # a job that runs as long as the test wants
                 return Outcome("sha256:" + "a" * 64, 1, False)
 
@@ -67,6 +72,8 @@ def test_a_running_jobs_lease_is_renewed_so_no_other_daemon_retakes_it(tmp_path)
                 await clock.run_until(horizon)
                 row = await store.get_job(job_id)
                 assert row.status is JobStatus.RUNNING and row.worker == worker.id
+                # its progress, as the analysis left it, is written for `jobs` to show
+                assert row.progress == {"layers_done": 1, "layers_total": 3, "bytes": 4096, "files": 17}
                 assert row.lease_until >= clock.wall() + LEASE / 3, (horizon, row.lease_until - clock.wall())
                 # another daemon looking for work now finds none: the lease is alive
                 assert await store.claim("other:1:x", LEASE, max_attempts=3) is None
@@ -75,6 +82,7 @@ def test_a_running_jobs_lease_is_renewed_so_no_other_daemon_retakes_it(tmp_path)
             await running
             done = await store.get_job(job_id)
             assert done.status is JobStatus.DONE and done.attempts == 1 and done.lease_expiries == 0
+            assert asked == [("registry.example/app:1", "linux/arm64", True)]
     asyncio.run(scenario())
 
 
