@@ -369,3 +369,29 @@ def test_the_counters_file_is_private_and_a_damaged_one_restarts_the_counts(tmp_
     assert (cache.stats().hits, cache.stats().misses) == (0, 0)
     counters.write_text("{not json")
     assert cache.lookup(digest_of(b"absent")) is None and cache.stats().misses == 1
+
+
+def test_a_blob_as_large_as_the_cache_is_admitted_one_byte_more_is_not(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    assert cache.begin(digest_of(b"y" * 1001), 1001) is None
+    assert admit(cache, b"x" * 1000) and cache.lookup(digest_of(b"x" * 1000))
+
+
+def test_recovery_removes_every_stale_temporary_around_live_ones_and_prune_evicts_to_the_limit(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=10_000)
+    stale = []
+    for i in range(3):
+        stale.append(os.path.join(cache.blob_dir, f".tmp-{i:064x}-99999{i}-dead"))
+        with open(stale[-1], "wb") as f:
+            f.write(b"partial")
+    live = cache.begin(digest_of(b"live"), 4)
+    os.symlink("/etc/passwd", os.path.join(cache.blob_dir, ".tmp-" + "f" * 64 + "-1-link"))
+    assert LayerCache(str(tmp_path), max_bytes=10_000).recover() == 4  # three files and the link
+    assert not any(os.path.lexists(p) for p in stale) and os.path.exists(live.tmp_path)
+    assert os.path.exists("/etc/passwd")  # the link was removed, never followed
+    live.abort()
+    for blob in (os.urandom(3000), os.urandom(3000), os.urandom(3000)):
+        assert admit(cache, blob)
+    smaller = LayerCache(str(tmp_path), max_bytes=5000)  # the limit lowered in config.yaml
+    assert smaller.prune() == 2 and dir_bytes(smaller) == 3000
+    assert smaller.prune() == 0 and smaller.stats().evictions == 2
