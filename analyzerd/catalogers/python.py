@@ -209,14 +209,14 @@ def _read_headers(text: str) -> _Headers:
     headers = _Headers()
     current: list[str] | None = None  # the value list of the field being folded
     for count, line in enumerate(_lines(text)):
-        if count >= MAX_HEADER_LINES:
-            headers.truncated = True
-            break
         if not line:
             if headers.fields:
-                headers.ended = True  # the description follows
+                headers.ended = True  # the description follows (or the file ends)
                 break
             continue  # blank lines before the first field
+        if count >= MAX_HEADER_LINES:  # a header line past the limit (the end's "" is not one)
+            headers.truncated = True
+            break
         if line[0] in " \t":
             if current is not None and len(current[-1]) < MAX_FIELD_CHARS:
                 current[-1] = (current[-1] + "\n" + line.strip())[:MAX_FIELD_CHARS]

@@ -563,3 +563,23 @@ url = "../local"
             "resolved_reference": "0123456789abcdef0123456789abcdef01234567"}}),
         ("local", "1.0", {})]
     assert result.warnings == ["/app/poetry.lock: package 2 has no name or version; skipped"]
+
+
+def test_metadata_headers_skip_odd_lines_and_stop_at_the_line_limit():
+    """A line that is not a header (Syft skips those too) does not end the headers; a
+    continuation line before any field belongs to none; exactly MAX_HEADER_LINES header lines
+    are read whole, one more is cut with a warning naming the file."""
+    from analyzerd.catalogers.python import MAX_HEADER_LINES
+    text = b" stray continuation\nMetadata-Version: 2.1\nName: odd\nnot a header line\nVersion: 1.0\n" \
+           b"license-expression: MIT OR Apache-2.0\n\nThe description.\n"
+    (package,) = parse_metadata("/site-packages/odd-1.0.dist-info/METADATA", text).packages
+    assert (package.name, package.version, package.license) == ("odd", "1.0", "MIT OR Apache-2.0")
+    head = b"Name: many\nVersion: 2.0\n"
+    whole = head + b"Classifier: x\n" * (MAX_HEADER_LINES - 2)  # under the byte limit too
+    result = parse_metadata("/site-packages/many-2.0.dist-info/METADATA", whole)
+    assert [p.name for p in result.packages] == ["many"] and result.warnings == []
+    cut = whole + b"Classifier: one too many\n"
+    result = parse_metadata("/site-packages/many-2.0.dist-info/METADATA", cut)
+    assert [p.name for p in result.packages] == ["many"]
+    assert result.warnings == ["/site-packages/many-2.0.dist-info/METADATA: metadata header longer than the limit; "
+                               "the rest was ignored"]
