@@ -203,3 +203,36 @@ def test_an_unterminated_literal_is_no_value(text):
     """The text ends inside the name's literal (a string may span lines, so it must be last)."""
     result = parse_gemspec("/x/specifications/x-1.gemspec", b's.version = "1"\n' + text)
     assert result.packages == [] and "no literal name and version" in result.warnings[0]
+
+
+def test_gemspec_fields_come_from_the_block_variable_inside_the_block(tmp_path):
+    """Only assignments on the block's variable, after `Gem::Specification.new do |spec|`,
+    count (what Ruby would set on the spec); `author` stands in for `authors`; a platform other
+    than plain "ruby" is kept. Ruby's own reading of the same file is the expectation."""
+    import shutil
+    import subprocess
+    assert shutil.which("ruby"), "ruby (Debian's ruby package) is needed: it is the expected result"
+    text = """# -*- encoding: utf-8 -*-
+helper = Struct.new(:name, :version).new
+helper.name = "not-the-gem"
+Gem::Specification.new do |spec|
+  helper.version = "9.9.9"
+  spec.name = "native"
+  spec.version = "1.2.3"
+  spec.author = "Solo Author"
+  spec.platform = "x86_64-linux"
+  spec.license = "MIT"
+end
+"""
+    spec = tmp_path / "native-1.2.3-x86_64-linux.gemspec"
+    spec.write_text(text)
+    script = ("s = Gem::Specification.load(ARGV[0]); "
+              "puts [s.name, s.version.to_s, s.authors.join(','), s.platform.to_s, s.licenses.join(',')].join('|')")
+    name, version, authors, platform, licenses = subprocess.run(
+        ["ruby", "-e", script, str(spec)], capture_output=True, text=True, check=True).stdout.strip().split("|")
+    (package,) = parse_gemspec("/var/lib/gems/3.1.0/specifications/native-1.2.3-x86_64-linux.gemspec",
+                               text.encode()).packages
+    assert (package.name, package.version, package.license) == (name, version, licenses) == ("native", "1.2.3", "MIT")
+    assert package.metadata == {"authors": authors.split(","), "platform": platform}
+    plain = parse_gemspec("/x/specifications/p-1.gemspec", b's.name = "p"\ns.version = "1"\ns.platform = "ruby"\n')
+    assert "platform" not in plain.packages[0].metadata
