@@ -510,3 +510,20 @@ def test_pom_properties_lines_as_syft_reads_them():
     assert (props.group_id, props.artifact_id, props.version) == ("org.example", "widgets", "1.2.3=final")
     with pytest.raises(ValueError, match="not a properties line: 'garbage without a separator'"):
         java.parse_pom_properties("p", b"groupId=a\ngarbage without a separator\n")
+
+
+def test_names_and_versions_from_archive_file_names_agree_with_syft():
+    """Syft's reading of 34 jar file names (tests/data/java/archive-names/syft.json: jars with
+    an empty manifest, so only the file name speaks): dash, dot and underscore separators,
+    build/r/rc release markers in either case, dotted groupId.artifactId names, no version
+    (Syft's UNKNOWN)."""
+    import json
+    import pathlib
+    golden = json.loads((pathlib.Path(__file__).parent.parent / "data" / "java" / "archive-names" /
+                         "syft.json").read_text())["jars"]
+    manifest = io.BytesIO()
+    with zipfile.ZipFile(manifest, "w") as jar:
+        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+    for file_name, want in golden.items():
+        (package,) = java.parse_java_archive(f"/opt/{file_name}", manifest.getvalue()).packages
+        assert (package.name, package.version or "UNKNOWN") == (want["name"], want["version"]), file_name
