@@ -149,3 +149,59 @@ def test_configured_rules_keep_every_field_of_their_mapping():
             build_rule_set(extra=(entry,))
     with pytest.raises(ValueError, match="secret rule corp-bad: "):
         build_rule_set(extra=({"id": "corp-bad", "regex": "(?P<secret>x)", "severity": "EXTREME"},))
+
+
+def test_the_anchore_mode_and_the_default_mode_build_the_rule_sets_they_promise():
+    """anchore: Anchore's five rules (or the configured entries instead of them), only the
+    configured allowed paths, Anchore's 10,000-byte file limit; default: every rule plus the
+    configured ones, the default allowed paths plus the configured, a 100 MiB limit."""
+    from analyzerd.secrets.rules import ANCHORE_RULES, DEFAULT_ALLOWED_PATHS, RULES
+    from analyzerd.secrets.scanner import ANCHORE_MAX_FILE_SIZE, DEFAULT_MAX_FILE_SIZE, build_rule_set
+    anchore = build_rule_set(mode="anchore", allowed_paths=("^/srv/",))
+    assert [r.id for r in anchore.rules] == [r.id for r in ANCHORE_RULES]
+    assert (anchore.allowed_paths, anchore.max_file_size, anchore.scan_binary) == (("^/srv/",), ANCHORE_MAX_FILE_SIZE,
+                                                                                   False)
+    entries = build_rule_set(mode="anchore", extra=("MY_TOKEN=(?i).*mytoken=.*",
+                                                    {"id": "mapped", "regex": "(?P<secret>m_[a-z]{8})"}),
+                             max_file_size=500, scan_binary=True)
+    assert [r.id for r in entries.rules] == ["MY_TOKEN", "mapped"]
+    assert (entries.max_file_size, entries.scan_binary) == (500, True)
+    default = build_rule_set(extra=("MY_TOKEN=(?i).*mytoken=.*",), allowed_paths=("^/srv/",))
+    assert [r.id for r in default.rules] == [r.id for r in RULES] + ["MY_TOKEN"]
+    assert default.allowed_paths == DEFAULT_ALLOWED_PATHS + ("^/srv/",)
+    assert default.max_file_size == DEFAULT_MAX_FILE_SIZE
+    assert build_rule_set(disabled=(RULES[0].id,)).rules == RULES[1:]
+    with pytest.raises(ValueError, match="secret_search.disabled_rules: no rule named nope"):
+        build_rule_set(disabled=("nope",))
+
+
+def test_secrets_in_a_config_value_are_found_on_every_line_with_lines_and_offsets():
+    """find_in_text (an Env value, a label, a history command): 1-based lines, byte offsets
+    from the text's start, every occurrence (an allowed value is skipped, not the end of the
+    search), at most ``limit``."""
+    rule_set = RuleSet((TOKEN_RULE,), fingerprint_key=KEY)
+    first, second, third = (token(random.Random(seed)) for seed in (1, 2, 3))
+    text = f"echo start\nA={first} B={second}\nC=tkn_{'0' * 24}\n\nD={third}".encode()
+    allowing = RuleSet((Rule(id=TOKEN_RULE.id, category="Test", title="t", severity="HIGH", regex=TOKEN_RULE.regex,
+                             keywords=TOKEN_RULE.keywords, allow=(r"tkn_0{24}",)),), fingerprint_key=KEY)
+    for rules, extra in ((rule_set, [(3, text.index(b"tkn_000"))]), (allowing, [])):
+        found = [(m.line, m.start) for m in rules.find_in_text(text)]
+        assert found == sorted([(2, text.index(first.encode())), (2, text.index(second.encode())),
+                                (5, text.index(third.encode()))] + extra)
+    assert len(rule_set.find_in_text(text, limit=2)) == 2
+
+
+@pytest.mark.parametrize("path_regex, tail", [
+    (r"(?:^|/)\.git-credentials$", ".git-credentials"),
+    (r"(?:^|/)[._]netrc$", "netrc"),  # the class stops the walk: only what every match ends with
+    (r"(?:^|/)settings(?:-security)?\.xml$", ".xml"),
+    (r"(?:^|/)id_rsa$", "id_rsa"),  # the group before it may be "^": no "/" is certain
+    (r"(?:^|/)\.?npmrc$", "npmrc"),  # "?" applies to the dot: not part of the tail
+    (r"(?:^|/)\.pypirc", ""),  # not anchored at the end: nothing is certain
+    (r"(?i)(?:^|/)\.netrc$", ""),  # case-insensitive: the literal may be in any case
+    (r"a_b-c/d$", "a_b-c/d"),
+    (r"\.$", "."),
+])
+def test_path_rules_are_prefiltered_by_the_literal_their_paths_end_with(path_regex, tail):
+    from analyzerd.secrets.scanner import _literal_tail
+    assert _literal_tail(path_regex) == tail
