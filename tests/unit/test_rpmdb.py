@@ -887,3 +887,21 @@ def test_packages_and_versions_agree_with_rpm(tmp_path, folder, name, kind):
     assert got == want
     if kind == "sqlite":  # the fixture with epochs: rpm prints them, and so must the cataloger
         assert [v for _, v, *_ in want if ":" in v] == [v for _, v, *_ in got if ":" in v] != []
+
+
+def test_a_wal_mode_sqlite_database_is_read_like_any_other(tmp_path):
+    """rpm opens its sqlite database in WAL mode, so an image's rpmdb.sqlite says so in its
+    header (bytes 18 and 19 = 2); with the WAL already checkpointed into it, it holds every
+    package and must read as the same database in rollback mode does."""
+    import shutil
+    copy = tmp_path / "rpmdb.sqlite"
+    shutil.copy(os.path.join(FIXTURES, "sqlite-cbl-mariner-2.0", "rpmdb.sqlite"), copy)
+    conn = sqlite3.connect(copy)
+    assert conn.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = copy.read_bytes()
+    assert data[18] == data[19] == 2  # the WAL marks in the header
+    packages, warnings = parse_rpmdb(data)
+    rollback, _ = parse_rpmdb(fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
+    assert warnings == [] and [p.name for p in packages] == [p.name for p in rollback] and len(packages) == 129
