@@ -402,3 +402,22 @@ def test_pnpm_lock_versions(version, text, expected):
 def test_pnpm_lock_without_a_version_is_refused_by_name():
     result = npm.parse_pnpm_lock("/app/pnpm-lock.yaml", b"packages:\n  /a/1.0.0: {}\n")
     assert result.packages == [] and result.warnings == ["/app/pnpm-lock.yaml: no lockfileVersion; not a pnpm lockfile"]
+
+
+@pytest.mark.parametrize("path, role", [
+    ("/app/node_modules/left-pad/package.json", "installed"),
+    ("/app/node_modules/@scope/pkg/package.json", "installed"),
+    ("/app/node_modules/a/node_modules/b/package.json", "installed"),  # the last node_modules decides
+    ("/app/node_modules/left-pad/lib/package.json", None),  # nested inside a package
+    ("/app/node_modules/.bin/package.json", None),  # dot directories are npm's own
+    ("/app/node_modules/@/pkg/package.json", None),  # "@" alone is no scope
+    ("/app/node_modules/@scope/.cache/package.json", None),
+    ("/app/node_modules/@scope/package.json", None),  # a scope is not a package
+    ("/app/node_modules/noscope/pkg/package.json", None),
+    ("/usr/share/nodejs/debian-pkg/package.json", "installed"),
+    ("/usr/lib/x86_64-linux-gnu/nodejs/native/package.json", "installed"),
+    ("/usr/share/nodejs/debian-pkg/sub/package.json", None),
+    ("/app/package.json", "application"),
+])
+def test_which_package_json_is_an_installed_package(path, role):
+    assert npm._manifest_role(path) == role
