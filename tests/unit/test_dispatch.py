@@ -64,7 +64,9 @@ ELF = b"\x7fELF" + bytes(60)
 @pytest.mark.parametrize("step", [1, 7, 4096, 1 << 20])
 def test_scanners_see_executables_whole_whatever_the_chunking(step):
     scanner = Cataloger(name="test-binary", scanner=_Collect, magic=(b"\x7fELF",))
-    binary = ELF + random.Random(1).randbytes(300_000)
+    # past several 64 KiB output pieces; a byte at a time, one piece and a bit is enough to
+    # cross every kind of boundary (and 300 KB would take half a minute)
+    binary = ELF + random.Random(1).randbytes(70_000 if step == 1 else 300_000)
     members = [Member("usr/bin/tool", binary, mode=0o755),
                Member("usr/lib/libdata.so", binary, mode=0o644),  # not executable
                Member("usr/bin/script", b"#!/bin/sh\n" + bytes(8000), mode=0o755),  # not a binary
