@@ -122,3 +122,68 @@ def test_a_64_kib_path_is_refused_before_its_parents_are_made():
     assert [r.path for r in result.files] == ["/kept"]
     assert len(result.warnings) == 1 and "a path of 65536 bytes" in result.warnings[0]
     assert peak < 20 * 1024 * 1024
+
+
+def _cataloged(members, *, limits=LayerLimits(), spool=None, max_bytes=1000, parse=None):
+    """A layer analyzed with one cataloger for /etc/*.db (parse: the file's bytes as one package)."""
+    from analyzerd.analysis.dispatch import Dispatch
+    from analyzerd.catalogers.base import Cataloger, Package, ParseResult
+
+    def whole(path, data):
+        return ParseResult(packages=[Package(type="test", name=path, version=str(len(bytes(data))))])
+    cataloger = Cataloger(name="test-db", globs=("/etc/*.db",), parse=parse or whole, max_bytes=max_bytes)
+    tar = make_layer(members)
+    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar).hexdigest(), size=len(tar), media_type="m",
+                             limits=limits, dispatch=Dispatch([cataloger]), spool=spool)
+    analyzer.feed(tar)
+    return analyzer.finish()
+
+
+class _ListSpool:
+    """A spool kept in a list, to see what the analyzer sends past memory."""
+
+    made: list["_ListSpool"] = []
+
+    def __init__(self):
+        self.data = bytearray()
+        self.closed = False
+        _ListSpool.made.append(self)
+
+    def write(self, data):
+        self.data += data
+
+    def view(self):
+        return memoryview(self.data)
+
+    def close(self):
+        self.closed = True
+
+
+def test_cataloged_files_up_to_the_limits_are_read_whole_in_memory_or_spooled():
+    """A file of exactly the cataloger's max_bytes is read, one byte more is not (a warning
+    names it and the cataloger); past max_memory_capture it goes to the spool (closed after
+    parsing), and with no spool it is not cataloged, with a warning saying so."""
+    limits = LayerLimits(max_memory_capture=600)
+    _ListSpool.made.clear()
+    result = _cataloged([Member("etc/a.db", b"a" * 1000), Member("etc/b.db", b"b" * 1001),
+                         Member("etc/c.db", b"c" * 600), Member("etc/d.db", b"d" * 601)],
+                        limits=limits, spool=_ListSpool)
+    versions = {entry.path: (entry.cataloger, entry.result.packages[0].version) for entry in result.catalog}
+    assert versions == {"/etc/a.db": ("test-db", "1000"), "/etc/c.db": ("test-db", "600"),
+                        "/etc/d.db": ("test-db", "601")}
+    assert result.warnings == ["/etc/b.db: 1001 bytes, more than the test-db cataloger reads (1000); not cataloged"]
+    assert [len(s.data) for s in _ListSpool.made] == [1000, 601] and all(s.closed for s in _ListSpool.made)
+    no_spool = _cataloged([Member("etc/d.db", b"d" * 601)], limits=limits)
+    assert no_spool.catalog == [] and no_spool.warnings == [
+        "/etc/d.db: 601 bytes, too large to catalog in memory; not cataloged"]
+
+
+def test_a_failing_cataloger_is_a_warning_naming_file_cataloger_and_error_and_warnings_are_capped():
+    from analyzerd.analysis.layer import MAX_WARNINGS
+
+    def broken(path, data):
+        raise KeyError("no such field")
+    result = _cataloged([Member(f"etc/{i:03}.db", b"x") for i in range(MAX_WARNINGS + 5)], parse=broken)
+    assert result.catalog == []
+    assert result.warnings[0] == "/etc/000.db: the test-db cataloger failed: KeyError: 'no such field'"
+    assert len(result.warnings) == MAX_WARNINGS + 1 and result.warnings[-1] == "5 more warnings not recorded"
