@@ -149,3 +149,33 @@ def test_package_files_are_found_through_symlinked_directories_and_loops_end():
     assert checks["/lib64/x/a"] == FileCheck("/lib64/x/a", digest, "md5", "ok")
     assert checks["/loop1/d"] == FileCheck("/loop1/d", digest, "md5", "missing")
     assert checks["/swapped"] == FileCheck("/swapped", digest, "md5", "modified")
+
+
+def test_python_record_digests_and_go_sum_hashes_join_their_own_package_only():
+    """A .dist-info's RECORD checks that distribution's files (sha256, urlsafe base64); a
+    go.sum's h1 hash goes to the module the go.mod beside it requires, and to nothing else."""
+    module = b"print('hello')\n"
+    encoded = base64.urlsafe_b64encode(hashlib.sha256(module).digest()).rstrip(b"=").decode()
+    site = "usr/lib/python3/dist-packages"
+    members = [
+        Member(f"{site}/hello-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: hello\nVersion: 1.0\n"),
+        Member(f"{site}/hello-1.0.dist-info/RECORD",
+               f"hello.py,sha256={encoded},{len(module)}\nhello_extra.py,sha256={encoded},{len(module)}\n"
+               f"hello-1.0.dist-info/RECORD,,\n".encode()),
+        Member(f"{site}/hello.py", module), Member(f"{site}/hello_extra.py", b"changed\n"),
+        Member(f"{site}/other-2.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: other\nVersion: 2.0\n"),
+        Member("src/app/go.mod", b"module example.com/app\n\ngo 1.21\n\nrequire github.com/pkg/errors v0.9.1\n"),
+        Member("src/app/go.sum", b"github.com/pkg/errors v0.9.1 h1:FEBLx1zS214owpjy7qsBeixbURkuhQAwrK5UwLGTwt4=\n"
+                                 b"github.com/pkg/errors v0.9.1/go.mod h1:bwawxfHBFNV+L2hUp1rHADufV3IMtnDRdf1r5NINEl0=\n"),
+        Member("src/other/go.mod", b"module example.com/other\n\ngo 1.21\n\nrequire github.com/pkg/errors v0.9.1\n"),
+    ]
+    _, found = packages([analyze(members)])
+    hello = found["hello"]
+    assert {f.path: f.status for f in hello.files if f.digest} == {
+        f"/{site}/hello.py": "ok", f"/{site}/hello_extra.py": "modified"}
+    assert found["other"].files == []
+    inventory, _ = packages([analyze(members)])
+    by_location = {p.location: p.package.metadata.get("h1") for p in inventory.packages
+                   if p.package.name == "github.com/pkg/errors"}
+    assert by_location == {"/src/app/go.mod": "h1:FEBLx1zS214owpjy7qsBeixbURkuhQAwrK5UwLGTwt4=",
+                           "/src/other/go.mod": None}
