@@ -339,3 +339,26 @@ def test_apk_records_with_odd_lines_files_outside_a_folder_and_binary_data():
     binary = parse_apk("/lib/apk/db/installed", b"\x7fELF\x00\x00P:x\nV:1\n")
     assert binary.packages == [] and binary.warnings == [
         "/lib/apk/db/installed: binary data, not an apk database; skipped"]
+
+
+def test_apk_and_dpkg_read_invalid_utf8_and_folder_names_as_written():
+    """An undecodable byte (a Latin-1 maintainer name) becomes U+FFFD and parsing goes on;
+    directory and file names are taken as written, whatever letter they start with."""
+    apk = parse_apk("/lib/apk/db/installed", b"P:xorg\nV:1\nm:Fran\xe7ois <f@example.org>\nF:/Xorg/\nR:X\n")
+    (package,) = apk.packages
+    assert package.maintainer == "Fran\ufffdois <f@example.org>" and [f.path for f in package.files] == ["/Xorg/X"]
+    dpkg = parse_dpkg("/var/lib/dpkg/status", b"Package: x\nVersion: 1\nStatus: install ok installed\n"
+                                               b"Maintainer: Fran\xe7ois <f@example.org>\n")
+    assert dpkg.packages[0].maintainer == "Fran\ufffdois <f@example.org>"
+    (claim,) = parse_dpkg("/var/lib/dpkg/info/x11-common.md5sums",
+                          b"0123456789abcdef0123456789abcdef  X11/app\n").claims
+    assert [f.path for f in claim.files] == ["/X11/app"]
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh catalogers):
+# - dpkg and apk: `str(data, "UTF-8", ...)` for "utf-8": codec names are case-insensitive.
+# - apk _package: `fields.get("I", "XXXX")`: a missing size reads as None either way ("XXXX" is
+#   not digits).
+# - apk: `folder = None` before the first record: a falsy folder means the root either way.
+# - apk: `not sep and len(key) != 1`: a "KEY:value" line with a longer key is then stored in the
+#   record's fields, but only one-letter keys are ever read.

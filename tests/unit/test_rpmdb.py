@@ -526,6 +526,10 @@ def test_bdb_one_bad_blob_among_good():
     assert [p.name for p in packages] == [parse_header_blob(blobs[0]).name, parse_header_blob(blobs[2]).name]
     assert len(warnings) == 1
     assert warnings[0].startswith("bdb bucket 0 page 3 item 1") and "il=2147483647" in warnings[0]
+    # the cataloger keeps the good packages and passes the warning on, naming the database file
+    from analyzerd.catalogers.rpm import parse_rpm
+    result = parse_rpm("/var/lib/rpm/Packages", bdb_file([blobs[0], bytes(bad), blobs[2]]))
+    assert len(result.packages) == 2 and result.warnings == [f"/var/lib/rpm/Packages: {warnings[0]}"]
 
 
 def test_ndb_one_bad_blob_among_good():
@@ -905,3 +909,8 @@ def test_a_wal_mode_sqlite_database_is_read_like_any_other(tmp_path):
     packages, warnings = parse_rpmdb(data)
     rollback, _ = parse_rpmdb(fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
     assert warnings == [] and [p.name for p in packages] == [p.name for p in rollback] and len(packages) == 129
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh catalogers):
+# - rpm_package: `rpm.source_rpm or "XXXX"`: neither "" nor "XXXX" is a source rpm name, so
+#   _SRPM matches neither and the package has no source either way.
