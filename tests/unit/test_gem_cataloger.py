@@ -236,3 +236,44 @@ end
     assert package.metadata == {"authors": authors.split(","), "platform": platform}
     plain = parse_gemspec("/x/specifications/p-1.gemspec", b's.name = "p"\ns.version = "1"\ns.platform = "ruby"\n')
     assert "platform" not in plain.packages[0].metadata
+
+
+def test_gemfile_lock_sections_versionless_specs_platforms_and_the_gem_limit(monkeypatch):
+    """A spec without a version (Bundler writes none for some path gems) is passed over and the
+    rest read; one gem locked for several platforms is one package listing them; a file with no
+    Bundler section says it is not a Gemfile.lock; the first MAX_LOCK_GEMS gems are kept, one
+    more is refused with a warning."""
+    text = b"""PATH
+  remote: .
+  specs:
+    myapp ()
+
+GEM
+  remote: https://rubygems.org/
+  specs:
+    nokogiri (1.15.4-x86_64-linux)
+    nokogiri (1.15.4-aarch64-linux)
+    nokogiri (1.15.4-x86_64-linux)
+    rack (3.0.8)
+
+PLATFORMS
+  x86_64-linux
+
+DEPENDENCIES
+  nokogiri
+"""
+    result = parse_gemfile_lock("/app/Gemfile.lock", text)
+    names = [(p.name, p.version) for p in result.packages]
+    assert names == [("nokogiri", "1.15.4"), ("rack", "3.0.8")] and result.warnings == []
+    assert result.packages[0].metadata["platforms"] == ["x86_64-linux", "aarch64-linux"]
+    nothing = parse_gemfile_lock("/app/Gemfile.lock", b"just some text\n")
+    assert nothing.packages == [] and nothing.warnings == [
+        "/app/Gemfile.lock: no GEM, GIT, PATH or DEPENDENCIES section; not a Gemfile.lock"]
+    monkeypatch.setattr(gem, "MAX_LOCK_GEMS", 3)
+    many = "GEM\n  remote: https://rubygems.org/\n  specs:\n" + "".join(f"    g{i} (1.{i})\n" for i in range(4))
+    result = parse_gemfile_lock("/app/Gemfile.lock", many.encode())
+    assert [p.name for p in result.packages] == ["g0", "g1", "g2"]
+    assert result.warnings == ["/app/Gemfile.lock: more than 3 gems; the rest skipped"]
+    exact = "GEM\n  remote: https://rubygems.org/\n  specs:\n" + "".join(f"    g{i} (1.{i})\n" for i in range(3))
+    result = parse_gemfile_lock("/app/Gemfile.lock", exact.encode())
+    assert [p.name for p in result.packages] == ["g0", "g1", "g2"] and result.warnings == []
