@@ -31,6 +31,7 @@ __all__ = [
     "LocalPostgres",
     "LocalRegistry",
     "Member",
+    "analyze_layer",
     "build_image",
     "free_port",
     "make_layer",
@@ -93,6 +94,18 @@ def make_layer(members: Iterable[Member], fmt: str = "pax") -> bytes:
             else:
                 tar.addfile(info)
     return buf.getvalue()
+
+
+def analyze_layer(members: Iterable[Member], **options: Any) -> Any:
+    """An uncompressed layer of ``members`` through the layer analyzer in this process, whole;
+    ``options``: LayerAnalyzer's (dispatch, secrets, limits, spool...). Its LayerResult."""
+    from .analysis.layer import LayerAnalyzer  # not at import: analyzerd.testing serves tests of every part
+
+    tar = make_layer(members)
+    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar).hexdigest(), size=len(tar),
+                             media_type=LAYER_TYPES["none"], **options)
+    analyzer.feed(tar)
+    return analyzer.finish()
 
 
 def _octal(value: int, width: int) -> bytes:

@@ -50,20 +50,26 @@ _BLOCK: Final = re.compile(r"Gem::Specification\.new\s+do\s*\|\s*(?P<var>[a-z_]\
 # blanks once, not at each of its characters
 _FREEZE: Final = re.compile(r"(?<![ \t])[ \t]*+\.freeze\b")
 _PERCENT_CLOSERS: Final = {"{": "}", "(": ")", "[": "]", "<": ">"}
+
+
+def _closer(opener: str) -> str:
+    """What closes a literal opened by ``opener``: its pair for a bracket, else itself."""
+    return _PERCENT_CLOSERS.get(opener, opener)
+
+
 _SIMPLE_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "e": "\x1b", "s": " ", "a": "\a",
                           "b": "\b", "f": "\f", "v": "\v"}
 #: The text up to a literal's closing delimiter, its opening one (a paired delimiter nests:
 #: %q(a (b) c) is "a (b) c") or a backslash, by (opener, closer); Ruby takes any ASCII
 #: character that is not alphanumeric as a delimiter.
 _PLAIN_RUNS: Final = {
-    (chr(code), _PERCENT_CLOSERS.get(chr(code), chr(code))):
-        re.compile("[^" + re.escape(chr(code) + _PERCENT_CLOSERS.get(chr(code), chr(code))) + r"\\]+")
+    (chr(code), _closer(chr(code))): re.compile("[^" + re.escape(chr(code) + _closer(chr(code))) + r"\\]+")
     for code in range(128)}
 _ESCAPE: Final = re.compile(r"u\{([0-9a-fA-F ]{1,32})\}|u([0-9a-fA-F]{4})|x([0-9a-fA-F]{1,2})|([0-7]{1,3})")
 
 
-def _code_point(hex_digits: str, base: int = 16) -> str:
-    value = int(hex_digits, base)
+def _code_point(digits: str, base: int = 16) -> str:
+    value = int(digits, base)
     return chr(value) if value <= 0x10FFFF else "\ufffd"
 
 
@@ -125,8 +131,7 @@ def _string_literal(text: str, i: int) -> tuple[str, int] | None:
         found = _literal_body(text, i + 1, text[i], text[i], double_quoted=text[i] == '"')
     elif text.startswith(("%q", "%Q"), i) and i + 2 < len(text):
         opener = text[i + 2]
-        found = _literal_body(text, i + 3, opener, _PERCENT_CLOSERS.get(opener, opener),
-                              double_quoted=text[i + 1] == "Q")
+        found = _literal_body(text, i + 3, opener, _closer(opener), double_quoted=text[i + 1] == "Q")
     else:
         return None
     if found is None:

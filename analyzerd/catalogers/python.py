@@ -32,15 +32,7 @@ import tomllib
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from .base import (
-    Cataloger,
-    Claim,
-    OwnedFile,
-    Package,
-    ParseResult,
-    load_json,
-    looks_binary,
-)
+from .base import Cataloger, Claim, OwnedFile, Package, ParseResult, load_json, looks_binary
 
 __all__ = [
     "PYTHON_CATALOGERS",
@@ -157,8 +149,6 @@ def _short(value: str) -> str:
 def _text(data: bytes | bytearray | memoryview, limit: int | None = None) -> str:
     view = data if limit is None or len(data) <= limit else memoryview(data)[:limit]
     return str(view, "utf-8", "replace")
-
-
 
 
 def _absolute(base: str, path: str) -> str | None:

@@ -10,11 +10,10 @@ import base64
 import hashlib
 
 from analyzerd.analysis.dispatch import Dispatch
-from analyzerd.analysis.layer import LayerAnalyzer
 from analyzerd.analyze import merge
 from analyzerd.catalogers.registry import CATALOGERS
 from analyzerd.model import LayerResult
-from analyzerd.testing import Member, make_layer
+from analyzerd.testing import Member, analyze_layer
 
 DISPATCH = Dispatch(CATALOGERS)
 STATUS = b"""Package: tool
@@ -42,11 +41,7 @@ def md5(data: bytes) -> str:
 
 
 def analyze(members: list[Member]) -> LayerResult:
-    tar = make_layer(members)
-    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar).hexdigest(), size=len(tar),
-                             media_type="application/vnd.oci.image.layer.v1.tar", dispatch=DISPATCH)
-    analyzer.feed(tar)
-    return analyzer.finish()
+    return analyze_layer(members, dispatch=DISPATCH)
 
 
 def debian_base() -> list[Member]:

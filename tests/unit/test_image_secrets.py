@@ -5,14 +5,11 @@ that hid it; a secret still visible has none."""
 
 from __future__ import annotations
 
-import hashlib
-
-from analyzerd.analysis.layer import LayerAnalyzer
 from analyzerd.analyze import merge
 from analyzerd.model import LayerResult
 from analyzerd.secrets.rules import Rule
 from analyzerd.secrets.scanner import RuleSet
-from analyzerd.testing import Member, make_layer
+from analyzerd.testing import Member, analyze_layer
 
 RULES = RuleSet((Rule(id="test-token", category="Test", title="test token", severity="HIGH",
                       regex=r"(?P<secret>tkn_[A-Za-z0-9]{24})", keywords=("tkn_",)),), fingerprint_key=b"k" * 32)
@@ -22,12 +19,7 @@ PATHS = ("srv/deleted.env", "srv/replaced.env", "srv/kept.env", "gone/dir/a.env"
 
 
 def analyze(members: list[Member]) -> LayerResult:
-    tar = make_layer(members)
-    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar).hexdigest(), size=len(tar),
-                             media_type="application/vnd.oci.image.layer.v1.tar",
-                             secrets=RULES.scanner(), secret_rules=RULES.digest)
-    analyzer.feed(tar)
-    return analyzer.finish()
+    return analyze_layer(members, secrets=RULES.scanner(), secret_rules=RULES.digest)
 
 
 def test_secrets_hidden_by_upper_layers_are_reported_with_the_layer_that_hid_them():

@@ -9,7 +9,7 @@ import pytest
 from analyzerd.analysis.layer import LayerAnalyzer, LayerLimits
 from analyzerd.errors import ArchiveError, IntegrityError, LimitError
 from analyzerd.model import FileKind
-from analyzerd.testing import Member, make_layer
+from analyzerd.testing import Member, analyze_layer, make_layer
 
 
 def run(blob, *, digest=None, size=None, diff_id=None, step=65536, limits=LayerLimits()):
@@ -132,11 +132,7 @@ def _cataloged(members, *, limits=LayerLimits(), spool=None, max_bytes=1000, par
     def whole(path, data):
         return ParseResult(packages=[Package(type="test", name=path, version=str(len(bytes(data))))])
     cataloger = Cataloger(name="test-db", globs=("/etc/*.db",), parse=parse or whole, max_bytes=max_bytes)
-    tar = make_layer(members)
-    analyzer = LayerAnalyzer(digest="sha256:" + hashlib.sha256(tar).hexdigest(), size=len(tar), media_type="m",
-                             limits=limits, dispatch=Dispatch([cataloger]), spool=spool)
-    analyzer.feed(tar)
-    return analyzer.finish()
+    return analyze_layer(members, limits=limits, dispatch=Dispatch([cataloger]), spool=spool)
 
 
 class _ListSpool:
