@@ -87,9 +87,11 @@ def proxied(registry):
         yield proxy
 
 
+@pytest.mark.parametrize("bare", [False, True], ids=["registry-body", "bare"])
 @pytest.mark.parametrize("where", ["/manifests/", "/blobs/"])
-def test_429_with_retry_after_is_waited_for_then_retried(proxied, where):
-    proxied.status_burst(429, times=1, retry_after=1, path_contains=where)
+def test_429_with_retry_after_is_waited_for_then_retried(proxied, where, bare):
+    """With the registry's TOOMANYREQUESTS body, or bare as a CDN or load balancer answers."""
+    proxied.status_burst(429, times=1, retry_after=1, path_contains=where, bare=bare)
     manifest, blob = run(lambda client: manifest_and_layer(client, f"{proxied.host}/inproc/app:1"))
     assert "sha256:" + hashlib.sha256(blob).hexdigest() == manifest["layers"][0]["digest"]
     tries = [r for r in proxied.requests if where in r.path and r.method == "GET"]
