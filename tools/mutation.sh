@@ -4,7 +4,9 @@
 #   pip install -e '.[test,mutation]' first. Not part of .ci/run (it takes long: see README).
 # GROUP (catalogers, archive, analysis, secrets, registry, cache, jobs: tools/mutation_group.py)
 # mutates those modules only, each mutant run with the group's own tests, in a copy of the
-# working tree under .mutation/GROUP; without it, every module in [tool.mutmut], in ./mutants.
+# working tree under .mutation/GROUP (MUTATION_COPY=NAME: .mutation/NAME, so two runs of one
+# group, say on two modules, do not share a copy); without it, every module in [tool.mutmut],
+# in ./mutants.
 # 1. mutmut generates the mutants in ./mutants and runs each with the tests that reach it
 #    (in this process: a test that runs analyzerd as a subprocess reaches nothing);
 # 2. the per-module table is written to mutants/table.md and the survivors to
@@ -17,10 +19,11 @@ cd "$(dirname "$0")/.."
 started=$(date +%s)
 if [ -n "${1:-}" ] && [ "${1#*.}" = "$1" ]; then  # a group name (a mutant glob has a dot)
   group=$1; shift
-  mkdir -p ".mutation/$group"
-  tar --exclude=./.mutation --exclude=./mutants --exclude=./.git -cf - . | tar -xf - -C ".mutation/$group"
-  python tools/mutation_group.py "$group" ".mutation/$group/pyproject.toml"
-  cd ".mutation/$group"
+  copy=".mutation/${MUTATION_COPY:-$group}"
+  mkdir -p "$copy"
+  tar --exclude=./.mutation --exclude=./mutants --exclude=./.git -cf - . | tar -xf - -C "$copy"
+  python tools/mutation_group.py "$group" "$copy/pyproject.toml"
+  cd "$copy"
 fi
 python -m mutmut run --max-children "$(nproc)" ${1:+"$1"}
 python -m mutmut results --all true > mutants/results.txt || true

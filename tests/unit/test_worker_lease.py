@@ -5,12 +5,14 @@ injected clock over a real SQLite store: no waiting, no timing luck."""
 import asyncio
 from types import SimpleNamespace
 
+import pytest
+
 from analyzerd.analyze import PROGRESS
 from analyzerd.config import parse_config
 from analyzerd.daemon import Outcome
 from analyzerd.model import JobStatus
 from analyzerd.store import Store
-from analyzerd.worker import Worker
+from analyzerd.worker import PROGRESS_SECONDS, Worker
 
 LEASE = 5.0
 START = 1_000_000.0
@@ -99,3 +101,91 @@ def test_a_lease_that_is_not_renewed_is_retaken_after_it_expires(tmp_path):
             retaken = await store.claim("other:1:x", LEASE, max_attempts=3)
             assert retaken is not None and retaken.id == job_id and retaken.worker == "other:1:x"
     asyncio.run(scenario())
+
+
+class Recorded:
+    """The real store, with the worker's lease renewals and progress writes noted at the
+    virtual time they happen."""
+
+    def __init__(self, store: Store, clock: "TickClock") -> None:
+        self._store, self._clock = store, clock
+        self.renewals: list[float] = []
+        self.progress_writes: list[tuple[float, dict]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def renew_lease(self, job_id, worker, lease_seconds):
+        self.renewals.append(self._clock.now)
+        return await self._store.renew_lease(job_id, worker, lease_seconds)
+
+    async def set_progress(self, job_id, worker, progress):
+        self.progress_writes.append((self._clock.now, dict(progress)))
+        await self._store.set_progress(job_id, worker, progress)
+
+
+class TickClock:
+    """Virtual seconds that pass only as the worker sleeps; ``ticks`` is set after ``until`` sleeps."""
+
+    def __init__(self, until: int) -> None:
+        self.now, self.sleeps, self.until, self.ticks = 0.0, [], until, asyncio.Event()
+        self.on_sleep = lambda: None
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        self.on_sleep()
+        if len(self.sleeps) >= self.until:
+            self.ticks.set()
+            await asyncio.Event().wait()  # the job is over by now; this sleep never ends
+        await asyncio.sleep(0)
+
+
+def run_job_for_ticks(tmp_path, lease: float, ticks: int, on_tick=None):
+    """One job processed while its keeper sleeps ``ticks`` times; returns (clock, store record)."""
+    async def scenario():
+        clock = TickClock(ticks)
+        async with await Store.open(str(tmp_path / "jobs.db")) as real:
+            store = Recorded(real, clock)
+            [job_id] = await real.enqueue(["registry.example/app:1"], None)
+
+            async def analyze_and_store(reference, platform, *, force):
+                progress = PROGRESS.get()
+                progress.layers_total, progress.layers_done = 4, 1
+                if on_tick:
+                    clock.on_sleep = lambda: on_tick(clock, progress)
+                await clock.ticks.wait()
+                return Outcome("sha256:" + "a" * 64, 1, False)
+
+            config = parse_config({"services": {"analyzer": {"lease_seconds": lease}}})
+            worker = Worker(SimpleNamespace(config=config, store=store, analyze_and_store=analyze_and_store),
+                            clock=clock.monotonic, sleep=clock.sleep)
+            await worker.process(await real.claim(worker.id, lease, max_attempts=3))
+            assert (await real.get_job(job_id)).status is JobStatus.DONE
+            return clock, store
+    return asyncio.run(scenario())
+
+
+def test_a_long_lease_is_renewed_every_third_of_it_and_progress_checked_every_two_seconds(tmp_path):
+    clock, store = run_job_for_ticks(tmp_path, lease=30.0, ticks=16)
+    assert clock.sleeps == [PROGRESS_SECONDS] * 16
+    assert store.renewals == [10.0, 20.0, 30.0]  # at lease/3 exactly, not a tick later
+    # progress that did not move is written once, not at every tick
+    assert store.progress_writes == [(2.0, {"layers_done": 1, "layers_total": 4, "bytes": 0, "files": 0})]
+
+
+def test_a_short_lease_is_renewed_at_every_third_of_it(tmp_path):
+    clock, store = run_job_for_ticks(tmp_path, lease=5.0, ticks=4)  # the shortest lease the config takes
+    assert clock.sleeps == pytest.approx([5.0 / 3] * 4)
+    assert len(store.renewals) == 4
+
+
+def test_progress_is_written_each_time_it_moved(tmp_path):
+    def on_tick(clock, progress):
+        if clock.now in (4.0, 6.0):
+            progress.layers_done += 1
+    clock, store = run_job_for_ticks(tmp_path, lease=30.0, ticks=5, on_tick=on_tick)
+    assert [(at, written["layers_done"]) for at, written in store.progress_writes] == [(2.0, 1), (4.0, 2), (6.0, 3)]

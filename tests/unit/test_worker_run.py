@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 from analyzerd.config import parse_config
 from analyzerd.daemon import Outcome
-from analyzerd.errors import ManifestError, RegistryError
+from analyzerd.errors import ManifestError, RegistryError, StoreError
 from analyzerd.model import JobStatus
 from analyzerd.store import Store
-from analyzerd.worker import Worker
+from analyzerd.worker import Worker, _acquire_unless_stopped
 
 DIGEST = "sha256:" + "b" * 64
 
@@ -130,3 +130,163 @@ def test_an_idle_worker_polls_every_cycle_and_stops_without_waiting_for_one(tmp_
             await asyncio.wait_for(loop, 2)
             assert (await store.get_job(job_id)).status is JobStatus.DONE
     asyncio.run(scenario())
+
+
+class ClaimsFailOnce:
+    """The real store, except that the first claim fails as a lost database connection does."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def claim(self, *args, **kwargs):
+        if not self.failed:
+            self.failed = True
+            raise StoreError("database: connection lost")
+        return await self._store.claim(*args, **kwargs)
+
+
+def test_a_failed_claim_is_logged_and_the_worker_goes_on_to_the_next_cycle(tmp_path, caplog):
+    async def scenario():
+        async with await Store.open(str(tmp_path / "jobs.db")) as store:
+            [job_id] = await store.enqueue(["r.example/app:1"], None)
+
+            async def analyze_and_store(reference, platform, *, force):
+                return Outcome(DIGEST, 1, False)
+
+            flaky = ClaimsFailOnce(store)
+            services = SimpleNamespace(config=config(), store=flaky, analyze_and_store=analyze_and_store)
+
+            async def done():
+                return (await store.get_job(job_id)).status is JobStatus.DONE
+            await run_until_idle(store, services, stop_when=done)
+            assert flaky.failed and await done()
+    with caplog.at_level("ERROR", logger="analyzerd.worker"):
+        asyncio.run(scenario())
+    assert "event=claim_failed" in caplog.text and "connection lost" in caplog.text
+
+
+def test_a_job_whose_daemons_died_max_attempts_times_is_failed_not_run_again(tmp_path):
+    """The worker claims with the configured max_attempts: a job whose only try's lease lapsed
+    (its daemon was killed) is failed when max_attempts is 1, and never analyzed again."""
+    async def scenario():
+        async with await Store.open(str(tmp_path / "jobs.db")) as store:
+            [job_id] = await store.enqueue(["r.example/killer:1"], None)
+            assert (await store.claim("killed:1:x", -1, max_attempts=1)).id == job_id  # lease already over
+            analyzed = []
+
+            async def analyze_and_store(reference, platform, *, force):
+                analyzed.append(reference)
+                return Outcome(DIGEST, 1, False)
+
+            services = SimpleNamespace(config=config(max_attempts=1), store=store, analyze_and_store=analyze_and_store)
+
+            async def ended():
+                return (await store.get_job(job_id)).status is JobStatus.FAILED
+            await run_until_idle(store, services, stop_when=ended)
+            job = await store.get_job(job_id)
+            assert job.status is JobStatus.FAILED and job.attempts == 1 and analyzed == []
+    asyncio.run(scenario())
+
+
+def test_finished_jobs_leave_no_callback_errors_and_nothing_running_at_stop(tmp_path):
+    async def scenario():
+        errors = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+        async with await Store.open(str(tmp_path / "jobs.db")) as store:
+            ids = await store.enqueue(["r.example/a:1", "r.example/b:1", "r.example/c:1"], None)
+
+            async def analyze_and_store(reference, platform, *, force):
+                return Outcome(DIGEST, 1, False)
+
+            services = SimpleNamespace(config=config(), store=store, analyze_and_store=analyze_and_store)
+
+            async def all_done():
+                return all(job.status is JobStatus.DONE for job in await store.list_jobs())
+            worker = await run_until_idle(store, services, stop_when=all_done)
+            assert await all_done()
+        assert errors == []
+        # a finished job leaves the running set, so a stop has nothing to wait for
+        assert not worker._running
+    asyncio.run(scenario())
+
+
+def test_a_job_whose_lease_another_daemon_took_over_is_left_to_it_with_a_warning(tmp_path, caplog):
+    async def scenario():
+        async with await Store.open(str(tmp_path / "jobs.db")) as store:
+            [job_id] = await store.enqueue(["r.example/slow:1"], None)
+
+            async def analyze_and_store(reference, platform, *, force):
+                return Outcome(DIGEST, 1, False)
+
+            services = SimpleNamespace(config=config(), store=store, analyze_and_store=analyze_and_store)
+            worker = Worker(services)
+            job = await store.claim(worker.id, -1, max_attempts=3)  # its lease lapses at once
+            assert (await store.claim("other:1:x", 60, max_attempts=3)).id == job_id
+            await worker.process(job)
+            taken = await store.get_job(job_id)
+            assert (taken.status, taken.worker, taken.image_digest) == (JobStatus.RUNNING, "other:1:x", None)
+    with caplog.at_level("WARNING", logger="analyzerd.worker"):
+        asyncio.run(scenario())
+    assert "event=job_lease_lost" in caplog.text
+
+
+def test_a_job_that_finishes_under_its_own_lease_logs_no_lease_warning(tmp_path, caplog):
+    async def scenario():
+        async with await Store.open(str(tmp_path / "jobs.db")) as store:
+            [job_id] = await store.enqueue(["r.example/app:1"], None)
+
+            async def analyze_and_store(reference, platform, *, force):
+                return Outcome(DIGEST, 1, False)
+
+            worker = Worker(SimpleNamespace(config=config(), store=store, analyze_and_store=analyze_and_store))
+            await worker.process(await store.claim(worker.id, 60, max_attempts=3))
+            assert (await store.get_job(job_id)).status is JobStatus.DONE
+    with caplog.at_level("WARNING", logger="analyzerd.worker"):
+        asyncio.run(scenario())
+    assert "lease" not in caplog.text
+
+
+def test_a_stop_that_comes_with_a_free_slot_still_stops_and_gives_the_slot_back():
+    async def scenario():
+        slots = asyncio.Semaphore(1)
+        await slots.acquire()  # the one slot is busy
+        stop = asyncio.Event()
+        waiting = asyncio.create_task(_acquire_unless_stopped(slots, stop))
+        await asyncio.sleep(0)
+        slots.release()  # the job ends and the stop arrives in the same turn of the loop
+        stop.set()
+        assert await waiting is False
+        assert not slots.locked()  # the slot it took on the way is free again
+
+        await slots.acquire()  # busy again; now only the stop comes
+        stopped = asyncio.Event()
+        waiting = asyncio.create_task(_acquire_unless_stopped(slots, stopped))
+        await asyncio.sleep(0)
+        stopped.set()
+        assert await waiting is False
+        assert slots.locked()  # it gave back no slot it did not take
+        slots.release()
+        assert not slots.locked() and await asyncio.wait_for(slots.acquire(), 1) and slots.locked()
+    asyncio.run(scenario())
+
+
+
+def test_a_job_is_forced_only_when_asked_and_an_unknown_job_is_none(tmp_path):
+    async def scenario():
+        async with await Store.open(str(tmp_path / "jobs.db")) as store:
+            plain, = await store.enqueue(["r.example/a:1"], None)
+            forced, = await store.enqueue(["r.example/a:1"], "linux/arm64", force=True)
+            assert (await store.get_job(plain)).force is False
+            assert (await store.get_job(forced)).force is True
+            assert await store.get_job(forced + 1000) is None
+    asyncio.run(scenario())
+
+# Mutation survivors that cannot matter (tools/mutation.sh jobs):
+# - worker_id: secrets.token_hex(3) -> token_hex(4) or token_hex(None): a longer random part
+#   keeps ids distinct just as well.
+# - Worker.run, process: the asyncio task names ("job 7 ref", "lease of job 7") -> None or left out:
+#   they name tasks in asyncio's own debug output only.
