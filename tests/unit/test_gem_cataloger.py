@@ -26,7 +26,8 @@ def test_gemspecs_match_rubygems(relative):
     result = parse_gemspec("/" + relative, read(relative))
     assert result.warnings == []
     (package,) = result.packages
-    assert (package.type, package.name, package.version, package.declared) == ("gem", want["name"], want["version"], False)
+    assert (package.type, package.name, package.version, package.declared) == (
+        "gem", want["name"], want["version"], False)
     assert package.license == (" AND ".join(want["licenses"]) or None)
     assert package.metadata.get("authors", []) == want["authors"]
     assert package.metadata.get("homepage") == want["homepage"]
@@ -116,7 +117,10 @@ def test_dispatch():
 
 @pytest.mark.parametrize("data", [b"\x00\x01\x02binary\xff" * 100, b"", b"just some text\n",
                                   b'Gem::Specification.new do |s|\n  s.name = "x"\n  s.version = X::VERSION\nend\n',
-                                  b'Gem::Specification.new do |s|\n  s.name = "unterminated\n'])
+                                  b'Gem::Specification.new do |s|\n  s.name = "unterminated\n',
+                                  b's.name = " "\ns.version = "1"\n', b's.name = "x"\ns.version = ""\n',
+                                  b'Gem::Specification.new do |spec|\n  spec.name = "mygem"\n'
+                                  b'  spec.version = MyGem::VERSION\n  spec.authors = ["Gary"]\nend\n'])
 def test_gemspec_garbage_warns_naming_the_file(data):
     result = parse_gemspec("/g/specifications/x-1.gemspec", data)
     assert result.packages == [] and result.warnings
@@ -198,7 +202,8 @@ def test_code_points_past_unicode_become_the_replacement_character(literal):
     assert package.metadata["authors"] == [("\u01ff" if literal.endswith('777"') else "\ufffd")]
 
 
-@pytest.mark.parametrize("text", [b's.name = "x', b"s.name = 'x\\", b"s.name = %q(x (y)", b's.name = "x\\'])
+@pytest.mark.parametrize("text", [b's.name = "x', b"s.name = 'x\\", b"s.name = %q(x (y)", b's.name = "x\\',
+                                  b"s.name = %q"])
 def test_an_unterminated_literal_is_no_value(text):
     """The text ends inside the name's literal (a string may span lines, so it must be last)."""
     result = parse_gemspec("/x/specifications/x-1.gemspec", b's.version = "1"\n' + text)
@@ -277,3 +282,103 @@ DEPENDENCIES
     exact = "GEM\n  remote: https://rubygems.org/\n  specs:\n" + "".join(f"    g{i} (1.{i})\n" for i in range(3))
     result = parse_gemfile_lock("/app/Gemfile.lock", exact.encode())
     assert [p.name for p in result.packages] == ["g0", "g1", "g2"] and result.warnings == []
+
+
+def test_unterminated_arrays_are_no_value():
+    """An array the text ends inside (after "[" or after an item) gives no list: the gem is
+    kept without authors."""
+    for tail in (b"[\n", b'["a", "b"', b'["a", "b",  '):
+        text = b's.name = "x"\ns.version = "1"\ns.authors = ' + tail
+        (package,) = parse_gemspec("/x/specifications/x-1.gemspec", text).packages
+        assert (package.name, package.version, package.metadata) == ("x", "1", {})
+
+
+def test_only_the_block_variable_inside_the_block_sets_fields_as_ruby_reads_it(tmp_path):
+    """An assignment before the block on a variable of the block variable's name, one inside
+    the block on another object (the only homepage assignment), and an array written without
+    blanks after its commas: Ruby's own reading of the same file is the expectation."""
+    import shutil
+    import subprocess
+    assert shutil.which("ruby"), "ruby (Debian's ruby package) is needed: it is the expected result"
+    text = """# -*- encoding: utf-8 -*-
+s = Struct.new(:name).new
+s.name = "not-the-gem"
+helper = Struct.new(:homepage).new
+Gem::Specification.new do |s|
+  helper.homepage = "https://not-the-gem.example.invalid"
+  s.name = "compact"
+  s.version = "0.1.0"
+  s.authors = ["Ann","Bob"]
+end
+"""
+    spec = tmp_path / "compact-0.1.0.gemspec"
+    spec.write_text(text)
+    script = ("s = Gem::Specification.load(ARGV[0]); "
+              "puts [s.name, s.version.to_s, s.authors.join(','), s.homepage.inspect].join('|')")
+    name, version, authors, homepage = subprocess.run(
+        ["ruby", "-e", script, str(spec)], capture_output=True, text=True, check=True).stdout.strip().split("|")
+    assert homepage == "nil"
+    (package,) = parse_gemspec("/var/lib/gems/3.1.0/specifications/compact-0.1.0.gemspec", text.encode()).packages
+    assert (package.name, package.version) == (name, version) == ("compact", "0.1.0")
+    assert package.metadata == {"authors": authors.split(",")} == {"authors": ["Ann", "Bob"]}
+
+
+@pytest.mark.timeout(20)
+def test_many_assignments_of_an_unterminated_literal_are_read_in_linear_time():
+    """Each field is read once: a name assigned 50,000 times, each an unclosed %q{ running to
+    the end of the file, costs one pass over it, not one per line."""
+    text = b's.version = "1"\n' + b"s.name = %q{\n" * 50_000
+    result = parse_gemspec("/x/specifications/x-1.gemspec", text)
+    assert result.packages == [] and "no literal name and version" in result.warnings[0]
+
+
+def _bundler_specs(tmp_path, lockfile: bytes) -> list[tuple[str, str]]:
+    """(name, version) of every spec Bundler's own LockfileParser reads from ``lockfile``."""
+    import shutil
+    import subprocess
+    assert shutil.which("ruby"), "ruby (Debian's ruby package, with its bundler) is needed: it is the expected result"
+    (tmp_path / "Gemfile").write_text("")
+    (tmp_path / "Gemfile.lock").write_bytes(lockfile)
+    script = ("require 'bundler'; require 'json'; "
+              "specs = Bundler::LockfileParser.new(File.read(ARGV[0])).specs; "
+              "puts JSON.generate(specs.map { |s| [s.name, s.version.to_s] })")
+    env = {"BUNDLE_GEMFILE": str(tmp_path / "Gemfile"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(["ruby", "-e", script, str(tmp_path / "Gemfile.lock")], capture_output=True, text=True,
+                         check=True, cwd=tmp_path, env=env).stdout
+    return sorted(tuple(spec) for spec in json.loads(out))
+
+
+@pytest.mark.parametrize("lockfile", [
+    # a non-source section first, and a stray line indented by one space inside GEM
+    b"PLATFORMS\n  ruby\n\nGEM\n  remote: https://rubygems.org/\n  specs:\n    rack (3.0.8)\n junk\n"
+    b"    rake (13.0.6)\n\nDEPENDENCIES\n  rack\n  rake\n",
+    # written with CRLF line ends (a Windows checkout)
+    b"GEM\r\n  remote: https://rubygems.org/\r\n  specs:\r\n    rack (3.0.8)\r\n\r\nDEPENDENCIES\r\n  rack\r\n",
+], ids=["section-order-and-stray-line", "crlf"])
+def test_gemfile_lock_read_as_bundler_reads_it(tmp_path, lockfile):
+    result = parse_gemfile_lock("/srv/app/Gemfile.lock", lockfile)
+    assert sorted((p.name, p.version) for p in result.packages) == _bundler_specs(tmp_path, lockfile)
+    assert result.packages and result.warnings == []
+
+
+def test_gemfile_lock_platforms_are_bounded(monkeypatch):
+    monkeypatch.setattr(gem, "MAX_LIST_ITEMS", 2)
+    text = (b"GEM\n  remote: https://rubygems.org/\n  specs:\n    nokogiri (1.15.4-x86_64-linux)\n"
+            b"    nokogiri (1.15.4-aarch64-linux)\n    nokogiri (1.15.4-arm64-darwin)\n\nDEPENDENCIES\n  nokogiri\n")
+    (package,) = parse_gemfile_lock("/app/Gemfile.lock", text).packages
+    assert package.metadata == {"platforms": ["x86_64-linux", "aarch64-linux"]}
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh catalogers):
+# - gem parse_gemspec, parse_gemfile_lock: `str(data, "UTF-8", ...)` for "utf-8": codec names are
+#   case-insensitive.
+# - gem _literal_body: `i + 2 >= len(text)` for a backslash: with one character after the backslash
+#   at the end of the text, the escape takes that character, so the literal is unterminated either way.
+# - gem _string_literal: `i + 3 < len(text)`: differs only when "%q" and its opener end the text, a
+#   literal with no body and no closer: no value either way.
+# - gem _skip_blank: `in "XX \t\r\nXX"`: "X" then counts as a blank only where an array item, "," or
+#   "]" is expected, so it differs only for an item that is a bare constant named X (or XX...), never
+#   in a RubyGems-generated gemspec, whose arrays hold string literals only.
+# - gem _gem_entries: `section = ""` and `source = None` before the first section: "" is no source
+#   section either, so indented lines before the first header are passed over as before, and source
+#   is only read on a source section's lines, after its header has set it.

@@ -243,7 +243,8 @@ def test_manifest_without_name_or_version_is_silent():
 def test_entry_counts_are_bounded(monkeypatch):
     monkeypatch.setattr(npm, "MAX_LOCK_ENTRIES", 10)
     packages = {f"node_modules/p{i}": {"version": "1.0.0"} for i in range(50)}
-    result = parse_package_lock("/app/package-lock.json", json.dumps({"lockfileVersion": 3, "packages": packages}).encode())
+    result = parse_package_lock("/app/package-lock.json",
+                                json.dumps({"lockfileVersion": 3, "packages": packages}).encode())
     assert len(result.packages) == 10
     assert result.warnings == ["/app/package-lock.json: more than 10 entries; the rest skipped"]
     yarn = b"".join(b'p%d@^1:\n  version "1.0.0"\n\n' % i for i in range(50))
@@ -256,7 +257,8 @@ def test_v1_nesting_is_bounded():
     level: dict = {}
     for i in range(300):
         level = {f"p{i}": {"version": "1.0.0", "dependencies": level}}
-    result = parse_package_lock("/app/package-lock.json", json.dumps({"lockfileVersion": 1, "dependencies": level}).encode())
+    result = parse_package_lock("/app/package-lock.json",
+                                json.dumps({"lockfileVersion": 1, "dependencies": level}).encode())
     assert len(result.packages) == npm.MAX_V1_DEPTH
 
 
@@ -373,7 +375,8 @@ packages:
   /@scope/pkg/2.0.0_react@18.2.0:
     resolution: {integrity: sha512-BBB}
   /odd/1.0.0: just a string
-""", [("@scope/pkg", "2.0.0", None, "sha512-BBB"), ("left-pad", "1.3.0", None, "sha512-AAA"), ("odd", "1.0.0", None, None)]),
+""", [("@scope/pkg", "2.0.0", None, "sha512-BBB"), ("left-pad", "1.3.0", None, "sha512-AAA"),
+          ("odd", "1.0.0", None, None)]),
     ("6.0", b"""lockfileVersion: '6.0'
 packages:
   /@scope/pkg@2.0.0(react@18.2.0):
@@ -418,6 +421,192 @@ def test_pnpm_lock_without_a_version_is_refused_by_name():
     ("/usr/lib/x86_64-linux-gnu/nodejs/native/package.json", "installed"),
     ("/usr/share/nodejs/debian-pkg/sub/package.json", None),
     ("/app/package.json", "application"),
+    ("/app/node_modules/@a/pkg/package.json", "installed"),  # a one-letter scope
+    ("/app/node_modules/XMLHttpRequest/package.json", "installed"),  # a legacy upper-case name
+    ("/app/node_modules//package.json", None),  # an empty directory name is no package
+    ("/usr/share/nodejs//package.json", None),
 ])
 def test_which_package_json_is_an_installed_package(path, role):
     assert npm._manifest_role(path) == role
+
+
+def test_repository_object_gives_its_url():
+    (debug,) = parse_package_json("/app/node_modules/debug/package.json",
+                                  read("app/node_modules/debug/package.json")).packages
+    assert debug.metadata["repository"] == json.loads(read("app/node_modules/debug/package.json"))["repository"]["url"]
+
+
+def test_author_object_without_a_name():
+    data = json.dumps({"name": "x", "version": "1.0.0", "author": {"email": "dev@example.invalid"}}).encode()
+    (package,) = parse_package_json("/app/node_modules/x/package.json", data).packages
+    assert package.metadata["author"] == "<dev@example.invalid>"
+
+
+def test_license_blank_values_and_the_list_bound():
+    """A blank "license" falls back to "licenses"; blank entries of a list are no license; a
+    list keeps its first 64 entries."""
+    path = "/app/node_modules/x/package.json"
+    for doc, want in [({"license": "", "licenses": [{"type": "MIT"}]}, "MIT"),
+                      ({"license": ["MIT", " ", "ISC"]}, "MIT AND ISC"),
+                      ({"license": [f"L{i}" for i in range(65)]}, " AND ".join(f"L{i}" for i in range(64)))]:
+        data = json.dumps({"name": "x", "version": "1.0.0", **doc}).encode()
+        assert parse_package_json(path, data).packages[0].license == want
+
+
+def test_manifest_with_a_stray_latin1_byte_is_still_read():
+    data = b'{"name": "x", "version": "1.0.0", "description": "caf\xe9 helper"}'
+    (package,) = parse_package_json("/app/node_modules/x/package.json", data).packages
+    assert (package.name, package.version, package.metadata["description"]) == ("x", "1.0.0", "caf\ufffd helper")
+
+
+def test_manifest_name_and_version_checks():
+    """An empty name or version (one of them) is silent, as a manifest without them; a blank
+    or non-string one is a warning naming the file."""
+    path = "/app/node_modules/x/package.json"
+    for doc in ({"name": "", "version": "1.0.0"}, {"name": "x", "version": ""}):
+        assert parse_package_json(path, json.dumps(doc).encode()) == npm.ParseResult()
+    for doc in ({"name": " ", "version": "1.0.0"}, {"name": "x", "version": 1}):
+        result = parse_package_json(path, json.dumps(doc).encode())
+        assert result.packages == []
+        assert result.warnings == [f"{path}: package.json name or version is not a string; skipped"]
+
+
+@pytest.mark.parametrize("parser, path, data, warning", [
+    (parse_package_json, "/app/package.json", b"{",
+     "not a valid package.json (JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    (parse_package_lock, "/app/package-lock.json", b"{",
+     "not a valid npm lockfile (JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    (parse_package_lock, "/app/package-lock.json", b'{"name": "app"}',
+     "no lockfileVersion, packages or dependencies; not an npm lockfile"),
+    (parse_yarn_lock, "/app/yarn.lock", b"__metadata:\n  version: [unclosed\n",
+     "not a valid yarn.lock (YAML: while parsing a flow sequence)"),
+    (parse_pnpm_lock, "/app/pnpm-lock.yaml", b"lockfileVersion: [unclosed\n",
+     "not a valid pnpm-lock.yaml (YAML: while parsing a flow sequence)"),
+    (parse_npm_lockfile, "/app/bun.lockb", b"{}", "not a JavaScript lockfile name"),
+])
+def test_warnings_name_the_file_and_what_it_should_be(parser, path, data, warning):
+    result = parser(path, data)
+    assert result.packages == [] and result.warnings == [f"{path}: {warning}"]
+
+
+def test_package_lock_v2_odd_entries_and_resolved_urls():
+    """An entry that is not an object is passed over; an empty name or version counts as
+    missing; resolved and integrity are kept when they are strings."""
+    lock = {"lockfileVersion": 3, "packages": {
+        "": {"name": "app", "version": "1.0.0"},
+        "node_modules/junk": "not an object",
+        "node_modules/empty-name": {"name": "", "version": "1.0.0"},
+        "node_modules/odd-meta": {"version": "1.0.0", "resolved": 5, "integrity": ["sha512-X"]},
+        "node_modules/left-pad": {"version": "1.3.0", "resolved": "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz",
+                                  "integrity": "sha512-AAA"}}}
+    result = parse_package_lock("/app/package-lock.json", json.dumps(lock).encode())
+    assert _lock_view(result) == [
+        ("left-pad", "1.3.0", "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz", "sha512-AAA"),
+        ("odd-meta", "1.0.0", None, None)]
+    assert result.warnings == ["/app/package-lock.json: 1 entries without a name or version; skipped"]
+
+
+def test_yarn_v1_lines_as_yarn_reads_them():
+    """Only entries at column 0 and fields indented by exactly two spaces count: a line
+    indented otherwise is neither; a nested dependency named like a field does not fill it;
+    a quoted key is the same key; an integrity of two hashes is kept whole; names and values
+    are kept to their last character."""
+    text = b"""# yarn lockfile v1
+
+XMLHttpRequest@^1.4.2:
+  version "1.4.2"
+  resolved "https://registry.example.invalid/XMLHttpRequest-1.4.2.tgz?sig=ABCX"
+
+"Xpath@^0.0.1":
+  "version" "0.0.27"
+ stray "line"
+\ttabbed "line"
+  integrity "sha512-AAA sha1-BBB"
+
+old-entry@^1.0.0:
+  version "1.0.0"
+  dependencies:
+    integrity "^2.0.0"
+    resolved "^1.0.0"
+"""
+    result = parse_yarn_lock("/app/yarn.lock", text)
+    assert _lock_view(result) == [
+        ("XMLHttpRequest", "1.4.2", "https://registry.example.invalid/XMLHttpRequest-1.4.2.tgz?sig=ABCX", None),
+        ("Xpath", "0.0.27", None, "sha512-AAA sha1-BBB"),
+        ("old-entry", "1.0.0", None, None)]
+    assert result.warnings == []
+
+
+def test_yarn_berry_alias_resolution_names_the_real_package_and_entries_are_bounded(monkeypatch):
+    text = b"""__metadata:
+  version: 8
+  cacheKey: 10c0
+
+"string-width-cjs@npm:string-width@^4.2.0":
+  version: 4.2.3
+  resolution: "string-width@npm:4.2.3"
+  checksum: 10c0/abc
+"""
+    assert listed(parse_yarn_lock("/app/yarn.lock", text)) == ["string-width@4.2.3"]
+    monkeypatch.setattr(npm, "MAX_LOCK_ENTRIES", 2)
+    many = b"__metadata:\n  version: 8\n" + b"".join(
+        b'"p%d@npm:1.0.0":\n  version: 1.0.0\n  resolution: "p%d@npm:1.0.0"\n' % (i, i) for i in range(5))
+    result = parse_yarn_lock("/app/yarn.lock", many)
+    assert listed(result) == ["p0@1.0.0", "p1@1.0.0"]
+    assert result.warnings == ["/app/yarn.lock: more than 2 entries; the rest skipped"]
+
+
+def test_pnpm_keys_with_several_peers_and_odd_sections():
+    """Every peer suffix is cut: several "(...)" groups (6.x, 9.x), several "_" (5.x, peer
+    names may hold "_"); a key without a version is counted as skipped, naming the file; a
+    missing packages section does not hide snapshots; an upper-case legacy name is kept."""
+    v5 = (b"lockfileVersion: 5.4\npackages:\n  /XMLHttpRequest/1.4.2: {}\n"
+          b"  /styled/5.3.0_react_dom@17.0.2_react@17.0.2: {}\n")
+    assert listed(parse_pnpm_lock("/a/pnpm-lock.yaml", v5)) == ["XMLHttpRequest@1.4.2", "styled@5.3.0"]
+    v6 = (b"lockfileVersion: '6.0'\npackages:\n  /@mui/material@5.15.0(@types/react@18.2.0)(react@18.2.0): {}\n"
+          b"  github.com/user/repo/abc123:\n    resolution: {tarball: https://codeload.github.com/user/repo/tar.gz/abc123}\n")
+    result = parse_pnpm_lock("/a/pnpm-lock.yaml", v6)
+    assert listed(result) == ["@mui/material@5.15.0"]
+    assert result.warnings == ["/a/pnpm-lock.yaml: 1 entries without a name or version; skipped"]
+    v9 = b"lockfileVersion: '9.0'\nsnapshots:\n  ms@2.1.3: {}\n"
+    assert listed(parse_pnpm_lock("/a/pnpm-lock.yaml", v9)) == ["ms@2.1.3"]
+
+
+def test_yarn_v1_alias_without_a_range():
+    """`"x": "npm:real"` in package.json locks as the descriptor "x@npm:real" (quoted, as Yarn
+    quotes any key holding ":"), alone or first among the entry's descriptors: it names the
+    real package."""
+    text = (b'# yarn lockfile v1\n\n'
+            b'"string-width-cjs@npm:string-width", "string-width-cjs@npm:string-width@^4.1.0", '
+            b'"string-width-cjs@npm:string-width@^4.2.0":\n  version "4.2.3"\n\n'
+            b'"wrap-ansi-cjs@npm:wrap-ansi":\n  version "7.0.0"\n')
+    result = parse_yarn_lock("/app/yarn.lock", text)
+    assert listed(result) == ["string-width@4.2.3", "wrap-ansi@7.0.0"] and result.warnings == []
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh catalogers):
+# - npm _load_json, parse_yarn_lock, parse_pnpm_lock: `"UTF-8-SIG"` for "utf-8-sig": codec names are
+#   case-insensitive.
+# - npm _split_spec: `at <= 0`, `at < 1` for `at < 0`: find("@", 1) starts at index 1, so it never
+#   returns 0.
+# - npm _lock_v2: `key == "XXXX"`: the project's own "" entry then reaches the "node_modules/" test,
+#   which it fails, so it is passed over all the same.
+# - npm _yarn_v1_entries: `fields = None` before the first entry: fields are only yielded with a
+#   descriptor, and each descriptor line sets a fresh {}.
+# - npm _yarn_v1_entries: `.split(",")` without a limit, `.split(",", 2)`: item [0] is the same first
+#   descriptor; `line.lstrip()` for `line.rstrip()`: an entry line starts at column 0 and Yarn writes
+#   no blank after its colon; `.rstrip("XX:XX")`: the colon goes as before, and an "X" before it only at
+#   the end of an unquoted descriptor, which ends in its range (a quoted one ends in its quote).
+# - npm _yarn_v1_entries: `if value or not value.endswith(":")`, `endswith("XX:XX")`: a two-space line
+#   without a value is a block header ("dependencies:"), stored under a key with its colon that is never
+#   read; Yarn writes no version, resolved or integrity ending in ":".
+# - npm _yarn_v1_entries: `key.strip('XX"XX')`: the keys read (version, resolved, integrity) neither
+#   start nor end with "X".
+# - npm _yarn_berry: the key's first descriptor by `split(None, 1)`, `split(",")`, `rsplit(",", 1)`,
+#   `split("XX,XX", 1)`, `split(",", 2)` (only for an entry without "resolution", which Yarn 2+ always
+#   writes): the name ends at its "@" and only the start of the reference is tested (workspace:, ...),
+#   both the same in every variant.
+# - npm _pnpm_key: `split("(")`, `split("(", 2)`, `split("_")`, `split("_", 2)`: item [0], the part
+#   before the first peer suffix, is the same.
+# - npm _pnpm_major: `if value is not None or True`: str(None) is "None", which the leading-integer
+#   pattern does not match, so the major version is None either way.

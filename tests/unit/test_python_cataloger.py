@@ -583,3 +583,235 @@ def test_metadata_headers_skip_odd_lines_and_stop_at_the_line_limit():
     assert [p.name for p in result.packages] == ["many"]
     assert result.warnings == ["/site-packages/many-2.0.dist-info/METADATA: metadata header longer than the limit; "
                                "the rest was ignored"]
+
+
+def test_metadata_header_folding_and_field_names():
+    """A value folded with one tab or one space continues the field; a line that starts with
+    any other character (an upper-case "X-" field too) is a field of its own; a continuation
+    after a line that is no field, or a colon-less "Version" line, belongs to nothing."""
+    data = (b"Name: fold\nVersion\nVersion: 3.0\nSummary: first\n\tsecond\n third\n"
+            b"X-Custom: not the summary\nnot a field\n stray continuation\nAuthor: Jane\n")
+    (package,) = parse_metadata(METADATA_PATH, data).packages
+    assert (package.name, package.version) == ("fold", "3.0")
+    assert package.metadata == {"summary": "first second third", "author": "Jane"}
+
+
+def test_metadata_repeated_values_stop_at_the_limit(monkeypatch):
+    monkeypatch.setattr(python, "MAX_REPEATED_VALUES", 2)
+    data = b"Name: x\nVersion: 1\nClassifier: License :: A\nClassifier: License :: B\nClassifier: License :: C\n"
+    (package,) = parse_metadata(METADATA_PATH, data).packages
+    assert package.license == "A AND B"
+
+
+def test_license_value_must_be_one_short_line():
+    """A License value of exactly MAX_LICENSE_NAME characters names a license; one more, or a
+    folded (multi-line) value however short, is a text and the classifiers name it instead."""
+    from analyzerd.catalogers.python import MAX_LICENSE_NAME
+    classifier = b"Classifier: License :: OSI Approved :: MIT License\n"
+    for value, expected in [(b"L" * MAX_LICENSE_NAME, "L" * MAX_LICENSE_NAME),
+                            (b"L" * (MAX_LICENSE_NAME + 1), "MIT License"),
+                            (b"Copyright (c) x\n        Permission is hereby granted", "MIT License")]:
+        data = b"Name: x\nVersion: 1\nLicense: " + value + b"\n" + classifier
+        (package,) = parse_metadata(METADATA_PATH, data).packages
+        assert package.license == expected
+    (package,) = parse_metadata(METADATA_PATH, b"Name: x\nVersion: 1\nClassifier: Framework :: Django\n").packages
+    assert package.license is None
+
+
+def test_homepage_project_url_may_contain_a_comma():
+    data = b"Name: x\nVersion: 1\nProject-URL: Source, https://example.invalid/src\n" \
+           b"Project-URL: Home Page, https://example.invalid/search?q=a,b\n"
+    (package,) = parse_metadata(METADATA_PATH, data).packages
+    assert package.metadata["homepage"] == "https://example.invalid/search?q=a,b"
+
+
+def test_metadata_header_is_read_up_to_max_header_bytes(monkeypatch):
+    """An unterminated header block of exactly MAX_HEADER_BYTES is whole; one byte more warns,
+    and a field past the limit is not read."""
+    head = b"Name: x\nVersion: 1\nSummary: "
+    monkeypatch.setattr(python, "MAX_HEADER_BYTES", len(head) + 10)
+    result = parse_metadata(METADATA_PATH, head + b"s" * 10)
+    assert result.warnings == [] and result.packages[0].metadata["summary"] == "s" * 10
+    result = parse_metadata(METADATA_PATH, head + b"s" * 11 + b"\nAuthor: late\n")
+    assert result.warnings == [f"{METADATA_PATH}: metadata header longer than the limit; the rest was ignored"]
+    assert result.packages[0].metadata == {"summary": "s" * 10}
+
+
+def test_record_rows_as_pip_writes_and_reads_them():
+    """A blank row does not end the RECORD; a row with only path and hash keeps the hash; a
+    padded digest is read; a path of exactly MAX_PATH_LENGTH is kept, a longer one dropped
+    without stopping the rows after it; a leading "//" is one "/"."""
+    from analyzerd.catalogers.python import MAX_PATH_LENGTH
+    empty = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+    empty_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    longest = "/" + "d" * (MAX_PATH_LENGTH - 1)
+    text = (f"x/a.py,sha256={empty}\n\n,,\nx/b.py,sha256={empty}=,0\n{longest},,\n{longest}d,,\n"
+            f"//Xorg/c.py,,\nx/last.py,,\n")
+    path = "/s/x-1.0.dist-info/RECORD"
+    result = parse_record(path, text.encode())
+    assert result.warnings == []
+    (claim,) = result.claims
+    assert claim.files == (python.OwnedFile("/s/x/a.py", empty_sha256, "sha256"),
+                           python.OwnedFile("/s/x/b.py", empty_sha256, "sha256"))
+    assert claim.paths == (longest, "/Xorg/c.py", "/s/x/last.py")
+
+
+def test_record_unreadable_hashes_are_counted_in_the_warning():
+    path = "/s/x-1.0.dist-info/RECORD"
+    result = parse_record(path, b"x/a.py,sha256=bad!,1\nx/b.py,md5=AAAA,1\nx/c.py,sha1,1\n")
+    assert result.warnings == [f"{path}: 3 entries with an unreadable hash were kept without a digest"]
+    assert result.claims[0].paths == ("/s/x/a.py", "/s/x/b.py", "/s/x/c.py")
+
+
+def test_file_lists_drop_a_nul_path_and_blank_lines_and_go_on():
+    """Past the binary sniff a path with a NUL is dropped (no file has one), as is a blank
+    line; the lines after either are still read."""
+    listed = [f"../x/mod{i}.py" for i in range(1_000)]
+    text = "\n".join([*listed, "../x/bad\x00name.py", "", "../x/last.py"]).encode()
+    path = "/s/x-1.0.egg-info/installed-files.txt"
+    (claim,) = parse_installed_files(path, text).claims
+    assert claim.paths == tuple(f"/s/x/mod{i}.py" for i in range(1_000)) + ("/s/x/last.py",)
+    record = "\n".join([*(f"x/mod{i}.py,," for i in range(1_000)), "x/bad\x00name.py,,", "x/last.py,,"])
+    (claim,) = parse_record("/s/x-1.0.dist-info/RECORD", record.encode()).claims
+    assert claim.paths == tuple(f"/s/x/mod{i}.py" for i in range(1_000)) + ("/s/x/last.py",)
+
+
+def test_top_level_names_are_unique_and_bounded(monkeypatch):
+    path = "/s/x-1.0.dist-info/top_level.txt"
+    (claim,) = parse_top_level(path, b"a\n\nb\na\n  \nc\n").claims
+    assert claim.metadata == {"top_level": ["a", "b", "c"]}
+    monkeypatch.setattr(python, "MAX_TOP_LEVEL", 2)
+    (claim,) = parse_top_level(path, b"a\nb\nc\n").claims
+    assert claim.metadata == {"top_level": ["a", "b"]}
+
+
+def test_small_files_are_read_up_to_max_small_file():
+    """top_level.txt and INSTALLER are read only up to MAX_SMALL_FILE bytes; direct_url.json of
+    exactly that size is read, one byte more is refused with the path."""
+    from analyzerd.catalogers.python import MAX_SMALL_FILE
+    directory = "/s/x-1.0.dist-info"
+    padding = b" " * MAX_SMALL_FILE
+    (claim,) = parse_top_level(f"{directory}/top_level.txt", b"x\n" + padding + b"\nbeyond\n").claims
+    assert claim.metadata == {"top_level": ["x"]}
+    assert parse_installer(f"{directory}/INSTALLER", padding + b"pip\n").warnings == [
+        f"{directory}/INSTALLER: no installer name"]
+    document = b'{"url": "https://example.invalid/x.whl"}'
+    exact = document + b" " * (MAX_SMALL_FILE - len(document))
+    (claim,) = parse_direct_url(f"{directory}/direct_url.json", exact).claims
+    assert claim.metadata == {"direct_url": "https://example.invalid/x.whl"}
+    assert parse_direct_url(f"{directory}/direct_url.json", exact + b" ").warnings == [
+        f"{directory}/direct_url.json: larger than {MAX_SMALL_FILE} bytes; not a direct_url.json"]
+
+
+def test_requirements_line_limit_keeps_a_pending_continuation(monkeypatch):
+    monkeypatch.setattr(python, "MAX_REQUIREMENT_LINES", 3)
+    result = parse_requirements("/r/requirements.txt", b"a==1\nb==1\nc==1\nd==1\n")
+    assert [p.name for p in result.packages] == ["a", "b", "c"]
+    monkeypatch.setattr(python, "MAX_REQUIREMENT_LINES", 1)
+    result = parse_requirements("/r/requirements.txt", b"e==2 \\\n    --hash=sha256:ab\n")
+    assert [(p.name, p.version) for p in result.packages] == [("e", "2")]
+
+
+def test_requirement_continued_right_after_the_version():
+    text = b"pkg==1.0\\\n    --hash=sha256:a9b3aaa1904eeb78e32394cd46c6f37ac0fb4af6dc488daa58971bdc7d7fcaf3\n"
+    result = parse_requirements("/r/requirements.txt", text)
+    assert [(p.name, p.version) for p in result.packages] == [("pkg", "1.0")]
+
+
+def test_toml_errors_name_the_error_and_where():
+    path = "/srv/app/poetry.lock"
+    (warning,) = parse_poetry_lock(path, b"[[package]\nname=").warnings
+    assert warning.startswith(f"{path}: not TOML (TOMLDecodeError: ")
+    assert "line 1" in warning and warning.endswith("); skipped")
+    # a message naming a long key (a table declared twice) is cut to 200 characters
+    text = b"[" + b"k" * 300 + b"]\n[" + b"k" * 300 + b"]\n"
+    with pytest.raises(tomllib.TOMLDecodeError) as raised:
+        tomllib.loads(text.decode())
+    (warning,) = parse_poetry_lock(path, text).warnings
+    assert warning == f"{path}: not TOML (TOMLDecodeError: {str(raised.value)[:200]}); skipped"
+    assert len(str(raised.value)) > 200
+
+
+def test_lock_without_packages_is_empty_without_warnings():
+    for parser, text in [(parse_poetry_lock, b'[metadata]\nlock-version = "2.1"\n'), (parse_uv_lock, b"version = 1\n")]:
+        result = parser("/srv/app/some.lock", text)
+        assert (result.packages, result.warnings) == ([], [])
+
+
+def test_lock_package_count_at_exactly_the_limit_is_whole(monkeypatch):
+    monkeypatch.setattr(python, "MAX_DECLARED_PACKAGES", 3)
+    text = b"version = 1\n" + b'[[package]]\nname = "p"\nversion = "1"\nsource = { registry = "r" }\n' * 3
+    result = parse_uv_lock("/r/uv.lock", text)
+    assert len(result.packages) == 3 and result.warnings == []
+
+
+def test_uv_lock_malformed_entries_are_skipped_by_number_and_name():
+    """A non-table entry, a non-string name, a non-table source are each skipped (or read
+    without a source) and name their number; the entries after them are still read."""
+    text = b'''version = 1
+package = [
+  3,
+  { name = 4, version = "1.0" },
+  { name = "noversion", source = { registry = "https://pypi.org/simple" } },
+  { name = "oddsource", version = "2.0", source = "registry" },
+  { name = "gitdep", version = "0.1.0", source = { git = "https://github.com/example/gitdep?rev=main#0123abc" } },
+]
+'''
+    path = "/srv/app/uv.lock"
+    result = parse_uv_lock(path, text)
+    assert [(p.name, p.version, p.metadata) for p in result.packages] == [
+        ("oddsource", "2.0", {}),
+        ("gitdep", "0.1.0", {"source": "git+https://github.com/example/gitdep?rev=main#0123abc"})]
+    assert result.warnings == [
+        f"{path}: package 1 (unnamed) has no name or version; skipped",
+        f"{path}: package 2 (unnamed) has no name or version; skipped",
+        f"{path}: package 3 (noversion) has no name or version; skipped"]
+
+
+def test_uv_lock_warnings_name_the_file_and_a_cut_version():
+    path = "/srv/app/uv.lock"
+    assert parse_uv_lock(path, b"version = 1\npackage = 3\n").warnings == [
+        f"{path}: 'package' is not an array of tables; skipped"]
+    assert parse_uv_lock(path, b'version = "12345678901234567890-too-long"\n').warnings == [
+        f"{path}: uv.lock format version 12345678901234567890 is not supported; skipped"]
+
+
+def test_pipfile_lock_odd_sections_and_entries():
+    """A missing develop section is no problem; a default that is not an object is skipped with
+    a warning but develop is still read; an unnamed entry is skipped, a non-object one is kept
+    without a version, a path source is named."""
+    path = "/srv/app/Pipfile.lock"
+    result = parse_pipfile_lock(path, json.dumps({"default": {"y": {"version": "==1.0"}}}).encode())
+    assert [(p.name, p.version) for p in result.packages] == [("y", "1.0")] and result.warnings == []
+    lock = {"default": [], "develop": {" ": {"version": "==9"}, "odd": "==1.0",
+                                       "local": {"path": "./local", "editable": True}, "z": {"version": "==2.0"}}}
+    result = parse_pipfile_lock(path, json.dumps(lock).encode())
+    assert [(p.name, p.version, p.metadata) for p in result.packages] == [
+        ("odd", "", {"develop": True}),
+        ("local", "", {"develop": True, "source": "path+./local"}),
+        ("z", "2.0", {"develop": True})]
+    assert result.warnings == [f"{path}: 'default' is not an object; skipped"]
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh catalogers):
+# - python _text: `and False` (always a memoryview slice) and `len(data) < limit`: a slice to a limit the
+#   data does not exceed is the whole data; `str(view, "UTF-8", ...)`: codec names are case-insensitive.
+# - python _Headers: `ended = None`, `truncated = None` for False: both are only tested for truth.
+# - python _read_headers: `len(current[-1]) <= MAX_FIELD_CHARS`: the folded value is cut to
+#   MAX_FIELD_CHARS right after, so a value already at the limit stays the same.
+# - python _read_headers: `not name and any(c.isspace() ...)`: a field name with whitespace (or an empty
+#   one) is then stored, but no field read (Name, Version, License, ...) has whitespace or is empty.
+# - python _license, _homepage, _metadata_fields, parse_metadata: the field name in any case ("name",
+#   "NAME", "license-expression", ...): _Headers looks field names up lowercased, as the format compares them.
+# - python _decode_hash: `not sep and size is None`: a value without "=" or with an unknown algorithm
+#   then goes on to decoding, which gives no digest either (an empty one, or a size compared with None).
+# - python _decode_hash: `+len(encoded) % 4` and `% 5` for the padding: base64 decoding ignores excess
+#   padding, and for every digest size both give at least the padding needed (checked for all five).
+# - python parse_record: `_decode_hash(recorded) if recorded or True`: an empty hash field decodes to
+#   None (no "=") and the row is then kept without a digest, as before.
+# - python _logical_lines: `len(pending) <= MAX_REQUIREMENT_LINE`: a line already at the 256 KiB limit
+#   takes one more continued piece, past the limit; a requirement (name, extras, pin, marker) ends at
+#   its first " --" option, so only --hash options lie that far.
+# - python _pinned_requirement: `not line and line.startswith("-")`, `startswith("XX-XX")`: a line that
+#   is empty or starts with "-" fails the requirement pattern anyway (a name starts alphanumeric).
+# - python parse_pipfile_lock: `lstrip("XX=XX")`: a PEP 440 version never starts with "X".
