@@ -91,7 +91,8 @@ STRING, BIN, INT16, INT32, INT64, STRING_ARRAY, I18NSTRING = 6, 7, 3, 4, 5, 8, 9
 
 
 def header_blob(entries: list[tuple[int, int, object]]) -> bytes:
-    """An rpm header blob (il, dl, index, data) from (tag, type, value), aligned like rpm's."""
+    """An rpm header blob (il, dl, index, data) from (tag, type, value), aligned like rpm's;
+    the strings of a string array may be bytes (not UTF-8, say)."""
     index, data = [], bytearray()
     for tag, type_, value in entries:
         data += b"\0" * (-len(data) % {INT16: 2, INT32: 4, INT64: 8}.get(type_, 1))
@@ -99,7 +100,8 @@ def header_blob(entries: list[tuple[int, int, object]]) -> bytes:
         if type_ == STRING:
             payload, count = value.encode() + b"\0", 1
         elif type_ in (STRING_ARRAY, I18NSTRING):
-            payload, count = b"".join(v.encode() + b"\0" for v in value), len(value)
+            payload = b"".join((v if isinstance(v, bytes) else v.encode()) + b"\0" for v in value)
+            count = len(value)
         elif type_ == BIN:
             payload, count = value, len(value)
         else:
@@ -842,7 +844,8 @@ def test_every_field_of_an_rpm_package_as_rpm_read_it():
         assert (package.source_name, package.source_version) == (source.group(1), source.group(2)), name
         assert package.metadata == {"source_rpm": rpm["sourceRpm"]}, name
         files = [(f.path, f.digest, f.algorithm) for f in package.files]
-        assert files == [(f["path"], f["digest"] or None, "sha256" if f["digest"] else None) for f in rpm["files"]], name
+        assert files == [(f["path"], f["digest"] or None, "sha256" if f["digest"] else None)
+                         for f in rpm["files"]], name
 
 
 def test_a_package_without_a_source_rpm_and_a_database_that_does_not_read():
@@ -857,7 +860,8 @@ def test_a_package_without_a_source_rpm_and_a_database_that_does_not_read():
     assert (bare.version, bare.arch, bare.vendor, bare.installed_size) == ("3228467c-613798eb", None, None, None)
     broken = parse_rpm("/var/lib/rpm/Packages", b"not a database at all" * 100)
     assert broken.packages == []
-    assert len(broken.warnings) == 1 and broken.warnings[0].startswith("/var/lib/rpm/Packages: not a readable rpm database")
+    assert len(broken.warnings) == 1
+    assert broken.warnings[0].startswith("/var/lib/rpm/Packages: not a readable rpm database")
     read = parse_rpm("/var/lib/rpm/rpmdb.sqlite", fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
     assert read.warnings == []
 
@@ -911,6 +915,477 @@ def test_a_wal_mode_sqlite_database_is_read_like_any_other(tmp_path):
     assert warnings == [] and [p.name for p in packages] == [p.name for p in rollback] and len(packages) == 129
 
 
+# -- every limit at its boundary, and what each refusal names --------------------------------
+
+def bdb_pages(pages: list[list[tuple[bytes, bytes]]], *, page_size: int = 4096) -> bytes:
+    """A little-endian one-bucket Berkeley DB hash file whose chained hash pages hold the given
+    (key, value) pairs on the page, in order from the page's end down: key, then its value."""
+    out = []
+    for n, pairs in enumerate(pages):
+        pgno = n + 1
+        raw, inp, top = bytearray(page_size), [], page_size
+        for key, value in pairs:
+            for item in (b"\x01" + key, b"\x01" + value):
+                top -= len(item)
+                raw[top:top + len(item)] = item
+                inp.append(top)
+        struct.pack_into("<IIIHHBB", raw, 8, pgno, 0, pgno + 1 if pgno < len(pages) else 0, len(inp), top, 0, 13)
+        struct.pack_into(f"<{len(inp)}H", raw, 26, *inp)
+        out.append(bytes(raw))
+    meta = bytearray(page_size)
+    struct.pack_into("<IIII", meta, 8, 0, 0x061561, 9, page_size)
+    meta[25] = 8  # P_HASHMETA
+    struct.pack_into("<I", meta, 32, len(pages))  # last page
+    struct.pack_into("<I", meta, 96, 1)  # spares[0]: bucket 0 is page 1
+    return bytes(meta) + b"".join(out)
+
+
+def instance(n: int) -> bytes:
+    """A BDB key: the header instance, little-endian (0 is rpm's instance counter)."""
+    return struct.pack("<I", n)
+
+
+def ndb_file(blobs: list[bytes]) -> bytes:
+    """An NDB Packages.db laid out as rpm writes it: one slot page, then each blob in its own
+    blocks (BlbS head, the header blob, the BlbE tail ending its last block), package index i + 1."""
+    head, area = bytearray(4096), bytearray()
+    struct.pack_into("<4sIIII", head, 0, b"RpmP", 0, 0, 1, len(blobs) + 1)
+    for slot in range(2, 256):
+        struct.pack_into("<4sIII", head, slot * 16, b"Slot", 0, 0, 0)
+    for i, blob in enumerate(blobs):
+        blocks, start = -(-(16 + len(blob) + 12) // 16), len(area)
+        area += bytes(blocks * 16)
+        struct.pack_into("<4sIII", area, start, b"BlbS", i + 1, 0, len(blob))
+        area[start + 16:start + 16 + len(blob)] = blob
+        struct.pack_into("<II4s", area, start + blocks * 16 - 12, 0, len(blob), b"BlbE")
+        struct.pack_into("<4sIII", head, (2 + i) * 16, b"Slot", i + 1, 256 + start // 16, blocks)
+    return bytes(head + area)
+
+
+def test_header_too_short_for_what_its_intro_says():
+    blob_error(struct.pack(">II", 1, 5), r"^header blob of 8 bytes is shorter than il=1, dl=5 need \(29 bytes\)$")
+    blob_error(struct.pack(">II", 0, 0), r"^header index count il=0 outside 1\.\.65535$")
+
+
+def test_header_index_count_at_its_limit(monkeypatch):
+    monkeypatch.setattr(rpmdb, "MAX_INDEX_ENTRIES", 4)
+    assert parse_header_blob(simple_header("four")).name == "four"  # exactly 4 entries
+    blob_error(simple_header("five", more=[(1011, STRING, "v")]), r"^header index count il=5 outside 1\.\.4$")
+
+
+def test_header_data_length_at_its_limit(monkeypatch):
+    blob = simple_header("d")
+    dl = struct.unpack_from(">I", blob, 4)[0]
+    monkeypatch.setattr(rpmdb, "MAX_DATA_LENGTH", dl)
+    assert parse_header_blob(blob).name == "d"
+    monkeypatch.setattr(rpmdb, "MAX_DATA_LENGTH", dl - 1)
+    blob_error(blob, rf"^header data length dl={dl} over the {dl - 1}-byte limit$")
+
+
+def test_entry_count_at_its_limit_and_an_unnamed_tag(monkeypatch):
+    """A tag the reader has no name for (1004, SUMMARY) is named by its number."""
+    monkeypatch.setattr(rpmdb, "MAX_DATA_LENGTH", 64)
+    blob = bytearray(simple_header("c", more=[(1004, BIN, b"s")]))
+    struct.pack_into(">I", blob, 8 + 16 * 4 + 12, 64)
+    assert parse_header_blob(bytes(blob)).name == "c"
+    struct.pack_into(">I", blob, 8 + 16 * 4 + 12, 65)
+    blob_error(bytes(blob), r"^header entry 4, tag 1004: count 65 over the limit$")
+
+
+def test_strings_that_exactly_fill_the_data_area_are_read():
+    """Two empty digests (a directory and a symlink) end the data area: one NUL each, no byte to spare."""
+    blob = simple_header("e", more=[(1116, INT32, [0, 0]), (1117, STRING_ARRAY, ["d", "l"]),
+                                    (1118, STRING_ARRAY, ["/"]), (1035, STRING_ARRAY, ["", ""])])
+    offset, dl = struct.unpack_from(">i", blob, _entry_offset(blob, 1035) + 8)[0], struct.unpack_from(">I", blob, 4)[0]
+    assert dl - offset == 2
+    assert parse_header_blob(blob).files == (RpmFile("/d", "", 0, 0), RpmFile("/l", "", 0, 0))
+
+
+def test_more_strings_than_the_data_area_can_hold():
+    blob = bytearray(simple_header("o", more=[(1027, STRING_ARRAY, ["a", "b"])]))
+    at = _entry_offset(blob, 1027)
+    offset, dl = struct.unpack_from(">i", blob, at + 8)[0], struct.unpack_from(">I", blob, 4)[0]
+    assert dl - offset == 4  # "a\0b\0": room for 4 strings at most
+    struct.pack_into(">I", blob, at + 12, 5)
+    blob_error(bytes(blob), rf"^OLDFILENAMES \(1027\): 5 strings at offset {offset} cannot fit in the "
+                            rf"{dl}-byte data area$")
+
+
+def test_a_string_whose_nul_lies_past_the_data_area():
+    """Bytes after the data area are not the header's: a string must end inside it."""
+    blob = bytearray(simple_header("n", more=[(1011, STRING, "acme")]))
+    offset, dl = struct.unpack_from(">i", blob, _entry_offset(blob, 1011) + 8)[0], struct.unpack_from(">I", blob, 4)[0]
+    struct.pack_into(">I", blob, 4, dl - 1)  # the vendor's NUL is now just past the data area
+    blob_error(bytes(blob), rf"^VENDOR \(1011\): string 0 of 1 at offset {offset} runs past the end of the "
+                            rf"{dl - 1}-byte data area$")
+
+
+def test_an_empty_string_array_reads_as_an_empty_string():
+    p = parse_header_blob(simple_header("z", more=[(1014, I18NSTRING, [])]))
+    assert p.license == ""
+
+
+def test_absent_version_release_and_an_unknown_digest_algorithm():
+    p = parse_header_blob(header_blob([(1000, STRING, "bare"), (5011, INT32, [99])]))
+    assert (p.version, p.release, p.digest_algorithm) == ("", "", "pgphashalgo-99")
+
+
+def test_paths_keep_their_bytes_and_digests_stay_text():
+    """A path that is not UTF-8 keeps its bytes (surrogateescape), so it still matches the
+    layer's path; a digest that is not UTF-8 becomes replacement characters: it is never a path,
+    and a surrogate would not survive being written out as UTF-8."""
+    blob = simple_header("l", more=[(1116, INT32, [0]), (1117, STRING_ARRAY, [b"caf\xe9"]),
+                                    (1118, STRING_ARRAY, [b"/opt/\xff/"]), (1035, STRING_ARRAY, [b"\xff"])])
+    (f,) = parse_header_blob(blob).files
+    assert f == RpmFile("/opt/\udcff/caf\udce9", "\ufffd", 0, 0)  # no FILEMODES: mode 0
+    assert os.fsencode(f.path) == b"/opt/\xff/caf\xe9"
+    old = simple_header("o", more=[(1027, STRING_ARRAY, [b"/etc/\xe9t\xe9"])])
+    assert [f.path for f in parse_header_blob(old).files] == ["/etc/\udce9t\udce9"]
+
+
+def test_file_path_budget_at_its_limit():
+    blob = simple_header("b", more=[(1116, INT32, [0]), (1117, STRING_ARRAY, ["ab"]), (1118, STRING_ARRAY, ["/d/"])])
+    assert [f.path for f in parse_header_blob(blob, max_path_bytes=5).files] == ["/d/ab"]
+    with pytest.raises(RpmdbError, match="^1 file paths of 5 bytes in all, over the 4 bytes left of "
+                                         "MAX_FILE_PATH_BYTES$"):
+        parse_header_blob(blob, max_path_bytes=4)
+
+
+def test_file_sizes_of_another_length_are_named():
+    blob = simple_header("s", more=[(1117, STRING_ARRAY, ["a", "b"]), (1118, STRING_ARRAY, ["/"]),
+                                    (1116, INT32, [0, 0]), (1028, INT32, [1])])
+    blob_error(blob, r"^FILESIZES \(1028\): 1 entries for 2 files$")
+
+
+def test_refusals_of_what_is_no_rpm_database_say_why():
+    assert str(rejected(b"")) == "empty file: not an rpm database"
+    btree = bytearray(4096)
+    struct.pack_into("<I", btree, 12, 0x053162)
+    assert str(rejected(bytes(btree))) == ("a Berkeley DB btree: an rpm index (Name, Basenames, ...), "
+                                           "not the Packages hash database")
+
+
+def test_bdb_with_the_metadata_page_only_is_empty():
+    meta = bytearray(bdb_file([], page_size=512)[:512])
+    struct.pack_into("<I", meta, 32, 0)  # last page: 0
+    struct.pack_into("<I", meta, 96, 0)  # bucket 0 has no page
+    assert parse_rpmdb(bytes(meta)) == ([], [])
+    assert str(rejected(bytes(meta[:511]))) == "bdb: 511 bytes, shorter than the 512-byte metadata page"
+
+
+@pytest.mark.parametrize("version", [8, 9, 10])
+def test_bdb_hash_versions_rpm_reads(version):
+    data = bytearray(bdb_file([simple_header("a")]))
+    struct.pack_into("<I", data, 16, version)
+    assert [p.name for p in parse_rpmdb(bytes(data))[0]] == ["a"]
+
+
+@pytest.mark.parametrize("offset,fmt,value,message", [
+    (16, "<I", 7, "bdb: unsupported hash version 7 (page 0, offset 16)"),
+    (16, "<I", 11, "bdb: unsupported hash version 11 (page 0, offset 16)"),
+    (16, "<I", 0xFFFFFFFF, "bdb: unsupported hash version 4294967295 (page 0, offset 16)"),
+    (20, "<I", 1000, "bdb: page size 1000 is not a power of two in 512..65536 (page 0, offset 20)"),
+    (25, "B", 9, "bdb: page 0 has type 9, not hash metadata (8)"),
+    (24, "B", 1, "bdb: encrypted database (page 0, offset 24)"),
+    (32, "<I", 0xFFFFFFFF, "bdb: truncated: the metadata says the last page is 4294967295 "
+                           "(17592186044416 bytes), the file has 12288 bytes"),
+    (32, "<I", 3, "bdb: truncated: the metadata says the last page is 3 (16384 bytes), the file has 12288 bytes"),
+    (72, "<I", 2, "bdb: 3 buckets cannot fit in 2 pages (page 0, offset 72)"),
+])
+def test_bdb_metadata_refusals_name_the_field(offset, fmt, value, message):
+    data = bytearray(bdb_file([simple_header("a")]))  # pages 0 (metadata), 1 (record 0), 2 ("a")
+    struct.pack_into(fmt, data, offset, value)
+    assert str(rejected(bytes(data))) == message
+
+
+def test_bdb_buckets_at_the_page_count():
+    """Every bucket owns a page: one page holds one bucket, not two."""
+    data = bytearray(bdb_file([]))  # the metadata page and one hash page (record 0)
+    assert parse_rpmdb(bytes(data)) == ([], [])
+    struct.pack_into("<I", data, 72, 1)
+    assert str(rejected(bytes(data))) == "bdb: 2 buckets cannot fit in 1 pages (page 0, offset 72)"
+
+
+def test_bdb_truncated_names_the_sizes():
+    data = fixture("bdb-libuuid", "Packages")
+    assert str(rejected(data[:-1])) == ("bdb: truncated: the metadata says the last page is 22 (94208 bytes), "
+                                        "the file has 94207 bytes")
+
+
+def test_bdb_bad_hash_page_skips_its_chain_not_the_next_bucket():
+    """libuuid's database: bucket 0 (page 1) holds rpm's instance counter, bucket 1 (page 2)
+    the package. A bad page in bucket 0 is named; bucket 1 is still read."""
+    data = bytearray(fixture("bdb-libuuid", "Packages"))
+    data[4096 + 25] = 200
+    want = ([parse_rpmdb(fixture("bdb-libuuid", "Packages"))[0][0]],
+            ["bdb bucket 0 page 1: type 200, not a hash page (13)"])
+    assert parse_rpmdb(bytes(data)) == want
+    # a memoryview of any item format is read as its bytes
+    assert parse_rpmdb(memoryview(data)) == want
+    assert parse_rpmdb(memoryview(data).cast("I")) == want
+
+
+def test_bdb_bucket_past_the_pages():
+    data = bytearray(fixture("bdb-libuuid", "Packages"))
+    struct.pack_into("<I", data, 96 + 4, 0xFFFFFFFF)  # spares[1]
+    assert str(rejected(bytes(data))) == ("bdb: no readable package (1 bad records); first: bdb bucket 1 page "
+                                          "4294967296: hash page 4294967296 outside pages 1..22")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    (8, 9, "bdb bucket 0 page 3: hash page 3 (offset 12288) says it is page 9"),
+    (20, 0xFFFF, "bdb bucket 0 page 3: 65535 entries cannot fit in a 4096-byte page"),
+])
+def test_bdb_bad_hash_page_is_named(field, value, message):
+    data = bytearray(bdb_file([simple_header("a"), simple_header("b")]))
+    struct.pack_into("<I" if field == 8 else "<H", data, 3 * 4096 + field, value)
+    assert parse_rpmdb(bytes(data)) == ([parse_header_blob(simple_header("a"))], [message])
+
+
+LIBUUID_ITEM = 2 * 4096 + 4079  # page 2's off-page data item: type 3, first page 3, 80880 bytes
+
+
+def libuuid_item_error(patch, offset: int = LIBUUID_ITEM) -> str:
+    """The refusal of the libuuid database after ``patch(data)``: what is wrong with its one
+    item, the data item at file offset ``offset``."""
+    data = bytearray(fixture("bdb-libuuid", "Packages"))
+    patch(data)
+    message = str(rejected(bytes(data)))
+    head = f"bdb: no readable package (1 bad records); first: bdb bucket 1 page 2 item 1 (offset {offset}): "
+    assert message.startswith(head), message
+    return message[len(head):]
+
+
+def test_bdb_overflow_total_length_bounds(monkeypatch):
+    def total(n):
+        return lambda data: struct.pack_into("<I", data, LIBUUID_ITEM + 8, n)
+    limit = rpmdb.MAX_BLOB_LENGTH
+    assert libuuid_item_error(total(0)) == f"overflow item of 0 bytes (limit {limit}, file 94208)"
+    assert libuuid_item_error(total(94209)) == f"overflow item of 94209 bytes (limit {limit}, file 94208)"
+    # as long as the file: allowed, and then the chain is too short for it
+    assert libuuid_item_error(total(94208)) == "overflow chain ends at page 22 with 13328 of 94208 bytes missing"
+    # a one-byte shorter total: the last page holds more than is still expected
+    assert libuuid_item_error(total(80879)) == ("overflow page 22 holds 3550 bytes; 3549 of 80879 "
+                                                "were still expected and a page holds 4070")
+    # a page that says it holds more than a page can
+    assert libuuid_item_error(lambda data: struct.pack_into("<H", data, 3 * 4096 + 22, 4071)) == (
+        "overflow page 3 holds 4071 bytes; 80880 of 80880 were still expected and a page holds 4070")
+    # exactly MAX_BLOB_LENGTH: read
+    monkeypatch.setattr(rpmdb, "MAX_BLOB_LENGTH", 80880)
+    assert [p.name for p in parse_rpmdb(fixture("bdb-libuuid", "Packages"))[0]] == ["libuuid"]
+
+
+@pytest.mark.parametrize("type_,message", [
+    (3, "off-page item of 13 bytes, not 12"),
+    (5, "item type 5 (only on-page 1 and off-page 3 hold rpm headers)"),
+])
+def test_bdb_item_of_a_wrong_type_or_size(type_, message):
+    def patch(data):
+        struct.pack_into("<H", data, 2 * 4096 + 26 + 2, 4078)  # the data item starts a byte earlier
+        data[2 * 4096 + 4078] = type_
+    assert libuuid_item_error(patch, offset=2 * 4096 + 4078) == message
+
+
+def test_bdb_page_with_several_records():
+    """Pages may hold several key/data pairs, rpm's instance counter (key 0) among them."""
+    a, b = simple_header("a"), simple_header("b")
+    data = bdb_pages([[(instance(1), a), (instance(0), instance(3)), (instance(2), b)]])
+    assert parse_rpmdb(data) == ([parse_header_blob(a), parse_header_blob(b)], [])
+
+
+def test_bdb_item_that_fills_its_page_is_read():
+    """The item index ends at byte 30 of a page with one pair; a value may start right there."""
+    pad = 476 - len(simple_header("fill")) - 16
+    blob = simple_header("fill", more=[(1004, BIN, b"x" * pad)])
+    assert len(blob) == 476  # 512 - 26 (page header) - 4 (index) - 5 (key item) - 1 (value's type byte)
+    data = bdb_pages([[(instance(1), blob)]], page_size=512)
+    assert struct.unpack_from("<H", data, 512 + 28)[0] == 30
+    assert [p.name for p in parse_rpmdb(data)[0]] == ["fill"]
+
+
+@pytest.mark.parametrize("entry,source", [(3, 2), (2, 1)])
+def test_bdb_item_offsets_out_of_order_are_named(entry, source):
+    """The second pair's value made empty (its offset = its key's), or its key made empty (the
+    key's offset = the end of the pair before): that pair is named, the others are read."""
+    a, b, c = simple_header("a"), simple_header("b"), simple_header("c")
+    data = bytearray(bdb_pages([[(instance(1), a), (instance(2), b), (instance(3), c)]]))
+    inp = list(struct.unpack_from("<6H", data, 4096 + 26))
+    inp[entry] = inp[source]
+    struct.pack_into("<6H", data, 4096 + 26, *inp)
+    val_off, key_off, key_end = inp[3], inp[2], inp[1]
+    assert parse_rpmdb(bytes(data)) == (
+        [parse_header_blob(a), parse_header_blob(c)],
+        [f"bdb bucket 0 page 1 item 3 (offset {4096 + val_off}): item offsets {val_off}/{key_off}/{key_end} "
+         f"out of order or outside 38..4096"])
+
+
+def test_no_readable_package_counts_the_bad_records():
+    bad = struct.pack(">II", 0, 0)
+    error = rejected(bdb_file([bad, bad]))
+    assert str(error).startswith("bdb: no readable package (2 bad records); first: bdb bucket 0 page 2 item 1 ")
+    assert str(error).endswith(": header index count il=0 outside 1..65535")
+
+
+def test_max_packages_of_one():
+    packages, warnings = parse_rpmdb(fixture("bdb-libuuid", "Packages"), max_packages=1)
+    assert ([p.name for p in packages], warnings) == (["libuuid"], [])
+    with pytest.raises(ValueError, match="^max_packages must be at least 1$"):
+        parse_rpmdb(fixture("bdb-libuuid", "Packages"), max_packages=0)
+
+
+def test_ndb_as_rpm_lays_it_out():
+    """One blob filling the blob area exactly; two; none (the slot page only)."""
+    a, b = simple_header("a"), simple_header("b")
+    assert parse_rpmdb(ndb_file([a])) == ([parse_header_blob(a)], [])
+    assert parse_rpmdb(ndb_file([a, b])) == ([parse_header_blob(a), parse_header_blob(b)], [])
+    assert parse_rpmdb(ndb_file([])) == ([], [])
+    assert str(rejected(ndb_file([])[:20])) == "ndb: truncated: 1 slot pages need 4096 bytes, the file has 20"
+    assert str(rejected(ndb_file([])[:19])) == "ndb: 19 bytes, shorter than the 20-byte header"
+
+
+def test_ndb_slot_pages_at_their_limit(monkeypatch):
+    monkeypatch.setattr(rpmdb, "NDB_MAX_SLOT_PAGES", 1)
+    assert len(parse_rpmdb(fixture("ndb-sle15-bci", "Packages.db"))[0]) == 35  # one slot page
+    data = bytearray(ndb_file([simple_header("a")]) + bytes(4096))
+    struct.pack_into("<I", data, 12, 2)
+    assert str(rejected(bytes(data))) == "ndb: 2 slot pages, not 1..1 (offset 12)"
+
+
+NDB_A_BLOCKS = -(-(16 + len(simple_header("a")) + 12) // 16)
+NDB_B_OFFSET = (256 + NDB_A_BLOCKS) * 16  # where the second blob of ndb_file([a, b]) starts
+
+
+@pytest.mark.parametrize("patch,message", [
+    (lambda d: struct.pack_into("<I", d, 3 * 16 + 8, 2),
+     "ndb slot 3 (package index 2, offset 32): blocks 2+{n} outside the blob area 256..{end} (or too few)"),
+    (lambda d: struct.pack_into("<I", d, 3 * 16 + 12, 1),
+     "ndb slot 3 (package index 2, offset {b}): blocks {k}+1 outside the blob area 256..{end} (or too few)"),
+    (lambda d: struct.pack_into("<I", d, 3 * 16 + 4, 1),
+     "ndb slot 3 (package index 1, offset {b}): package index 0 or already used by another slot"),
+    (lambda d: struct.pack_into("<I", d, 3 * 16 + 4, 0),
+     "ndb slot 3 (package index 0, offset {b}): package index 0 or already used by another slot"),
+    (lambda d: d.__setitem__(slice(NDB_B_OFFSET, NDB_B_OFFSET + 4), b"BlbX"),
+     "ndb slot 3 (package index 2, offset {b}): no BlbS blob magic"),
+    (lambda d: struct.pack_into("<I", d, NDB_B_OFFSET + 4, 7),
+     "ndb slot 3 (package index 2, offset {b}): the blob says package index 7"),
+    (lambda d: struct.pack_into("<I", d, NDB_B_OFFSET + 12, 500),
+     "ndb slot 3 (package index 2, offset {b}): a 500-byte blob needs 33 blocks, the slot has {n}"),
+    (lambda d: d.__setitem__(slice(len(d) - 4, len(d)), b"BlbX"),
+     "ndb slot 3 (package index 2, offset {b}): blob tail missing or with another length"),
+    (lambda d: struct.pack_into("<I", d, len(d) - 8, 1),
+     "ndb slot 3 (package index 2, offset {b}): blob tail missing or with another length"),
+])
+def test_ndb_bad_slot_is_named(patch, message):
+    a, b = simple_header("a"), simple_header("b")
+    data = bytearray(ndb_file([a, b]))
+    n = struct.unpack_from("<I", data, 3 * 16 + 12)[0]
+    patch(data)
+    want = message.format(n=n, b=NDB_B_OFFSET, k=NDB_B_OFFSET // 16, end=len(data) // 16)
+    assert parse_rpmdb(bytes(data)) == ([parse_header_blob(a)], [want])
+
+
+def test_ndb_smallest_blob_is_read_as_a_header():
+    """Two blocks are the least a blob takes (head and tail); what they hold is then the
+    header's to judge."""
+    data = ndb_file([simple_header("a"), b"\0\0\0\1"])
+    assert struct.unpack_from("<I", data, 3 * 16 + 12)[0] == 2
+    assert parse_rpmdb(data)[1] == [f"ndb slot 3 (package index 2, offset {NDB_B_OFFSET}): header blob of 4 bytes "
+                                    f"is shorter than its 8-byte intro"]
+
+
+def test_ndb_slot_reusing_another_blob_is_not_read():
+    data = bytearray(ndb_file([simple_header("a")]))
+    struct.pack_into("<4sIII", data, 3 * 16, b"Slot", 2, 256, NDB_A_BLOCKS)  # slot 3: the same blocks as slot 2
+    assert parse_rpmdb(bytes(data)) == ([parse_header_blob(simple_header("a"))], [
+        "ndb slot 3 (package index 2, offset 4096): the blobs of the slots so far add up to more than the file "
+        "holds (they overlap); not read"])
+
+
+def test_sqlite_too_short_for_its_header():
+    assert str(rejected(b"SQLite format 3\0\0\0")) == "sqlite: cannot read the database: file is not a database"
+
+
+def test_sqlite_is_read_without_touching_the_filesystem(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert len(parse_rpmdb(sqlite_rpmdb(RPM_SCHEMA, [simple_header("a")]))[0]) == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_sqlite_step_budget_checked_often_lets_a_real_database_through(monkeypatch):
+    monkeypatch.setattr(rpmdb, "_SQLITE_PROGRESS_EVERY", 10)
+    packages, warnings = parse_rpmdb(fixture("sqlite-cbl-mariner-2.0", "rpmdb.sqlite"))
+    assert (len(packages), warnings) == (129, [])
+
+
+def test_sqlite_damaged_mid_table_keeps_the_rows_read():
+    data = bytearray(sqlite_rpmdb(RPM_SCHEMA, [simple_header(f"p{i:03d}") for i in range(300)]))
+    data[5 * 4096] = 0xFF  # page 6, a leaf of the Packages table: not a b-tree page any more
+    packages, warnings = parse_rpmdb(bytes(data))
+    assert 0 < len(packages) < 300 and [p.name for p in packages] == [f"p{i:03d}" for i in range(len(packages))]
+    assert warnings == [f"sqlite: reading Packages stopped after {len(packages)} rows: "
+                        f"database disk image is malformed"]
+
+
+def test_sqlite_schema_refusals_name_what_is_wrong():
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE Other (x)")
+    assert str(rejected(conn.serialize())) == "sqlite: no Packages table"
+    conn.close()
+    long_name = "V" * 100
+    view = sqlite_rpmdb(RPM_SCHEMA, [simple_header("a")], more=(f"CREATE VIEW {long_name} AS SELECT 1",))
+    assert str(rejected(view)) == (f"sqlite: the schema has a view ('{'V' * 64}'); rpm writes none, "
+                                   f"and its rows would be computed, not read")
+    assert str(rejected(sqlite_rpmdb("CREATE TABLE Packages (hnum INTEGER, blob BLOB)", [simple_header("a")]))) == \
+        "sqlite: the Packages table is not (hnum PRIMARY KEY, blob) as rpm writes it"
+
+
+@pytest.mark.parametrize("kind", ["VIRTUAL", "STORED"])
+def test_sqlite_generated_columns_are_refused(kind):
+    column = "G" * 100
+    schema = (f"CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL, "
+              f"{column} INTEGER GENERATED ALWAYS AS (length(blob)) {kind})")
+    assert str(rejected(sqlite_rpmdb(schema, [simple_header("a")]))) == (
+        f"sqlite: Packages column '{'G' * 64}' is generated (computed, not stored); rpm writes none")
+
+
 # Mutation survivors that cannot matter (tools/mutation.sh catalogers):
 # - rpm_package: `rpm.source_rpm or "XXXX"`: neither "" nor "XXXX" is a source rpm name, so
 #   _SRPM matches neither and the package has no source either way.
+# - rpmdb _Header.__init__, _ndb_records: `unpack_from(blob, )`, `unpack_from(mv, )`: the offset
+#   defaults to 0, so it is the same call.
+# - rpmdb _Header._strings_raw: `nul <= 0`, `nul < 1`: the NUL is searched for from inside the data
+#   area (offset >= 24, past the intro and an index entry), so find() gives -1 or at least 24.
+# - rpmdb _Header.string, _Header.strings: `"UTF-8"` for `"utf-8"`: codec names are case-insensitive.
+# - rpmdb detect_format: `cast("b")`: bytes() of a signed-byte view are the same bytes.
+# - rpmdb detect_format, _Bdb.__init__: `order + "i"` reading the magic: both magics are below
+#   2**31, so a signed read equals them for exactly the inputs an unsigned one does.
+# - rpmdb detect_format: `head[:17].hex()`: head is at most 16 bytes long.
+# - rpmdb _Bdb.__init__ (3 mutants of "bdb: no hash magic ...") and _ndb_records (4 of "ndb: no RpmP
+#   magic ..."): unreachable: parse_rpmdb reads a container only after detect_format found its magic.
+# - rpmdb _Bdb.records: `first_item >= page_size`: an item index that fills its page leaves no room
+#   for any item, so every record of that page is refused either way (per item instead of per page).
+# - rpmdb _ndb_records: `... / _NDB_BLK_SIZE` in min_blocks: 1.75 instead of 2, and block counts are
+#   integers, so `blkcnt < 1.75` holds exactly when `blkcnt < 2` does.
+# - rpmdb _sqlite_records: `len(data) > 20`, `len(data) >= 21`: a 20-byte file is no database (its
+#   first page alone is 512 bytes or more); SQLite refuses it with or without the WAL marks reset.
+# - rpmdb _sqlite_records: `data[19] == 2 and data[19] == 2`: differs only for a header whose marks
+#   are 1 and 2, which SQLite never writes (WAL mode sets both bytes).
+# - rpmdb _sqlite_records progress: `steps = 1`, `steps >= SQLITE_MAX_VM_STEPS`: the budget moves by
+#   one check (100,000 of 50 million steps); the budget holding is tested (test_sqlite_work_is_bounded),
+#   its exact step is SQLite's VM internals, not something a user relies on.
+# - rpmdb _sqlite_records progress: `return 2`: any nonzero value interrupts the statement, as 1 does.
+# - rpmdb _sqlite_records (9 mutants) and _check_sqlite_schema (3): SQL keywords, pragma, table and
+#   column names in another case ("pragma query_only = on", "FROM PACKAGES ORDER BY HNUM",
+#   "pragma table_xinfo(packages)", ...): all case-insensitive in SQL; the string literals compared
+#   ('integer', 'blob', 'view', 'trigger') are unchanged.
+# - rpmdb _sqlite_records: the label "sqlite Packages" of the stopped-reading record in another case
+#   (3 mutants): parse_rpmdb uses a record's label only for header blobs; an RpmdbError record's
+#   message stands alone.
+# - rpmdb _sqlite_records: `_SQLITE_TYPE_NAMES.get(kind, None)`, `.get(kind)`, `.get(kind, )`: that
+#   branch is reached only for typeof() text, integer, real or null, all in the table.
+# - rpmdb parse_rpmdb: `max_packages: int = 100001`: the default cap moved by one; reaching it takes
+#   100,001 headers (seconds of test time); the cap's boundary is tested with max_packages=10 and 1.
+# - rpmdb parse_rpmdb: `(isinstance(data, memoryview)) or True`: a bytes or bytearray view cast to
+#   "B" is the same view.
+# - rpmdb parse_rpmdb: `first_error = None`: it is only read as `first_error or message`, and None
+#   and "" are both false.
