@@ -44,6 +44,67 @@ def test_the_name_prefilter_agrees_with_plain_glob_matching():
         assert dispatch.match(path) is _naive(dispatch, path), path
 
 
+
+def _glob_matches(glob: str, path: str) -> bool:
+    """The glob semantics, read straight off the definition by backtracking (exponential, for
+    tiny inputs only): an independent oracle for glob_to_regex. ``**/`` is any run of whole
+    directories (or none), ``*`` any run of characters but ``/``, ``?`` one character but ``/``."""
+    if not glob:
+        return not path
+    if glob.startswith("**/"):
+        rest = glob[3:]
+        return _glob_matches(rest, path) or any(
+            _glob_matches(rest, path[i + 1:]) for i, char in enumerate(path) if char == "/")
+    head = glob[0]
+    if head == "*":
+        stop = path.find("/")
+        stop = len(path) if stop < 0 else stop
+        return any(_glob_matches(glob[1:], path[i:]) for i in range(stop + 1))
+    if not path:
+        return False
+    if head == "?":
+        return path[0] != "/" and _glob_matches(glob[1:], path[1:])
+    return path[0] == head and _glob_matches(glob[1:], path[1:])
+
+
+GLOB_CASES = [
+    ("**/package.json", "/package.json", True), ("**/package.json", "package.json", True),
+    ("**/package.json", "a/b/package.json", True), ("**/package.json", "a/bpackage.json", False),
+    ("/a/**/b", "/a/b", True), ("/a/**/b", "/a/x/y/b", True), ("/a/**/b", "/ab", False),
+    ("*.jar", "x.jar", True), ("*.jar", "d/x.jar", False), ("*.jar", ".jar", True),
+    ("?.txt", "a.txt", True), ("?.txt", "/.txt", False), ("?.txt", "ab.txt", False),
+    ("*req*.txt", "requirements.txt", True), ("*req*.txt", "dev-req-x.txt", True),
+    ("*requirements*.txt", "requirements.txt", True), ("*requirements*.txt", "x-requirements-dev.txt", True),
+    ("*requirements*.txt", "requirements/dev.txt", False), ("a*b*c", "abc", True), ("a*b*c", "a/b/c", False),
+    ("a*b*c", "axbyc", True), ("a*b*c", "abcbc", True), ("a*b*c", "acb", False), ("a.b", "a.b", True),
+    ("a.b", "axb", False), ("a+b", "a+b", True), ("(x)", "(x)", True), ("[ab]", "a", False),
+]
+
+
+@pytest.mark.parametrize(("glob", "path", "expected"), GLOB_CASES)
+def test_globs_match_what_their_definition_says(glob, path, expected):
+    assert _glob_matches(glob, path) is expected  # the oracle reads the cases as written
+    assert (re.fullmatch(glob_to_regex(glob), path) is not None) is expected
+
+
+def _double_star_is_a_component(glob: str) -> bool:
+    return all(glob[at:at + 3] == "**/" and glob[at - 1:at] in ("", "/")
+               for at in range(len(glob)) if glob.startswith("**", at))
+
+
+def test_glob_to_regex_agrees_with_the_definition_on_random_globs_and_paths():
+    assert all(_double_star_is_a_component(glob) for cataloger in CATALOGERS for glob in cataloger.globs)
+    rng = random.Random(19)
+    glob_parts = ["a", "b", ".", "/", "*", "?", "**/", "ab", "*b", "a*", "+"]
+    path_parts = ["a", "b", ".", "/", "ab", "ba", "+", "aa"]
+    for _ in range(4000):
+        glob = "".join(rng.choice(glob_parts) for _ in range(rng.randint(1, 5)))
+        if not _double_star_is_a_component(glob):  # as in every cataloger's globs (above)
+            continue
+        path = "".join(rng.choice(path_parts) for _ in range(rng.randint(0, 6)))
+        assert (re.fullmatch(glob_to_regex(glob), path) is not None) is _glob_matches(glob, path), (glob, path)
+
+
 class _Collect:
     """A scanner that keeps what it is fed (the test checks it saw the file exactly)."""
 
