@@ -107,6 +107,60 @@ def test_manifest_continuations_line_ends_and_split_characters():
         "Implementation-Title": "cut"}
 
 
+def test_manifest_header_lines_as_syft_reads_them():
+    # as Syft 1.18.1 reads the same manifest: "Name:value" without the space; a line with no name or
+    # no colon is skipped and starts no section; bytes that are not UTF-8 are replaced, in names and values
+    raw = (b": no name\r\nnot a header line\r\nCreated-By:Maven 3.9\r\nX-Vendor\xff: Soci\xe9t\xe9\r\n"
+           b"Implementation-Version:  2.0 \r\n")
+    assert parse_manifest(raw).main == {"Created-By": "Maven 3.9", "X-Vendor\ufffd": "Soci\ufffdt\ufffd",
+                                        "Implementation-Version": "2.0"}
+    assert parse_manifest(b"").main == {} and parse_manifest(b"").sections == []
+
+
+def test_manifest_last_line_is_kept_unless_the_read_cut_it():
+    # a complete manifest whose last line has no line end still gives that line
+    unended = parse_manifest(b"Manifest-Version: 1.0\r\nImplementation-Version: 2.5")
+    assert unended.get("Implementation-Version") == "2.5"
+    # a cut one drops its last line even when the cut left a colon in it ("1.2" of "1.2.3")
+    assert parse_manifest(b"Implementation-Title: cut\r\nImplementation-Version: 1.2", complete=False).main == {
+        "Implementation-Title": "cut"}
+    data = build([("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\r\nImplementation-Version: 2.5", D)])
+    assert [(p.name, p.version) for p in parse_java_archive("/opt/widgets.jar", data).packages] == [("widgets", "2.5")]
+
+
+def test_manifest_field_falls_back_to_the_first_per_entry_section_having_it():
+    raw = (b"Manifest-Version: 1.0\r\n\r\nName: a/\r\nImplementation-Title: a\r\n\r\n"
+           b"Name: b/\r\nBundle-License: MIT\r\n\r\n")
+    parsed = parse_manifest(raw)
+    assert parsed.field("Bundle-License") == "MIT"  # the first section has other keys only
+    assert parsed.field("Plugin-License-Name") == ""  # in no section
+    (package,) = parse_java_archive("/opt/widgets-1.0.jar", build([("META-INF/MANIFEST.MF", raw, D)])).packages
+    assert package.license == "MIT"
+
+
+def test_a_manifest_longer_than_the_read_bound_is_read_up_to_it_and_its_cut_line_dropped(monkeypatch):
+    head = b"Manifest-Version: 1.0\r\nImplementation-Title: widgets\r\n"
+    monkeypatch.setattr(java, "MAX_METADATA_BYTES", len(head) + len(b"Implementation-Version: 1.2"))
+    data = build([("META-INF/MANIFEST.MF", head + b"Implementation-Version: 1.2.3\r\n", D)])
+    result = parse_java_archive("/opt/widgets.jar", data)
+    assert result.warnings == []
+    (package,) = result.packages
+    assert package.metadata["manifest"] == {"Implementation-Title": "widgets"}
+    assert package.version == ""  # not "1.2": the line was cut
+
+
+def test_group_ids_from_the_manifest_drop_osgi_directives_and_fragments():
+    osgi = build([("META-INF/MANIFEST.MF", manifest(Bundle_SymbolicName="org.example.widgets;singleton:=true",
+                                                    Bundle_Version="3.1"), D)])
+    vendor = build([("META-INF/MANIFEST.MF", manifest(Implementation_Vendor_Id="com.example#tools",
+                                                      Implementation_Version="3.1"), D)])
+    # as Syft 1.18.1 reads the same jars: pkg:maven/org.example.widgets/widgets@3.1, pkg:maven/com.example/tools@3.1
+    assert coordinates(parse_java_archive("/opt/widgets.jar", osgi)) == [
+        ("org.example.widgets", "widgets", "3.1", "/opt/widgets.jar", None)]
+    assert coordinates(parse_java_archive("/opt/tools.jar", vendor)) == [
+        ("com.example", "tools", "3.1", "/opt/tools.jar", None)]
+
+
 @pytest.mark.parametrize("path, name, version", [
     # Syft's own cases (syft/pkg/cataloger/java/archive_filename_test.go)
     ("pkg-maven-4.3.2.blerg", "pkg-maven", "4.3.2"),
@@ -120,6 +174,7 @@ def test_manifest_continuations_line_ends_and_split_characters():
     ("BOOT-INF/lib/spring-data-r2dbc-1.1.0.RELEASE.jar", "spring-data-r2dbc", "1.1.0.RELEASE"),
     ("jboss-saaj-api_1.4_spec-1.0.2.Final.jar", "jboss-saaj-api_1.4_spec", "1.0.2.Final"),
     ("liferay-package.lpkg", "liferay-package", ""),
+    ("/opt/lib/tool-2", "tool", "2"),  # no extension: Go's filepath.Ext is empty, nothing is cut
 ])
 def test_names_and_versions_from_file_names(path, name, version):
     assert archive_filename(path) == (name, version)
@@ -256,6 +311,111 @@ def test_archives_without_a_manifest_or_instrumenting_others_have_no_package_of_
         (None, "inner", "1", "/x/bare-1.jar:lib/inner-1.jar", hashlib.sha1(inner).hexdigest())]
     weaver = build([("META-INF/MANIFEST.MF", manifest(Weave_Classes="spring", Implementation_Version="8.0"), D)])
     assert parse_java_archive("/newrelic/instrumentation/spring-4.jar", weaver).packages == []
+
+
+def pom_properties(group, artifact, version=None):
+    lines = ([f"groupId={group}"] if group else []) + [f"artifactId={artifact}"] + (
+        [f"version={version}"] if version else [])
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_group_ids_and_licenses_when_pom_properties_lack_a_group_id():
+    archive = build([
+        ("META-INF/MANIFEST.MF", manifest(Implementation_Version="1.0"), D),
+        ("META-INF/maven/x/guava/pom.properties", pom_properties("", "guava", "2.0"), D),
+        # an artifactId that looks like a groupId is taken for one (Syft's groupIDFromJavaMetadata)
+        ("META-INF/maven/x/org.example.core/pom.properties", pom_properties("", "org.example.core", "1.0"), D),
+        # the pom.xml beside it: its groupId, else its parent's, else a dotted artifactId; its licenses
+        ("META-INF/maven/y/child/pom.properties", pom_properties("", "child", "4"), D),
+        ("META-INF/maven/y/child/pom.xml", b"<project><parent><groupId>org.parent</groupId><artifactId>parent"
+                                           b"</artifactId><version>4</version></parent><artifactId>child</artifactId>"
+                                           b"</project>", D),
+        ("META-INF/maven/y/dotted/pom.properties", pom_properties("", "dotted", "5"), D),
+        ("META-INF/maven/y/dotted/pom.xml", b"<project><artifactId>org.dotted.lib</artifactId><version>5</version>"
+                                            b"</project>", D),
+        ("META-INF/maven/y/own/pom.properties", pom_properties("", "own", "3"), D),
+        ("META-INF/maven/y/own/pom.xml", b"<project><groupId>org.own</groupId><artifactId>own</artifactId><version>3"
+                                         b"</version><licenses><license><name>MIT</name></license><license><name>"
+                                         b"Apache-2.0</name></license></licenses></project>", D),
+    ])
+    result = parse_java_archive("/opt/bundle.jar", archive)
+    assert result.warnings == []
+    assert [(p.namespace, p.name, p.version, p.metadata["virtual_path"], p.license) for p in result.packages] == [
+        (None, "bundle", "1.0", "/opt/bundle.jar", None),
+        (None, "guava", "2.0", "/opt/bundle.jar::guava", None),
+        ("org.example.core", "org.example.core", "1.0", "/opt/bundle.jar::org.example.core", None),
+        ("org.parent", "child", "4", "/opt/bundle.jar::child", None),
+        ("org.dotted.lib", "dotted", "5", "/opt/bundle.jar::dotted", None),
+        ("org.own", "own", "3", "/opt/bundle.jar::own", "MIT AND Apache-2.0"),
+    ]
+
+
+def test_pom_xml_files_without_pom_properties_that_name_a_package():
+    def pom(group, artifact, version=None):
+        return (f"<project><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+                + (f"<version>{version}</version>" if version else "") + "</project>").encode()
+    archive = build([
+        ("META-INF/MANIFEST.MF", manifest(Implementation_Version="1.0"), D),
+        ("META-INF/maven/a/first/pom.properties", pom_properties("a", "first", "1"), D),
+        ("META-INF/maven/a/first/pom.xml", pom("a", "first", "1"), D),  # beside its pom.properties: one package
+        ("META-INF/maven/b/unresolved/pom.xml", pom("b", "unresolved", "${revision}"), D),
+        ("META-INF/maven/c/unversioned/pom.xml", pom("c", "unversioned"), D),
+        ("META-INF/maven/c/unversioned-too/pom.properties", pom_properties("c", "unversioned-too"), D),
+        ("META-INF/maven/d/last/pom.xml", pom("d", "last", "4"), D),
+        ("archetype-resources/pom.xml", pom("e", "template", "5"), D),  # not Maven metadata of this archive
+    ])
+    result = parse_java_archive("/opt/tool-1.0.jar", archive)
+    assert result.warnings == []
+    assert [(p.namespace, p.name, p.version, p.metadata["virtual_path"]) for p in result.packages] == [
+        (None, "tool", "1.0", "/opt/tool-1.0.jar"),
+        ("a", "first", "1", "/opt/tool-1.0.jar:a:first"),
+        ("d", "last", "4", "/opt/tool-1.0.jar:d:last"),
+    ]
+
+
+def test_a_pom_properties_at_the_archive_root_is_read_too_and_comes_first():
+    # Syft's glob is "*pom.properties" (Syft 1.18.1 reports the same three packages); packages
+    # inside an archive come in the order of their directories, the root (".") first
+    archive = build([("META-INF/MANIFEST.MF", manifest(), D),
+                     ("META-INF/maven/org.meta/meta/pom.properties", pom_properties("org.meta", "meta", "3.0"), D),
+                     ("pom.properties", pom_properties("org.root", "rooted", "2.0"), D)])
+    result = parse_java_archive("/opt/tool-1.0.jar", archive)
+    assert [(p.namespace, p.name, p.version, p.metadata.get("pom_path")) for p in result.packages] == [
+        (None, "tool", "1.0", None), ("org.root", "rooted", "2.0", "pom.properties"),
+        ("org.meta", "meta", "3.0", "META-INF/maven/org.meta/meta/pom.properties")]
+
+
+def test_the_archive_is_named_by_the_pom_properties_its_file_name_matches():
+    # as Syft 1.18.1 names the same files
+    # Debian's unversioned link name, shorter than the artifactId
+    assert coordinates(parse_java_archive("/usr/share/java/slf4j.jar", real("slf4j-api.jar"))) == [
+        ("org.slf4j", "slf4j-api", "1.7.32", "/usr/share/java/slf4j.jar", None)]
+    empty = ("META-INF/MANIFEST.MF", manifest(), D)
+    core = build([empty, ("META-INF/maven/org.example/widgets-core/pom.properties",
+                          pom_properties("org.example", "widgets-core", "1.0"), D)])
+    assert coordinates(parse_java_archive("/opt/widgets.jar", core)) == [
+        ("org.example", "widgets-core", "1.0", "/opt/widgets.jar", None)]
+    # a file name giving no name matches no artifact: the pom.properties is a package inside the archive
+    widgets = build([empty, ("META-INF/maven/org.example/widgets/pom.properties",
+                             pom_properties("org.example", "widgets", "1.0"), D)])
+    assert coordinates(parse_java_archive("/opt/3rdparty.jar", widgets)) == [
+        ("org.example", "widgets", "1.0", "/opt/3rdparty.jar:org.example:widgets", None)]
+    # pom.properties, not the pom.xml beside it, names the archive
+    gadgets = build([empty, ("META-INF/maven/g/gadgets/pom.properties", pom_properties("g", "gadgets", "1.0"), D),
+                     ("META-INF/maven/g/gadgets/pom.xml", b"<project><groupId>g</groupId><artifactId>"
+                                                          b"gadgets-parent-pom</artifactId><version>9</version>"
+                                                          b"</project>", D)])
+    assert coordinates(parse_java_archive("/opt/gadgets.jar", gadgets)) == [
+        ("g", "gadgets", "1.0", "/opt/gadgets.jar", None)]
+
+
+def test_archives_at_the_root_of_others_are_named_by_their_own_file_name():
+    leaf = build([("META-INF/MANIFEST.MF", manifest(), D)])
+    middle = build([("META-INF/MANIFEST.MF", manifest(), D), ("core-2.0.jar", leaf, D)])
+    ear = build([("app-3.0.war", middle, S)])
+    result = parse_java_archive("/srv/store.ear", ear)
+    assert [(p.name, p.version, p.metadata["virtual_path"]) for p in result.packages] == [
+        ("app", "3.0", "/srv/store.ear:app-3.0.war"), ("core", "2.0", "/srv/store.ear:app-3.0.war:core-2.0.jar")]
 
 
 def test_cataloger_declaration():
@@ -423,10 +583,11 @@ def overlapping_zip(names, data, *, prefix=b""):
     """A zip whose central directory lists every name in ``names``, all pointing at one stored
     local member holding ``data`` (overlapping members: one copy of the data, read once per
     entry). Written by hand, because no zip tool writes this; ``prefix`` goes first."""
-    local = struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, zlib.crc32(data), len(data), len(data), 1, 0)
+    crc = zlib.crc32(data)
+    local = struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, len(data), len(data), 1, 0)
     local = prefix + local + b"x" + data
     directory = b"".join(
-        struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, zlib.crc32(data), len(data), len(data),
+        struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, len(data), len(data),
                     len(name.encode()), 0, 0, 0, 0, 0, len(prefix)) + name.encode() for name in names)
     return local + directory + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, len(names), len(names),
                                            len(directory), len(local), 0)
@@ -461,6 +622,63 @@ def test_nested_archive_count_is_bounded():
     assert result.warnings[-1] == f"/app/many.war: {dropped} more warnings not shown"
 
 
+def test_damaged_manifest_and_pom_properties_are_named_and_the_rest_read():
+    jar = with_wrong_crc(build([("META-INF/MANIFEST.MF", manifest(Implementation_Version="1"), D)]),
+                         "META-INF/MANIFEST.MF")
+    result = parse_java_archive("/opt/a.jar", jar)
+    assert (result.packages, result.warnings) == ([], ["/opt/a.jar:META-INF/MANIFEST.MF: CRC-32 mismatch; skipped"])
+    jar = with_wrong_crc(build([("META-INF/MANIFEST.MF", manifest(Implementation_Version="1"), D),
+                                ("META-INF/maven/g/a/pom.properties", pom_properties("g", "a", "1"), D),
+                                ("META-INF/maven/g/b/pom.properties", pom_properties("g", "b", "2"), D)]),
+                         "META-INF/maven/g/a/pom.properties")
+    result = parse_java_archive("/opt/tool-1.jar", jar)
+    assert [(p.name, p.version) for p in result.packages] == [("tool", "1"), ("b", "2")]
+    assert result.warnings == ["/opt/tool-1.jar:META-INF/maven/g/a/pom.properties: CRC-32 mismatch; skipped"]
+
+
+def test_maven_files_read_per_archive_are_bounded(monkeypatch):
+    monkeypatch.setattr(java, "MAX_MAVEN_FILES", 2)
+    files = [(f"META-INF/maven/g/{name}/pom.properties", pom_properties("g", name, "1"), D) for name in "abc"]
+    result = parse_java_archive("/opt/tool-1.jar", build([("META-INF/MANIFEST.MF", manifest(), D), *files[:2]]))
+    assert ([p.name for p in result.packages], result.warnings) == (["tool", "a", "b"], [])  # at the bound
+    result = parse_java_archive("/opt/tool-1.jar", build([("META-INF/MANIFEST.MF", manifest(), D), *files]))
+    assert [p.name for p in result.packages] == ["tool", "a", "b"]
+    assert result.warnings == ["/opt/tool-1.jar: 3 pom.properties and pom.xml files; only the first 2 read"]
+
+
+def test_every_archive_past_the_depth_bound_is_named(monkeypatch):
+    monkeypatch.setattr(java, "MAX_NESTING_DEPTH", 1)
+    leaf = build([("META-INF/MANIFEST.MF", manifest(), D)])
+    middle = build([("META-INF/MANIFEST.MF", manifest(), D), ("lib/a-1.jar", leaf, D), ("lib/b-2.jar", leaf, D)])
+    result = parse_java_archive("/opt/outer.jar", build([("lib/middle-3.jar", middle, D)]))
+    assert [p.name for p in result.packages] == ["middle"]
+    assert result.warnings == [f"/opt/outer.jar:lib/middle-3.jar:lib/{name}: nested more than 1 archives deep; "
+                               "not cataloged" for name in ("a-1.jar", "b-2.jar")]
+
+
+def test_nothing_more_is_read_once_a_bound_stops_the_walk():
+    many = overlapping_zip([f"lib/{i:05}.jar" for i in range(java.MAX_NESTED_ARCHIVES + 1)], b"not a zip")
+    result = parse_java_archive("/app/outer.war", build([("lib/a-many.jar", many, S), ("lib/b-more.jar", many, S)]))
+    assert result.warnings[-2:] == [
+        f"/app/outer.war: more than {java.MAX_NESTED_ARCHIVES} nested archives; the rest not cataloged",
+        f"/app/outer.war: {java.MAX_NESTED_ARCHIVES - 1 - java.MAX_WARNINGS} more warnings not shown"]
+    assert len(result.warnings) == java.MAX_WARNINGS + 2  # one stop: lib/b-more.jar is not even counted
+
+
+def test_stored_bytes_read_stop_at_the_budget_of_the_top_level_archive():
+    """Stored members are views, not copies, but each one read is checksummed: overlapping
+    members naming one 64 MiB stored "jar" 33 times would have 2 GiB + 64 MiB read."""
+    size = 64 * 1024 * 1024
+    read = java.MAX_SLICED_BYTES // size
+    result = parse_java_archive("/app/sliced.war", overlapping_zip([f"lib/{i:02}.jar" for i in range(read + 1)],
+                                                                   bytes(size)))
+    assert result.warnings == [  # exactly the budget is read
+        *(f"/app/sliced.war:lib/{i:02}.jar: not a readable zip archive: not a zip archive, or truncated (no end of "
+          "central directory record)" for i in range(read)),
+        f"/app/sliced.war: more than {java.MAX_SLICED_BYTES} bytes read from this archive and the archives in it "
+        f"(a zip bomb?); stopped before /app/sliced.war:lib/{read:02}.jar"]
+
+
 def test_package_fields_from_huge_metadata_values_are_bounded():
     artifact = "a" * 500_000
     data = build([("META-INF/MANIFEST.MF", manifest(Implementation_Version="1"), D),
@@ -490,6 +708,8 @@ def test_a_dotted_file_name_is_taken_for_group_and_artifact_as_syft_does(file_na
     (b"Created-By: Apache Maven Bundle Plugin\nBundle-SymbolicName: org.example.widgets\n", "widgets-core", "widgets"),
     (b"Created-By: Apache Maven Bundle Plugin\nBundle-SymbolicName: org.example\n"
      b"Implementation-Vendor-Id: org.example\n", "from-file", "from-file"),
+    (b"Created-By: Apache Maven Bundle Plugin\nBundle-SymbolicName: org.example.widgets\n"
+     b"Implementation-Vendor-Id: org.example\n", "from-file", "widgets"),
     (b"Created-By: Maven Jar Plugin\nBundle-SymbolicName: org.example.widgets\n", "from-file", "from-file"),
     # no file name: the manifest's naming fields, in Syft's order
     (b"Bundle-Name: bundle\nShort-Name: short\nImplementation-Title: title\n", "", "bundle"),
@@ -512,18 +732,141 @@ def test_pom_properties_lines_as_syft_reads_them():
         java.parse_pom_properties("p", b"groupId=a\ngarbage without a separator\n")
 
 
-def test_names_and_versions_from_archive_file_names_agree_with_syft():
-    """Syft's reading of 34 jar file names (tests/data/java/archive-names/syft.json: jars with
-    an empty manifest, so only the file name speaks): dash, dot and underscore separators,
-    build/r/rc release markers in either case, dotted groupId.artifactId names, no version
-    (Syft's UNKNOWN)."""
+def test_pom_properties_edge_lines_as_syft_reads_them():
+    # as Syft 1.18.1 reads the same file: a separator at the start of a line is a key of its own,
+    # the first separator splits, bytes that are not UTF-8 are replaced
+    raw = b"=orphan value\r\ngroupId=org.soci\xe9t\xe9\r\nartifactId=eq\r\nversion: 1.2.3:final\r\n"
+    props = java.parse_pom_properties("META-INF/maven/g/eq/pom.properties", raw)
+    assert (props.group_id, props.artifact_id, props.version) == ("org.soci\ufffdt\ufffd", "eq", "1.2.3:final")
+    assert java.parse_pom_properties("p", b"# nothing but a comment\n") == java.PomProperties(
+        path="p", group_id="", artifact_id="", version="")
+
+
+@pytest.mark.parametrize("raw, shown", [
+    (b"groupId=a\r\ngarbage without a separator\r\n", "'garbage without a separator'"),  # no CR in the message
+    (b"\t# a tab-indented comment\n", "'\\t# a tab-indented comment'"),  # only spaces may indent one (Syft too)
+    (b"x" * 100 + b"\n", repr("x" * 80)),  # a long line: its first 80 characters
+])
+def test_a_pom_properties_line_that_is_not_a_property_is_named(raw, shown):
+    with pytest.raises(ValueError) as error:
+        java.parse_pom_properties("p", raw)
+    assert str(error.value) == f"not a properties line: {shown}"
+
+
+def test_pom_licenses_by_name_else_url():
+    pom = (b"<project><artifactId>a</artifactId><version>1</version><licenses>"
+           b"<license><name>Apache License, Version 2.0 &amp; MIT</name></license>"
+           b"<license><url>https://www.eclipse.org/legal/epl-2.0/</url></license>"
+           b"<license><comments>neither a name nor a url</comments></license>"
+           b"</licenses></project>")
+    assert parse_pom_xml("pom.xml", pom).licenses == ("Apache License, Version 2.0 & MIT",
+                                                      "https://www.eclipse.org/legal/epl-2.0/")
+
+
+def test_pom_references_to_project_fields_and_properties():
+    pom = (b"<project><parent><groupId>org.parent</groupId><artifactId>parent</artifactId><version>7</version></parent>"
+           b"<artifactId>core</artifactId><version>2.${minor}</version><properties><minor>1</minor></properties>"
+           b"<licenses><license><name>${project.groupId} ${pom.artifactId} ${version} ${project.version} ${unknown.key}"
+           b"</name></license></licenses></project>")
+    project = parse_pom_xml("pom.xml", pom)
+    assert (project.group_id, project.resolved_group_id, project.version) == ("", "org.parent", "2.1")
+    assert project.licenses == ("org.parent core 2.1 2.1 ${unknown.key}",)  # an unknown reference is kept
+    # Maven inherits groupId and version from the parent, not the artifactId
+    inheriting = (b"<project><parent><groupId>org.parent</groupId><artifactId>parent</artifactId><version>7</version>"
+                  b"</parent><licenses><license><name>${project.groupId}|${project.version}|${project.artifactId}"
+                  b"</name></license></licenses></project>")
+    assert parse_pom_xml("pom.xml", inheriting).licenses == ("org.parent|7|",)
+    orphan = (b"<project><artifactId>a</artifactId><licenses><license><name>[${project.groupId}]</name></license>"
+              b"</licenses></project>")
+    assert parse_pom_xml("pom.xml", orphan).licenses == ("[]",)
+
+
+def test_pom_properties_are_kept_up_to_their_bound(monkeypatch):
+    monkeypatch.setattr(java, "MAX_POM_PROPERTIES", 2)
+    pom = (b"<project><artifactId>a</artifactId><version>${v1}.${v2}.${v3}</version>"
+           b"<properties><v1>1</v1><v2>2</v2><v3>3</v3></properties></project>")
+    assert parse_pom_xml("pom.xml", pom).version == "1.2.${v3}"
+
+
+def test_pom_encodings_namespaces_and_malformed_xml():
+    latin1 = "<project><groupId>org.société</groupId><artifactId>café</artifactId><version>1</version></project>"
+    project = parse_pom_xml("pom.xml", latin1.encode("latin-1"))  # ISO-8859-1 without saying so
+    assert (project.group_id, project.artifact_id) == ("org.société", "café")
+    prefixed = (b"<pom:project xmlns:pom='http://maven.apache.org/POM/4.0.0'><pom:groupId>org.example</pom:groupId>"
+                b"<pom:artifactId>prefixed</pom:artifactId><pom:version>1</pom:version></pom:project>")
+    project = parse_pom_xml("pom.xml", prefixed)  # elements matched by local name, as Go's encoding/xml does
+    assert (project.group_id, project.artifact_id, project.version) == ("org.example", "prefixed", "1")
+    for raw, message in [
+        (b"<project><artifactId>a</version></project>", "not well-formed XML: mismatched tag: line 1, column 24"),
+        (b"<project><artifactId>a</artifactId>", "not well-formed XML: no element found: line 1, column 35"),
+        (b"<?xml version='1.0'?><!DOCTYPE project><project><artifactId>a</artifactId></project>",
+         "declares a DTD or entities (not read: entity expansion is a memory bomb)"),
+    ]:
+        with pytest.raises(ValueError) as error:
+            parse_pom_xml("pom.xml", raw)
+        assert str(error.value) == message
+
+
+@pytest.mark.parametrize("golden_file", ["syft.json", "syft-edge.json"])
+def test_names_and_versions_from_archive_file_names_agree_with_syft(golden_file):
+    """Syft's reading of jar file names (tests/data/java/archive-names: jars with an empty
+    manifest, so only the file name speaks): syft.json, 34 common shapes (dash, dot and
+    underscore separators, build/r/rc release markers in either case, dotted groupId.artifactId
+    names, no version: Syft's UNKNOWN); syft-edge.json, 24 edge cases (non-letter starts,
+    non-name characters, mixed-case markers; null: Syft reports no package at all)."""
     import json
     import pathlib
     golden = json.loads((pathlib.Path(__file__).parent.parent / "data" / "java" / "archive-names" /
-                         "syft.json").read_text())["jars"]
+                         golden_file).read_text())["jars"]
     manifest = io.BytesIO()
     with zipfile.ZipFile(manifest, "w") as jar:
         jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
     for file_name, want in golden.items():
-        (package,) = java.parse_java_archive(f"/opt/{file_name}", manifest.getvalue()).packages
+        packages = java.parse_java_archive(f"/opt/{file_name}", manifest.getvalue()).packages
+        if want is None:
+            assert packages == [], file_name
+            continue
+        (package,) = packages
         assert (package.name, package.version or "UNKNOWN") == (want["name"], want["version"]), file_name
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh catalogers):
+# - java parse_manifest, parse_pom_properties, _read_pom_any_encoding: `decode("UTF-8", ...)` for "utf-8",
+#   `_read_pom(raw, "iso-8859-1")`: codec names (Python's and expat's) are case-insensitive.
+# - java Manifest.field: `section.get(key, None)`, `section.get(key, )`: the value only feeds a truthiness
+#   test, where None and "" are alike.
+# - java parse_manifest: `in_section = None` (twice): only ever tested for truth, like False.
+# - java parse_manifest: the one space after the colon not cut (`... and False`, `value[:2] == b" "`,
+#   `== b"XX XX"`): every value is stripped after decoding, which removes that space anyway.
+# - java archive_filename: `path.rsplit("/", )[-1]`, `rsplit("/", 2)[-1]`; java _main_package:
+#   `rsplit(":", )[-1]`, `rsplit(":", 2)[-1]`: any number of splits leaves the same last part.
+# - java archive_filename: `range(1, len(stem) + 2)`: the loop always breaks at end == len(stem).
+# - java archive_filename: `end > 2`, `end >= 3`: at end == 2 stem[0] is an ASCII letter (checked
+#   before the loop), never "-".
+# - java archive_filename: `char in "XX_.XX"`: the extra "X" is a letter, accepted already.
+# - java archive_filename: `any_case=None`: _release_number only tests it for truth, like False.
+# - java parse_pom_properties: `line.lstrip("XX XX")`: differs only for a line of X's and spaces
+#   before a "#", which no pom.properties writer emits.
+# - java parse_pom_properties: `default=-2`: still below 0, the same "not a properties line".
+# - java _PomReader.__init__: `self.text = None`: expat reports no character data or end tag before
+#   the first start tag, which sets it to [].
+# - java _PomReader.end: `len(self.path) <= 5`: no wanted element is 5 deep (_record matches paths
+#   of at most 4), so the extra records match nothing.
+# - java _read_pom: `EntityDeclHandler = None`: entities are declared only in a DOCTYPE, whose
+#   start handler refuses it first (expat reads no external DTD).
+# - java parse_pom_xml lookup: `fields.get(..., None)`, `fields.get(..., )`: `None or fallback` is
+#   `"" or fallback`; and the parent fallback's `None` default: re.sub takes a None replacement as "".
+# - java _same_artifact: the equal-virtual-path case `return False`: equal paths mean equal
+#   coordinates, so the artifactId check after it (artifactIds are never empty there) returns True.
+# - java _from_maven_data: `parent_key = None`: coordinates equal to the archive's mean the same
+#   artifactId, so the draft is folded and the virtual path it would have kept is never used.
+# - java _joined: `if (licenses) or True`: "" for no licenses, which every caller turns into None.
+# - java _main_package: `chosen = ""`: as falsy as None. `version = None`, `chosen.version if (chosen)
+#   and False`, `version = None` and `version and project.resolved_version` in the pom.xml branch:
+#   a chosen pom.properties names the archive, so it is then folded into it (same artifactId) and
+#   its version replaces whatever the archive's was.
+# - java _pom_only_packages: `not coordinates[2] or not coordinates[2]`: a pom.xml with no
+#   artifactId gives a nameless draft, which is never emitted and folds into nothing named.
+# - java _catalog: `walk.members_left += index.examined`: the 2,000,000-entry bound per top-level
+#   archive is read into _Walk when the class is made, so a test cannot lower it, and walking that
+#   many directory entries takes ~3 s; the per-archive bound it combines with is tested.
