@@ -10,8 +10,9 @@ __all__ = ["image_secrets"]
 
 
 def _ancestors(path: str) -> list[str]:
+    """"/" too: an opaque marker at a layer's root hides every lower layer, as the merge has it."""
     parts = path.strip("/").split("/")
-    return ["/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+    return ["/" + "/".join(parts[:i]) for i in range(len(parts))]
 
 
 class _LayerChanges:

@@ -42,3 +42,23 @@ def test_the_first_upper_layer_that_hides_a_secret_is_named():
     gone = analyze([Member("app/.wh..env")])
     _, _, secrets = merge([lower, again, gone])
     assert sorted((s.layer, s.deleted_in) for s in secrets) == [(0, 1), (1, 2)]
+
+
+def test_an_opaque_root_hides_every_secret_below_it_as_it_hides_the_files():
+    """A layer whose root holds the opaque marker replaces the whole filesystem (the merge
+    shows none of the lower files), so every lower secret is hidden by it, at any depth,
+    whatever letter its path starts or ends with."""
+    lower = analyze([Member("app/.env", SECRET), Member("X/deep/key.env", SECRET), Member("top.envX", SECRET)])
+    upper = analyze([Member(".wh..wh..opq"), Member("etc/hostname", b"x\n")])
+    visible, _, secrets = merge([lower, upper])
+    assert [record.path for _, record, _ in visible] == ["/etc", "/etc/hostname"]
+    assert sorted((s.finding.path, s.layer, s.deleted_in) for s in secrets) == [
+        ("/X/deep/key.env", 0, 1), ("/app/.env", 0, 1), ("/top.envX", 0, 1)]
+
+
+def test_a_deleted_directory_hides_the_secrets_in_it_whatever_its_name():
+    lower = analyze([Member("X/key.env", SECRET), Member("dirX/key.env", SECRET), Member("Xkept/key.env", SECRET)])
+    upper = analyze([Member(".wh.X"), Member(".wh.dirX")])
+    _, _, secrets = merge([lower, upper])
+    assert sorted((s.finding.path, s.deleted_in) for s in secrets) == [
+        ("/X/key.env", 1), ("/Xkept/key.env", None), ("/dirX/key.env", 1)]
