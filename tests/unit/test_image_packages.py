@@ -174,3 +174,76 @@ def test_python_record_digests_and_go_sum_hashes_join_their_own_package_only():
                    if p.package.name == "github.com/pkg/errors"}
     assert by_location == {"/src/app/go.mod": "h1:FEBLx1zS214owpjy7qsBeixbURkuhQAwrK5UwLGTwt4=",
                            "/src/other/go.mod": None}
+
+
+def test_symlink_resolution_stops_at_exactly_the_kernels_40_links():
+    """40 links in a row resolve (the kernel's ELOOP limit is more than 40); 41 do not."""
+    data = b"payload"
+    members = [Member("usr/lib/x/f", data),
+               Member("var/lib/dpkg/status", b"Package: p\nStatus: install ok installed\nVersion: 1\n"),
+               Member("var/lib/dpkg/info/p.md5sums", f"{md5(data)}  a0/f\n{md5(data)}  b0/f\n".encode())]
+    for name, links in (("a", 40), ("b", 41)):
+        members += [Member(f"{name}{i}", kind="symlink", link=f"{name}{i + 1}") for i in range(links - 1)]
+        members.append(Member(f"{name}{links - 1}", kind="symlink", link="/usr/lib/x"))
+    _, found = packages([analyze(members)])
+    assert {f.path: f.status for f in found["p"].files} == {"/a0/f": "ok", "/b0/f": "missing"}
+
+
+def test_relative_links_in_subdirectories_and_a_link_at_the_end_of_the_path():
+    """A relative link is read from its own directory (/usr/lib64 -> lib is /usr/lib); a link
+    that is the last component is the file itself, not followed (a packaged file replaced by a
+    symlink is modified), also behind a symlinked directory; names with any letters."""
+    data = b"payload"
+    md5sums = "".join(f"{md5(data)}  {path}\n" for path in (
+        "usr/lib64/X/Xa", "usr/lib64/X/link", "lib/X", "usr/lib64/up/X")).encode()
+    members = [
+        Member("usr/lib/X/Xa", data), Member("usr/lib64", kind="symlink", link="lib"),
+        Member("usr/lib/X/link", kind="symlink", link="Xa"),
+        Member("lib", kind="symlink", link="usr/lib"), Member("usr/lib/X", kind="dir"),
+        Member("usr/lib/up", kind="symlink", link="../share"), Member("usr/share/X", data),
+        Member("var/lib/dpkg/status", b"Package: p\nStatus: install ok installed\nVersion: 1\n"),
+        Member("var/lib/dpkg/info/p.md5sums", md5sums),
+    ]
+    _, found = packages([analyze(members)])
+    assert {f.path: f.status for f in found["p"].files} == {
+        "/usr/lib64/X/Xa": "ok", "/usr/lib64/X/link": "modified", "/lib/X": "modified", "/usr/lib64/up/X": "ok"}
+
+
+def test_a_digest_of_an_algorithm_not_computed_is_unchecked_and_kept():
+    """A RECORD may hash with sha512: analyzerd computes md5, sha1 and sha256 only, so the
+    file is unchecked (neither ok nor modified), and the recorded digest is kept."""
+    module = b"print('hello')\n"
+    encoded = base64.urlsafe_b64encode(hashlib.sha512(module).digest()).rstrip(b"=").decode()
+    site = "usr/lib/python3/dist-packages"
+    members = [
+        Member(f"{site}/hello-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: hello\nVersion: 1.0\n"),
+        Member(f"{site}/hello-1.0.dist-info/RECORD", f"hello.py,sha512={encoded},{len(module)}\n".encode()),
+        Member(f"{site}/hello.py", module),
+    ]
+    _, found = packages([analyze(members)])
+    (check,) = found["hello"].files
+    assert (check.path, check.digest, check.algorithm, check.status) == (
+        f"/{site}/hello.py", hashlib.sha512(module).hexdigest(), "sha512", "unchecked")
+
+
+def test_the_archive_carries_the_files_sha1_and_a_nested_archive_its_own():
+    """A jar's SHA-1 names it on Maven Central: the top-level archive's package gets the
+    file's SHA-1; a jar nested in it keeps the SHA-1 of its own bytes, not the file's."""
+    import io
+    import zipfile
+
+    def jar(entries: dict[str, bytes]) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+        return out.getvalue()
+
+    inner = jar({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nImplementation-Title: inner\n"
+                                         b"Implementation-Version: 2.0\n"})
+    outer = jar({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nImplementation-Title: outer\n"
+                                         b"Implementation-Version: 1.0\n", "lib/inner-2.0.jar": inner})
+    inventory, found = packages([analyze([Member("opt/app/outer-1.0.jar", outer)])])
+    assert found["outer"].package.metadata["sha1"] == hashlib.sha1(outer).hexdigest()
+    assert found["inner"].package.metadata["sha1"] == hashlib.sha1(inner).hexdigest()
+    assert found["inner"].location == "/opt/app/outer-1.0.jar"
