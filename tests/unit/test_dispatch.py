@@ -105,6 +105,31 @@ def test_glob_to_regex_agrees_with_the_definition_on_random_globs_and_paths():
         assert (re.fullmatch(glob_to_regex(glob), path) is not None) is _glob_matches(glob, path), (glob, path)
 
 
+
+def test_the_prefilter_agrees_with_plain_matching_for_globs_of_every_shape():
+    """Globs of each shape the prefilter files differently (a literal name, a suffix after the
+    last wildcard, a wildcard name in a literal directory, a wildcard directory, a name that
+    ends in a wildcard anywhere), declared so that several match one path: the first declared
+    still wins, and the prefilter never changes the answer."""
+    shapes = [["/etc/a?c"], ["**/*.lock"], ["/var/lib/s.d/*"], ["/v?r/*/x"], ["**/ab*"], ["/etc/ab?"],
+              ["**/*c"], ["/var/lib/*/y?"], ["/etc/abc"], ["/e*/abc", "**/x"]]
+    catalogers = [Cataloger(name=f"c{i}", globs=tuple(globs)) for i, globs in enumerate(shapes)]
+    dispatch = Dispatch(catalogers)
+    rng = random.Random(5)
+    directories = ["/etc", "/var/lib/s.d", "/var/lib/q", "/vxr/q", "/var/q", "/e", "/", "/a/b"]
+    names = ["abc", "a?c", "abd", "x.lock", "ab", "y1", "yy", "x", "c", "s.d", "lock"]
+    paths = [f"{d.rstrip('/')}/{n}" for d in directories for n in names]
+    paths += [f"{rng.choice(directories).rstrip('/')}/{rng.choice(names)}" for _ in range(500)]
+    for path in paths:
+        assert dispatch.match(path) is _naive(dispatch, path), path
+    # several match /etc/abc: c0 is declared first; /etc/abc's literal glob (c8) comes later
+    assert dispatch.match("/etc/abc").name == "c0"
+    assert dispatch.match("/var/lib/s.d/x.lock").name == "c1"  # a suffix before a directory glob
+    assert dispatch.match("/var/lib/s.d/yy").name == "c2"
+    assert dispatch.match("/vxr/q/x").name == "c3"
+    assert dispatch.match("/a/b/x").name == "c9"  # only the glob that no name narrows
+
+
 class _Collect:
     """A scanner that keeps what it is fed (the test checks it saw the file exactly)."""
 
