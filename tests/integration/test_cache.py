@@ -1,8 +1,10 @@
 """The layer blob cache and the reuse of layer results, on real files, processes and a
 real registry (whose access log counts the blob downloads)."""
 
+import errno
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import random
@@ -13,7 +15,7 @@ import time
 
 import pytest
 
-from analyzerd.cache import LayerCache
+from analyzerd.cache import LayerCache, cacheable
 from analyzerd.testing import Member, build_image, make_layer, push_image
 
 from .test_end_to_end import start_daemon
@@ -116,7 +118,7 @@ def test_crash_leftovers_are_removed_but_live_writers_kept(tmp_path):
         f.write(b"partial")
     other = LayerCache(str(tmp_path), max_bytes=10_000)  # as a second daemon starting up
     assert other.recover() == 1
-    assert not os.path.exists(stale) and os.path.exists(live.tmp_path)
+    assert not os.path.exists(stale) and os.path.isfile(live.tmp_path)
     live.write(b"live" * 10)
     live.commit()
     assert other.lookup(digest_of(b"live" * 10))
@@ -314,7 +316,8 @@ def test_a_layer_analyzed_for_an_image_not_yet_stored_is_shared_not_fetched_agai
 # -- the cache's own rules, without a registry ----------------------------------------------------
 
 @pytest.mark.parametrize("digest", ["sha256:" + "A" * 64, "sha256:" + "a" * 63, "sha512:" + "a" * 64,
-                                    "sha256:" + "g" * 64, "a" * 64, "sha256:" + "a" * 64 + ":x"])
+                                    "sha256:" + "g" * 64, "sha256:" + "X" * 64, "a" * 64,
+                                    "sha256:" + "a" * 64 + ":x"])
 def test_only_a_lowercase_sha256_names_an_entry(tmp_path, digest):
     """The Anchore layout is sha256/<64 lowercase hex>: anything else is refused by name before
     it becomes a path."""
@@ -352,7 +355,7 @@ def test_a_reservation_larger_than_the_blob_is_cut_to_what_was_written(tmp_path)
     with open(cache.lookup(digest_of(data)), "rb") as f:
         assert f.read() == data
     stats = cache.stats()
-    assert (stats.entries, stats.bytes, stats.in_progress) == (1, 4000, 0)
+    assert (stats.entries, stats.bytes, stats.in_progress, stats.max_bytes) == (1, 4000, 0, 10_000)
     other = cache.begin(digest_of(b"x" * 10), 10)
     other.abort()
     other.abort()  # twice is harmless
@@ -387,7 +390,7 @@ def test_recovery_removes_every_stale_temporary_around_live_ones_and_prune_evict
     live = cache.begin(digest_of(b"live"), 4)
     os.symlink("/etc/passwd", os.path.join(cache.blob_dir, ".tmp-" + "f" * 64 + "-1-link"))
     assert LayerCache(str(tmp_path), max_bytes=10_000).recover() == 4  # three files and the link
-    assert not any(os.path.lexists(p) for p in stale) and os.path.exists(live.tmp_path)
+    assert not any(os.path.lexists(p) for p in stale) and os.path.isfile(live.tmp_path)
     assert os.path.exists("/etc/passwd")  # the link was removed, never followed
     live.abort()
     for blob in (os.urandom(3000), os.urandom(3000), os.urandom(3000)):
@@ -395,3 +398,172 @@ def test_recovery_removes_every_stale_temporary_around_live_ones_and_prune_evict
     smaller = LayerCache(str(tmp_path), max_bytes=5000)  # the limit lowered in config.yaml
     assert smaller.prune() == 2 and dir_bytes(smaller) == 3000
     assert smaller.prune() == 0 and smaller.stats().evictions == 2
+    assert LayerCache(str(tmp_path), max_bytes=3000).prune() == 0  # exactly at its limit: nothing goes
+    assert dir_bytes(smaller) == 3000
+
+
+def test_only_sha256_layers_are_cached():
+    assert cacheable("sha256:" + "a" * 64)
+    assert not cacheable("sha512:" + "a" * 128)
+
+
+def test_a_discarded_entry_is_deleted_logged_once_and_then_a_miss(tmp_path, caplog):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    data = b"a layer that failed verification"
+    assert admit(cache, data)
+    with caplog.at_level(logging.WARNING, logger="analyzerd.cache"):
+        cache.discard(digest_of(data))
+        cache.discard(digest_of(data))  # already gone: nothing deleted, nothing logged
+    assert [r.getMessage() for r in caplog.records] == [f"event=cache_corrupt blob={digest_of(data)} action=deleted"]
+    assert not os.path.lexists(cache.blob_path(digest_of(data)))
+    assert cache.lookup(digest_of(data)) is None
+
+
+def test_a_write_the_kernel_cuts_short_is_continued_to_the_end(tmp_path, monkeypatch):
+    """Linux writes at most 2 GiB - 4 KiB a call; a short write must not lose the rest."""
+    cache = LayerCache(str(tmp_path), max_bytes=10_000)
+    data = os.urandom(1000)
+    writer = cache.begin(digest_of(data), len(data))
+    real_write = os.write
+    with monkeypatch.context() as m:
+        m.setattr(os, "write", lambda fd, buf: real_write(fd, buf[:64]))
+        writer.write(data)
+    assert writer.written == 1000
+    writer.commit()
+    with open(cache.lookup(digest_of(data)), "rb") as f:
+        assert f.read() == data
+
+
+def open_files():
+    """The process's open descriptors and what each refers to."""
+    files = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            files[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except FileNotFoundError:
+            pass  # the listing's own descriptor, closed by now
+    return files
+
+
+def test_commit_abort_and_recovery_close_their_own_files_and_no_other(tmp_path):
+    """A daemon runs for months: a writer's descriptor is closed once, and a cleanup that runs
+    again (an abort after a commit, a second abort) never closes a descriptor it no longer owns,
+    such as the log's."""
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    before = open_files()
+    data = b"layer"
+    writer = cache.begin(digest_of(data), len(data))
+    writer.write(data)
+    writer.commit()
+    writer.abort()  # a cleanup after the commit: the entry stays
+    other = cache.begin(digest_of(b"other"), 5)
+    other.abort()
+    other.abort()
+    os.symlink("/etc/passwd", os.path.join(cache.blob_dir, ".tmp-" + "e" * 64 + "-1-link"))
+    assert cache.recover() == 1
+    assert open_files() == before
+    assert cache.lookup(digest_of(data)) is not None
+
+
+def test_recovery_removes_every_stale_temporary_amid_entries_and_live_writers(tmp_path):
+    cache = LayerCache(str(tmp_path), max_bytes=100_000)
+    entries = [b"entry %d" % i for i in range(8)]
+    for data in entries[:4]:
+        assert admit(cache, data)
+    live = [cache.begin(digest_of(b"live %d" % i), 10) for i in range(6)]
+    stale = [os.path.join(cache.blob_dir, f".tmp-{i:064x}-99999{i}-dead") for i in range(12)]
+    for path in stale:
+        with open(path, "wb") as f:
+            f.write(b"partial")
+    for data in entries[4:]:
+        assert admit(cache, data)
+    assert cache.stats().in_progress == 6 + 12
+    assert LayerCache(str(tmp_path), max_bytes=100_000).recover() == 12
+    assert not any(os.path.lexists(p) for p in stale)
+    assert all(os.path.isfile(w.tmp_path) for w in live)
+    assert all(cache.lookup(digest_of(data)) for data in entries)
+    assert cache.stats().in_progress == 6
+
+
+def test_a_hidden_file_in_the_blob_directory_is_no_entry_and_never_evicted(tmp_path):
+    """Say, a .keep file that came with the volume."""
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+    keep = os.path.join(cache.blob_dir, ".keep")
+    open(keep, "wb").close()
+    os.utime(keep, (0, 0))  # older than any entry
+    assert admit(cache, b"a" * 600)
+    assert admit(cache, b"b" * 600)  # the 600-byte entry goes, not .keep
+    assert os.path.exists(keep)
+    stats = cache.stats()
+    assert (stats.entries, stats.evictions) == (1, 1)
+
+
+def test_a_full_disk_at_reservation_caches_nothing_and_leaves_nothing(tmp_path, monkeypatch, caplog):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    digest = digest_of(b"x" * 100)
+    with caplog.at_level(logging.WARNING, logger="analyzerd.cache"):
+        assert cache.begin(digest, 100) is None
+    assert os.listdir(cache.blob_dir) == []
+    assert f"event=cache_skip blob={digest} error='{os.strerror(errno.ENOSPC)}'" in caplog.text
+
+
+@pytest.mark.parametrize("code", [errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS])
+def test_without_preallocation_the_reservation_still_counts_at_once(tmp_path, monkeypatch, code):
+    """A file system (or C library) without fallocate: the size is reserved as the file's length."""
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+
+    def unsupported(fd, offset, length):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    data = os.urandom(600)
+    writer = cache.begin(digest_of(data), 600)
+    assert dir_bytes(cache) == 600
+    assert cache.begin(digest_of(b"b" * 600), 600) is None  # cannot fit next to it
+    writer.write(data)
+    writer.commit()
+    with open(cache.lookup(digest_of(data)), "rb") as f:
+        assert f.read() == data
+
+
+def test_a_counters_update_that_fails_leaves_no_temporary_file(tmp_path, monkeypatch):
+    cache = LayerCache(str(tmp_path), max_bytes=1000)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", full)
+        with pytest.raises(OSError, match=os.strerror(errno.ENOSPC)):
+            cache.lookup(digest_of(b"absent"))
+    assert sorted(os.listdir(cache.root)) == [".lock", "sha256"]
+    assert cache.lookup(digest_of(b"absent")) is None and cache.stats().misses == 1
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh cache):
+# - cache _touch, recover, CacheWriter.abort: `fd >= 0` -> `fd > 0` / `fd >= 1`: the file is opened after the cache's
+#   directories (and, for a writer, its lock), which take the lowest free descriptors, so its descriptor is never 0.
+# - cache _touch, recover: `fd = -1` -> `fd = -2` (a symlink's "no descriptor"); CacheWriter.commit, abort:
+#   `self._fd = -1` -> `-2`: every reader tests `fd >= 0`, for which -1 and -2 are the same.
+# - cache _blob_name: `partition(":")` -> `rpartition(":")`: the algorithm must then be exactly "sha256", which
+#   leaves one colon, where both split alike (no colon: both refuse).
+# - cache _open_file: `range(2)` -> `range(3)`: one more attempt against a name put back between attempts; a name
+#   put back every time still ends in the same error (test_a_name_put_back_each_time_it_is_removed...).
+# - cache _scan, begin: `follow_symlinks=False` -> `follow_symlinks=None`: the flag is read as a truth value, and
+#   None is false.
+# - cache begin: `os.stat(final, ..., follow_symlinks=False)` -> followed (`True` or the default): differs only for
+#   a dangling symlink planted at the final name after lookup removed it, which then gets replaced by the verified
+#   blob's rename instead of blocking it; nothing is read or written through the link either way.
+# - cache begin: `os.O_NOFOLLOW | os.O_CLOEXEC` -> `os.O_NOFOLLOW & os.O_CLOEXEC` (both dropped): O_CREAT | O_EXCL
+#   never follows a symlink either (test_a_symlink_at_a_temporary_name_is_never_written_through), and Python makes
+#   every descriptor it opens close-on-exec by itself (PEP 446).
+# - cache begin, _count: `secrets.token_hex(8)` -> `token_hex(9)` / `token_hex(None)` (32 bytes): a temporary name
+#   as random and as exclusive, only longer.
+# - cache _counters, _count: `encoding="utf-8"` -> `"UTF-8"` / `None` / the locale's default: the counters are
+#   json.dump'ed with ensure_ascii, so the file is ASCII, read alike in every encoding Python runs with.
+# - cache _scan, recover: `continue` -> `break` after FileNotFoundError, and _evict_for: `continue` -> `break` when an
+#   entry to evict is already gone: reached only when a name vanishes between the listing and its use (a discard
+#   racing it); the rest is handled at the next scan, recovery or admission, and the size limit holds either way.
+# - cache _evict_for: `return -1` -> `return -2`: both callers only test `< 0` (begin) or clamp with max(..., 0).
