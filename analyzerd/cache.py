@@ -250,15 +250,24 @@ class LayerCache:
         return counters if isinstance(counters, dict) else {}
 
     def _count(self, dirs: _Dirs, **deltas: int) -> None:
+        """Add to the hit/miss counters. They are statistics: a full disk (or any error writing
+        them) loses this update, with a warning, never the lookup or the job."""
         counters = self._counters(dirs)
         for key, delta in deltas.items():
             counters[key] = int(counters.get(key, 0)) + delta
         tmp = f"{_STATS_FILE}.{os.getpid()}-{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=dirs.root)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=dirs.root)
+        except OSError as exc:
+            log.warning("event=cache_counters_not_written root=%s error=%r", self.root, str(exc))
+            return
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(counters, f)
             os.replace(tmp, _STATS_FILE, src_dir_fd=dirs.root, dst_dir_fd=dirs.root)
+        except OSError as exc:
+            _unlink(tmp, dirs.root)
+            log.warning("event=cache_counters_not_written root=%s error=%r", self.root, str(exc))
         except BaseException:
             _unlink(tmp, dirs.root)
             raise

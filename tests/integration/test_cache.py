@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from analyzerd.cache import _STATS_FILE as STATS_FILE
 from analyzerd.cache import LayerCache, cacheable
 from analyzerd.testing import Member, build_image, make_layer, push_image
 
@@ -529,17 +530,30 @@ def test_without_preallocation_the_reservation_still_counts_at_once(tmp_path, mo
         assert f.read() == data
 
 
-def test_a_counters_update_that_fails_leaves_no_temporary_file(tmp_path, monkeypatch):
+def test_a_counters_update_that_fails_costs_the_update_not_the_lookup(tmp_path, monkeypatch, caplog):
+    """The counters are statistics: a full disk loses that update, with a warning naming the
+    cache, leaves no temporary file, and the lookup (and so the job) goes on."""
     cache = LayerCache(str(tmp_path), max_bytes=1000)
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    with monkeypatch.context() as m:
+    with monkeypatch.context() as m, caplog.at_level("WARNING", logger="analyzerd.cache"):
         m.setattr(os, "replace", full)
-        with pytest.raises(OSError, match=os.strerror(errno.ENOSPC)):
-            cache.lookup(digest_of(b"absent"))
+        assert cache.lookup(digest_of(b"absent")) is None
+    assert "event=cache_counters_not_written" in caplog.text and os.strerror(errno.ENOSPC) in caplog.text
+    assert cache.root in caplog.text
     assert sorted(os.listdir(cache.root)) == [".lock", "sha256"]
     assert cache.lookup(digest_of(b"absent")) is None and cache.stats().misses == 1
+    real_open = os.open
+
+    def no_temporary_counters(path, *args, **kwargs):
+        if str(path).startswith(STATS_FILE + "."):
+            full()
+        return real_open(path, *args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(os, "open", no_temporary_counters)  # not even the temporary file can be made
+        assert cache.lookup(digest_of(b"absent")) is None
+    assert sorted(os.listdir(cache.root)) == [".lock", STATS_FILE, "sha256"] and cache.stats().misses == 1
 
 
 # Mutation survivors that cannot matter (tools/mutation.sh cache):
