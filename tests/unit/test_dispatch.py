@@ -112,12 +112,12 @@ def test_the_prefilter_agrees_with_plain_matching_for_globs_of_every_shape():
     ends in a wildcard anywhere), declared so that several match one path: the first declared
     still wins, and the prefilter never changes the answer."""
     shapes = [["/etc/a?c"], ["**/*.lock"], ["/var/lib/s.d/*"], ["/v?r/*/x"], ["**/ab*"], ["/etc/ab?"],
-              ["**/*c"], ["/var/lib/*/y?"], ["/etc/abc"], ["/e*/abc", "**/x"]]
+              ["**/*c"], ["/var/lib/*/y?"], ["/etc/abc"], ["/e*/abc", "**/x"], ["**/a?b?d"]]
     catalogers = [Cataloger(name=f"c{i}", globs=tuple(globs)) for i, globs in enumerate(shapes)]
     dispatch = Dispatch(catalogers)
     rng = random.Random(5)
     directories = ["/etc", "/var/lib/s.d", "/var/lib/q", "/vxr/q", "/var/q", "/e", "/", "/a/b"]
-    names = ["abc", "a?c", "abd", "x.lock", "ab", "y1", "yy", "x", "c", "s.d", "lock"]
+    names = ["abc", "a?c", "abd", "x.lock", "ab", "y1", "yy", "x", "c", "s.d", "lock", "axbyd", "a?b?d"]
     paths = [f"{d.rstrip('/')}/{n}" for d in directories for n in names]
     paths += [f"{rng.choice(directories).rstrip('/')}/{rng.choice(names)}" for _ in range(500)]
     for path in paths:
@@ -128,6 +128,7 @@ def test_the_prefilter_agrees_with_plain_matching_for_globs_of_every_shape():
     assert dispatch.match("/var/lib/s.d/yy").name == "c2"
     assert dispatch.match("/vxr/q/x").name == "c3"
     assert dispatch.match("/a/b/x").name == "c9"  # only the glob that no name narrows
+    assert dispatch.match("/a/b/axbyd").name == "c10"  # filed by what follows its last wildcard
 
 
 class _Collect:
@@ -165,3 +166,15 @@ def test_scanners_see_executables_whole_whatever_the_chunking(step):
     result = analyzer.finish()
     found = {e.path: e.result.packages[0].version for e in result.catalog}
     assert found == {"/usr/bin/tool": hashlib.sha256(binary).hexdigest()}
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh analysis):
+# - glob_to_regex: where a star becomes an atomic group (`component_end`/`next_star` searched from elsewhere, to the
+#   end, `< 0` -> `<= 0`/`< 1`, `i + 2`; 15 mutants): which stars are atomic changes only the regex's worst-case
+#   time, not what it matches (test_glob_to_regex_agrees_with_the_definition...); tests/unit/test_regex_linear.py
+#   times the dispatch globs, outside this group's tests because it measures time.
+# - Dispatch.__init__: `order = 1`, `order += 2`: only the order of the numbers counts.
+# - Dispatch.__init__: `wild < len(name) - 1` -> `<=`, `< len(name) + 1`, `< len(name) - 2`, `name[wild + 2:]`: a
+#   shorter (or empty) suffix files a glob where more paths reach its regex; the answer is the same, only slower.
+# - Dispatch.match: `sorted(candidates, key=None)` or no key: the tuples sort by their first item, the declaration
+#   order, which is unique.

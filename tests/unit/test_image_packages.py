@@ -247,3 +247,29 @@ def test_the_archive_carries_the_files_sha1_and_a_nested_archive_its_own():
     assert found["outer"].package.metadata["sha1"] == hashlib.sha1(outer).hexdigest()
     assert found["inner"].package.metadata["sha1"] == hashlib.sha1(inner).hexdigest()
     assert found["inner"].location == "/opt/app/outer-1.0.jar"
+
+
+
+def test_a_packaged_file_that_is_a_hardlink_is_checked_against_the_content_it_links_to():
+    """A hardlink to a lower layer's file has that file's content (checked: ok); one to a file
+    the image does not have has no content at all, so nothing can be compared (unchecked)."""
+    data = b"payload"
+    database = [Member("var/lib/dpkg/status", b"Package: p\nStatus: install ok installed\nVersion: 1\n"),
+                Member("var/lib/dpkg/info/p.md5sums", f"{md5(data)}  usr/bin/x\n".encode()),
+                Member("usr/bin/x", kind="hardlink", link="usr/bin/real")]
+    _, found = packages([analyze([Member("usr/bin/real", data)]), analyze(database)])
+    assert [(f.path, f.status) for f in found["p"].files] == [("/usr/bin/x", "ok")]
+    _, found = packages([analyze(database)])
+    assert [(f.path, f.digest, f.status) for f in found["p"].files] == [("/usr/bin/x", md5(data), "unchecked")]
+
+# Mutation survivors that cannot matter (tools/mutation.sh analysis):
+# - _View.resolve: `found = None` or `records.get(None)` (no direct lookup first): the walk below finds the same
+#   record, one component at a time.
+# - _View.resolve: an absolute link target joined to the current directory (`... and False`, `startswith("XX/XX")`):
+#   posixpath.join drops everything before an absolute part, so the path is the same.
+# - _check: `owned.algorithm or "XXXX"`: neither "" nor "XXXX" is an algorithm analyzerd computes.
+# - _claims_of: `pypi or not declared`: other packages then look up claims under their database's directory, a key
+#   no claim has (claims are filed under dpkg names, .dist-info directories and go.mod#module@version).
+# - _claims_of: `golang or location.endswith("/go.mod")`: a Go binary's key (path#module@version) is never a go.sum's.
+# - inventory: `metadata.get("virtual_path", None)` or no default: the java cataloger sets virtual_path on every
+#   package, so the default is never read.
