@@ -290,3 +290,9 @@ def test_a_job_is_forced_only_when_asked_and_an_unknown_job_is_none(tmp_path):
 #   keeps ids distinct just as well.
 # - Worker.run, process: the asyncio task names ("job 7 ref", "lease of job 7") -> None or left out:
 #   they name tasks in asyncio's own debug output only.
+# - Worker._keep_lease: `written = None` for `{}`: progress counts are never an empty dict, so the first tick writes
+#   either way and later ones compare dicts.
+# - Worker._release: `return False` -> `True` when the release failed: only the job_released log line's
+#   released= field reads it (the lease then expires, as the comment there says).
+# - _acquire_unless_stopped: `acquire.done() or not acquire.cancelled()`: when only the stop came, the slot it then
+#   releases without holding is taken straight back by its own acquire, still pending, so the count is the same.
