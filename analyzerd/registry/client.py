@@ -102,6 +102,17 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
+async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first ``limit`` bytes. ``content.read(n)`` returns what has arrived so
+    far (one read of the socket), not n bytes: a body that comes in several reads needs several."""
+    parts: list[bytes] = []
+    size = 0
+    while size < limit and (part := await resp.content.read(limit - size)):
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
 def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
     value = resp.headers.get("Retry-After")
     if value is None:
@@ -164,7 +175,7 @@ class RegistryClient:
                             return _Host(base, ssl_param, Challenge("", {}))
                         errors.append(f"{base}/v2/ answered HTTP {resp.status}")
                 except (aiohttp.ClientConnectionError, asyncio.TimeoutError, ssl.SSLError) as exc:
-                    errors.append(f"{scheme}: {exc or type(exc).__name__}")
+                    errors.append(f"{scheme}: {str(exc) or type(exc).__name__}")
             error = RegistryError(f"cannot reach {network_host} for {ref}: {'; '.join(errors)}", temporary=True)
             if attempt >= self._retry.attempts:
                 if attempt > 1:
@@ -226,10 +237,10 @@ class RegistryClient:
             # wherever that host sends us next.
             async with self._session.get(realm.url, params=query, headers=headers, allow_redirects=False,
                                          ssl=self._realm_ssl(host, realm, settings)) as resp:
-                body = await resp.content.read(MAX_TOKEN_RESPONSE)
+                body = await _read_at_most(resp, MAX_TOKEN_RESPONSE)
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise RegistryError(f"{ref}: token service {realm.url} unreachable: {exc or type(exc).__name__}",
+            raise RegistryError(f"{ref}: token service {realm.url} unreachable: {str(exc) or type(exc).__name__}",
                                 temporary=True) from None
         if status in (401, 403):
             who = f" for user {settings.credentials.username!r}" if settings.credentials else " (anonymous)"
@@ -290,7 +301,7 @@ class RegistryClient:
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 error: RegistryError = RegistryError(
                     f"{what} {ref}: cannot reach {_network_host(ref.registry)}: "
-                    f"{exc or type(exc).__name__}", temporary=True)
+                    f"{str(exc) or type(exc).__name__}", temporary=True)
             else:
                 if resp.status in (200, 206):
                     return resp
@@ -340,7 +351,7 @@ class RegistryClient:
         return RegistryError(text, status=status, temporary=status in _TEMPORARY_STATUS)
 
     async def _error(self, resp: aiohttp.ClientResponse, ref: ImageRef, what: str) -> RegistryError:
-        body = await resp.content.read(MAX_ERROR_BODY)
+        body = await _read_at_most(resp, MAX_ERROR_BODY)
         code = message = None
         try:
             errors = json.loads(body).get("errors") or []
@@ -373,7 +384,7 @@ class RegistryClient:
             if (resp.content_length or 0) > MAX_MANIFEST_SIZE:
                 raise RegistryError(f"manifest {ref}: {resp.content_length} bytes exceed the "
                                     f"limit of {MAX_MANIFEST_SIZE}")
-            body = await resp.content.read(MAX_MANIFEST_SIZE + 1)
+            body = await _read_at_most(resp, MAX_MANIFEST_SIZE + 1)
             if len(body) > MAX_MANIFEST_SIZE:
                 raise RegistryError(f"manifest {ref}: larger than the limit of {MAX_MANIFEST_SIZE} bytes")
             media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()

@@ -131,6 +131,7 @@ def test_a_token_is_kept_for_its_lifetime_less_the_margin(expires_in: float | No
     cache.put(key, "token-b", expires_in)
     cache.drop(key)
     assert cache.get(key) is None
+    cache.drop(key)  # dropping what is not there (any more) is no error
 
 
 def test_refusals_say_what_was_refused_and_quote_the_realm_bounded() -> None:
@@ -145,7 +146,8 @@ def test_refusals_say_what_was_refused_and_quote_the_realm_bounded() -> None:
     with pytest.raises(AuthError) as caught:
         token_realm(bearer(short_realm), settings("registry.example"), "registry.example")
     assert f"{short_realm!r} over plain http: refusing to send credentials in cleartext" in caught.value.message
-    assert "'insecure: true'" in caught.value.hint and "https" in caught.value.hint
+    assert caught.value.hint == ("The token realm must be https, unless it is on the host of a registry configured "
+                                 "'insecure: true' (or both are on loopback).")
 
 
 def test_docker_config_credentials_by_registry_host() -> None:
@@ -157,24 +159,39 @@ def test_docker_config_credentials_by_registry_host() -> None:
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()
     config = {"auths": {
-        "registry.example:5000": {"auth": b64("alice:pa:ss")},
-        "https://other.example/v1/": {"username": "bob", "password": "secret"},
-        "https://index.docker.io/v1/": {"auth": b64("hubuser:hubpass")},
         "helper.example": {},  # credsStore keeps it elsewhere
         "odd.example": "not an object",
+        "half.example": {"username": "carol"},  # no password: not credentials
+        "registry.example:5000": {"auth": b64("alice:pa:ss")},
+        "https://other.example/v1/": {"username": "bob", "password": "secret"},
+        "http://plain.example:5000/v2/": {"auth": b64("dave:pw")},
+        "https://deep.example/a/b/": {"auth": b64("erin:pw")},
+        "https://index.docker.io/v1/": {"auth": b64("hubuser:hubpass")},
         "empty.example": {"auth": ""},
     }}
     found = docker_config_credentials(json.dumps(config), "/root/.docker/config.json")
     assert {host: (c.username, c.password) for host, c in found.items()} == {
         "registry.example:5000": ("alice", "pa:ss"), "other.example": ("bob", "secret"),
-        "docker.io": ("hubuser", "hubpass")}
+        "plain.example:5000": ("dave", "pw"), "deep.example": ("erin", "pw"), "docker.io": ("hubuser", "hubpass")}
     assert docker_config_credentials('{"credsStore": "desktop"}', "c.json") == {}
     assert docker_config_credentials('["not", "an", "object"]', "c.json") == {}
     assert Credentials("u", "p").basic() == "Basic dTpw"
 
 
+@pytest.mark.parametrize("key", ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io",
+                                 "https://registry-1.docker.io", "https://index.docker.io/v1/access-token"])
+def test_docker_hubs_spellings_in_a_docker_config_are_docker_io(key: str) -> None:
+    from analyzerd.registry.auth import docker_config_credentials
+    config = {"auths": {key: {"username": "hubuser", "password": "hubpass"}}}
+    assert list(docker_config_credentials(json.dumps(config), "c.json")) == ["docker.io"]
+
+
 @pytest.mark.parametrize("text, message", [
     ("{not json", "docker config /c.json is not valid JSON"),
+    ('{"auths": {"r.example": {"auth": "abc"}}}',  # bad padding
+     "docker config /c.json: auths['r.example']: 'auth' is not base64 of user:password"),
+    ('{"auths": {"r.example": {"auth": "' + base64.b64encode(b"\xff:\xfe").decode() + '"}}}',  # not UTF-8
+     "docker config /c.json: auths['r.example']: 'auth' is not base64 of user:password"),
     ('{"auths": {"r.example": {"auth": "%%%"}}}', "docker config /c.json: auths['r.example']: 'auth' is not base64"),
     ('{"auths": {"r.example": {"auth": "' + base64.b64encode(b"no-colon").decode() + '"}}}',
      "docker config /c.json: auths['r.example']: 'auth' is not base64 of user:password"),
@@ -185,3 +202,14 @@ def test_a_broken_docker_config_is_refused_naming_file_and_entry(text: str, mess
     with pytest.raises(ConfigError) as caught:
         docker_config_credentials(text, "/c.json")
     assert message in caught.value.message
+
+
+def test_a_redirect_targets_challenge_is_an_error_naming_that_host_or_quoting_its_url() -> None:
+    from analyzerd.registry.auth import redirect_challenge_error
+    error = redirect_challenge_error("blob r.example/team/app:1", "https://storage.example:8443/blob?sig=1",
+                                     "r.example", 401)
+    assert error.message == (
+        "unauthorized: blob r.example/team/app:1: storage.example:8443, where registry r.example redirected the "
+        "download, asked for credentials (HTTP 401); credentials go only to r.example and its token realm, so none "
+        "were sent") and error.status == 401
+    assert ": '/relative', where registry" in redirect_challenge_error("blob x", "/relative", "r.example", 403).message
