@@ -213,7 +213,7 @@ class SecretScanner:
         self._paths: list[str] = []
         # files that began more than a piece before their hits: what their first block
         # showed (binary?) and newlines counted so far, keyed by start offset
-        self._long: dict[int, list[int]] = {}
+        self._long: dict[int, list[Any]] = {}
         self._open_long: int | None = None
         self._seen: set[tuple[int, str, int]] = set()  # (file start, rule, line)
         self._verdicts: dict[int, bool] = {}  # file index: are its hits looked at?
@@ -258,20 +258,25 @@ class SecretScanner:
                 self._whole.append((len(self._starts) - 1, chosen))
 
     def long_file_started(self) -> None:
-        """The file added last streams in more than one piece of data: remember its first
-        block now, while it is at hand."""
+        """The file added last streams in more than one piece of data: count its lines as
+        they pass, and tell from its first block, once that is all at hand (before it leaves
+        the bytes kept), whether it is binary."""
         if not self._starts:
             return
         start, size = self._starts[-1], self._sizes[-1]
-        head = self._head(start, size)
-        binary = head is not None and b"\0" in head
-        # [newlines counted, counted up to offset, size, binary]
-        self._long[start] = [0, start, size, int(binary)]
-        self._open_long = None if binary and not self._rules.scan_binary else start
+        # [newlines counted, counted up to offset, size, binary (None: its first block is not all at hand yet)]
+        self._long[start] = [0, start, size, None]
+        self._open_long = start
+        self._count_long(start)
 
     def _count_long(self, upto: int) -> None:
         assert self._open_long is not None
         state = self._long[self._open_long]
+        if state[3] is None:
+            state[3] = self._binary(self._open_long, state[2], False)
+            if state[3] and not self._rules.scan_binary:
+                self._open_long = None  # its hits are not looked at: no line numbers needed
+                return
         end = min(upto, self._open_long + state[2])
         if end > state[1]:
             chunk = self._window(state[1], end)
@@ -303,7 +308,11 @@ class SecretScanner:
                 continue  # in a tar header, padding, or a file's name: not file data
             wanted = verdicts.get(index)
             if wanted is None:
-                wanted = verdicts[index] = self._wanted(index)
+                wanted = self._wanted(index, final)
+                if wanted is None:
+                    self._hits.append((pattern, end))  # its first block is not all at hand yet
+                    continue
+                verdicts[index] = wanted
             if not wanted:
                 continue
             line_end = self._line_end(end, start + size, window_end, final)
@@ -331,7 +340,7 @@ class SecretScanner:
                 waiting.append((index, chosen))
                 continue
             content = self._window(start, start + size)
-            if content is None or not self._wanted(index):
+            if content is None or not self._wanted(index, True):
                 continue
             line_start = 0
             for line in content.split(b"\n"):
@@ -340,9 +349,10 @@ class SecretScanner:
                 line_start += len(line) + 1
         self._whole = waiting
 
-    def _wanted(self, index: int) -> bool:
+    def _wanted(self, index: int, final: bool) -> bool | None:
         """Whether hits in this file are looked at: not too large, not an allowed path,
-        and text (unless binary files are scanned). Decided once per file."""
+        and text (unless binary files are scanned). Decided once per file, from its whole
+        first block: None while that is not all at hand (``final``: what came decides)."""
         rules = self._rules
         start, size, path = self._starts[index], self._sizes[index], self._paths[index]
         if size > rules.max_file_size or any(allowed.search(path) for allowed in rules._allowed):
@@ -350,10 +360,10 @@ class SecretScanner:
         if rules.scan_binary:
             return True
         if start >= self._previous_start:
-            head = self._head(start, size)
-            return head is not None and b"\0" not in head
+            binary = self._binary(start, size, final)
+            return None if binary is None else not binary
         state = self._long.get(start)
-        return state is not None and not state[3]
+        return state is not None and state[3] is False
 
     def _line_end(self, end: int, file_end: int, window_end: int, final: bool) -> int | None:
         limit = min(file_end, end + MAX_LINE)
@@ -380,14 +390,20 @@ class SecretScanner:
         rule = compiled.rule
         start = self._starts[index]
         # lookbehinds still see the bytes before ``near``; Anchore's rules match whole lines
-        found = compiled.regex.match(line) if rule.anchore else compiled.regex.search(line, near, far)
-        if found is None:
-            return
-        secret = found.group("secret") if compiled.has_secret_group else found.group(0)
-        if secret is None or any(a.search(secret) for a in compiled.allow):
-            return
+        matches = [compiled.regex.match(line)] if rule.anchore else compiled.regex.finditer(line, near, far)
+        for found in matches:
+            if found is None:
+                return
+            secret = found.group("secret") if compiled.has_secret_group else found.group(0)
+            if secret is not None and not any(a.search(secret) for a in compiled.allow):
+                break
+        else:
+            return  # none, or only allowed values: an allowed value does not hide a secret after it
         number = self._line_number(start, line_start)
         if number is None or (start, rule.id, number) in self._seen:
+            return
+        if len(self.findings) >= MAX_FINDINGS:  # files read whole (.netrc...) are bounded here
+            self.truncated = True
             return
         self._seen.add((start, rule.id, number))
         position = found.start("secret") if compiled.has_secret_group else found.start()
@@ -411,9 +427,17 @@ class SecretScanner:
         between = self._window(line_start, upto) if upto >= line_start else None
         return None if between is None else counted - between.count(b"\n") + 1
 
-    def _head(self, start: int, size: int) -> bytes | None:
-        """The first block of the file at ``start``, as much of it as is at hand."""
-        return self._window(start, min(start + BINARY_SNIFF, start + size, self._current_start + len(self._current)))
+    def _binary(self, start: int, size: int, final: bool) -> bool | None:
+        """Whether the file at ``start`` is binary: a NUL in its first block (BINARY_SNIFF
+        bytes). None while that block is not all at hand, unless ``final`` (the stream ended)."""
+        window_end = self._current_start + len(self._current)
+        head_end = start + min(BINARY_SNIFF, size)
+        head = self._window(start, min(head_end, window_end))
+        if head is None:
+            return None
+        if b"\0" in head:
+            return True
+        return False if head_end <= window_end or final else None
 
     def _window(self, begin: int, end: int) -> bytes | None:
         """Stream bytes [begin, end) from the two pieces at hand; None if not all at hand."""
