@@ -132,3 +132,64 @@ def random_layers(rng, count=4):
 def test_random_layers(seed, tmp_path):
     layers = random_layers(random.Random(seed))
     assert squashed(layers) == filesystem_merge(layers, str(tmp_path))
+
+
+def attributes(layers, path):
+    """(mode & 0o7777, uid, gid) of ``path`` in the squash of ``layers`` (members)."""
+    for _, record, _ in squash([analyze(make_layer(members)) for members in layers]):
+        if record.path == path:
+            return record.kind, record.mode & 0o7777, record.uid, record.gid
+    raise AssertionError(f"{path} not in the merged view")
+
+
+def test_a_made_directory_copies_the_nearest_lower_layers_made_directory():
+    """containerd's mkparent looks in each lower layer's own directory, ignoring an opaque
+    marker above: the nearest that has /d/a made it, copying 0700 7:8 from the bottom layer."""
+    layers = [[D("d"), Member("d/a", kind="dir", mode=0o700, uid=7, gid=8)],
+              [F("d/a/b/f")],  # makes /d/a, as layer 0 has it
+              [D("d"), F("d/.wh..wh..opq", b"")],  # hides /d/a, has no /d/a of its own
+              [F("d/a/g")]]  # makes /d/a again, looked up in layer 2, then found in layer 1
+    assert attributes(layers, "/d/a") == (FileKind.DIR, 0o700, 7, 8)
+    # a whiteout is something at the path: the lookup stops there, and copies nothing
+    whited = [layers[0], layers[1], [F("d/.wh.a", b"")], layers[3]]
+    assert attributes(whited, "/d/a") == (FileKind.DIR, 0o755, 0, 0)
+
+
+def test_a_directory_made_where_a_lower_symlink_points_at_the_root_is_root_owned_0755():
+    """The lower layer's root directory has no entry of its own: 0755, root-owned, and the
+    symlink it replaces is gone from the merged view."""
+    layers = [[Member("link", kind="symlink", link="/"), Member("srv", kind="dir", mode=0o700, uid=9, gid=9)],
+              [F("link/f")]]
+    assert attributes(layers, "/link") == (FileKind.DIR, 0o755, 0, 0)
+    assert attributes(layers, "/link/f")[0] is FileKind.FILE
+
+
+def _global_header(path: bytes) -> bytes:
+    from analyzerd.testing import raw_header, raw_member
+    body = b" path=" + path + b"\n"
+    record = str(len(body) + 2).encode() + body
+    return raw_member(raw_header(b"pax_global_header", size=len(record), typeflag=b"g"), record)
+
+
+@pytest.mark.parametrize("marker", ["whiteout", "opaque", "global-header"])
+def test_the_directory_a_whiteout_opaque_marker_or_removal_makes_copies_the_lower_layers(marker):
+    """Unpacking a whiteout, an opaque marker or a global header's removal makes its parent
+    directory as any entry does: /s/d takes 0700 7:8 from the layer that made it below
+    (containerd's applier gives the same)."""
+    base = [[D("s"), Member("s/d", kind="dir", mode=0o700, uid=7, gid=8)],
+            [F("s/d/f")],  # makes /s/d, copying layer 0's
+            [D("s"), F("s/.wh..wh..opq", b"")]]  # hides it; has no /s/d of its own
+    tars = [make_layer(members) for members in base]
+    if marker == "global-header":
+        tars.append(_global_header(b"s/d/decoy") + bytes(1024))
+    else:
+        tars.append(make_layer([F("s/d/.wh.gone" if marker == "whiteout" else "s/d/.wh..wh..opq", b"")]))
+    view = {record.path: (index, record) for index, record, _ in squash([analyze(t) for t in tars])}
+    index, record = view["/s/d"]
+    assert (index, record.kind, record.mode & 0o7777, record.uid, record.gid) == (3, FileKind.DIR, 0o700, 7, 8)
+
+
+
+# Mutation survivors that cannot matter (tools/mutation.sh archive):
+# - whiteout _LowerLayer.directory: the default record built with path None, kind None, size None or
+#   mtime None: _made_dirs copies only its mode, uid and gid.

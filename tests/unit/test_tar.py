@@ -67,7 +67,8 @@ CORPUS = [
 def test_formats_match_tarfile(fmt):
     data = make_layer(CORPUS, fmt)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        expected = {"/" + m.name.rstrip("/"): (m, hashlib.sha256(tar.extractfile(m).read() if m.isreg() else b"").hexdigest())
+        expected = {"/" + m.name.rstrip("/"):
+                    (m, hashlib.sha256(tar.extractfile(m).read() if m.isreg() else b"").hexdigest())
                     for m in tar.getmembers()}
     got = read_all(data)
     assert len(got) == len(expected)
@@ -267,3 +268,55 @@ def test_metadata_records_of_block_sizes_do_not_swallow_the_next_member(kind, si
         assert got == [("/" + name, hashlib.sha256(b"long-named content").hexdigest()),
                        ("/next", hashlib.sha256(b"next content").hexdigest()),
                        ("/last", hashlib.sha256(b"").hexdigest())], (kind, size, step)
+
+
+def test_the_protocol_events_print_as_their_names():
+    """What a caller sees when it logs or prints an event it did not expect."""
+    assert [repr(event) for event in (NEED_DATA, ENTRY_END, END)] == ["NEED_DATA", "ENTRY_END", "END"]
+    (entry, _), = read_all(make_layer([Member("etc/os-release", b"ID=x\n")], "gnu"))
+    assert repr(entry) == "Entry('/etc/os-release', '0', size=5)"
+
+
+def _pax(records: dict[bytes, bytes]) -> bytes:
+    body = b""
+    for key, value in records.items():
+        line = b" " + key + b"=" + value + b"\n"
+        length = len(line) + 1
+        while len(str(length)) + len(line) != length:
+            length += 1
+        body += str(length).encode() + line
+    return raw_member(raw_header(b"PaxHeaders/f", size=len(body), typeflag=b"x"), body)
+
+
+SPARSE_CONTENT = b"hello" + bytes(7995) + b"xyz" + bytes(1997)  # fragments (0, 5) and (8000, 3) of 10,000
+
+
+@pytest.mark.parametrize("step", [None, 1, 100])
+def test_gnu_sparse_pax_0_1_and_1_0_give_the_logical_content(step):
+    v01 = _pax({b"GNU.sparse.size": b"10000", b"GNU.sparse.numblocks": b"2", b"GNU.sparse.map": b"0,5,8000,3",
+                b"GNU.sparse.name": b"sparse01"}) + raw_member(raw_header(b"GNUSparseFile.0/x", size=8), b"helloxyz")
+    sparse_map = b"2\n0\n5\n8000\n3\n".ljust(512, b"\0")
+    v10 = _pax({b"GNU.sparse.major": b"1", b"GNU.sparse.minor": b"0", b"GNU.sparse.realsize": b"10000",
+                b"GNU.sparse.name": b"sparse10"}) + raw_member(raw_header(b"GNUSparseFile.0/y", size=520),
+                                                               sparse_map + b"helloxyz")
+    after = raw_member(raw_header(b"after", size=1), b"!")
+    got = [(e.path, e.size, e.sparse, d) for e, d in read_all(v01 + v10 + after, step)]
+    want = hashlib.sha256(SPARSE_CONTENT).hexdigest()
+    assert got == [("/sparse01", 10000, True, want), ("/sparse10", 10000, True, want),
+                   ("/after", 1, False, hashlib.sha256(b"!").hexdigest())]
+
+
+def test_gnu_sparse_maps_that_do_not_fit_the_file_are_refused():
+    def v01(sparse_map, count=b"2", stored=8):
+        return (_pax({b"GNU.sparse.size": b"10000", b"GNU.sparse.numblocks": count, b"GNU.sparse.map": sparse_map})
+                + raw_member(raw_header(b"f", size=stored), b"h" * stored))
+    with pytest.raises(ArchiveError, match="invalid GNU sparse map of '/f' at offset 1024"):
+        read_all(v01(b"0,5,9999,3"))  # past the end
+    with pytest.raises(ArchiveError, match="invalid GNU sparse map of '/f'"):
+        read_all(v01(b"100,5,50,3"))  # out of order
+    with pytest.raises(ArchiveError, match="does not match its block count"):
+        read_all(v01(b"0,5,8000,3", count=b"3"))
+    with pytest.raises(ArchiveError, match="missing data"):
+        read_all(v01(b"0,5,8000,3", stored=6))
+    with pytest.raises(ArchiveError, match="unreferenced data"):
+        read_all(v01(b"0,5,8000,3", stored=9))

@@ -197,7 +197,7 @@ def test_finished_jobs_leave_no_callback_errors_and_nothing_running_at_stop(tmp_
         errors = []
         asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
         async with await Store.open(str(tmp_path / "jobs.db")) as store:
-            ids = await store.enqueue(["r.example/a:1", "r.example/b:1", "r.example/c:1"], None)
+            await store.enqueue(["r.example/a:1", "r.example/b:1", "r.example/c:1"], None)
 
             async def analyze_and_store(reference, platform, *, force):
                 return Outcome(DIGEST, 1, False)
